@@ -1,0 +1,73 @@
+# jupybox: the commands for a fresh Debian machine, as root.
+#   make deps    Debian packages (only what is missing) + .venv with jupybox[test]
+#   make test    the test suite (non-zero exit on any failure)
+#   make demo    a short CLI demo on the built-in `host` image
+#   make bench   jupybox against its anchors (crun, runc, podman, unshare), interleaved
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.jupybox-installed
+
+APT_PACKAGES := python3 python3-venv python3-dev gcc libseccomp2 busybox-static crun runc \
+	podman skopeo umoci docker-registry mmdebstrap hyperfine jq uidmap apache2-utils zstd \
+	iproute2 nftables buildah
+
+PYTEST_OPTS ?= -q -p no:cacheprovider --timeout 300 -rs --durations=15
+TESTS       ?= tests
+BENCH_ARGS  ?=
+
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help deps apt-deps venv test demo bench clean
+
+help:
+	@echo "make deps | test | demo | bench | clean"
+
+# --- dependencies -------------------------------------------------------------
+deps: apt-deps $(STAMP)
+
+# dpkg-query costs ~50 ms; apt-get runs only when a package is missing.
+apt-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  if ! dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed'; then \
+	    missing="$$missing $$p"; \
+	  fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  $(SUDO) apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml | $(VPY)
+	@# the machine's pip config names local index dirs that may be absent: drop those warnings
+	$(VPY) -m pip install -q -e '.[test]' 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@touch $@
+
+venv: $(STAMP)
+
+# --- test ---------------------------------------------------------------------
+test: deps
+	$(VPY) -m pytest $(PYTEST_OPTS) $(TESTS)
+
+# --- demo ---------------------------------------------------------------------
+demo: deps
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
+
+# --- benchmarks ---------------------------------------------------------------
+bench: deps
+	$(VPY) benchmarks/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf build *.egg-info jupybox.egg-info test-artifacts benchmarks/results
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,36 @@
+"""jupybox: real Linux containers inside Jupyter.
+
+The public API only; everything is imported on first use so that ``jupybox`` on the command
+line and the launcher daemon start fast.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_API = {
+    "run": "api", "create": "api", "container": "api", "containers": "api", "images": "api", "image": "api",
+    "volumes": "api", "prune": "api", "engine": "api", "launcher": "api",
+    "Container": "runtime.container", "ContainerSpec": "runtime.spec", "Limits": "runtime.spec",
+    "Mount": "runtime.spec", "make_spec": "runtime.options",
+    "JupyboxError": "errors", "ContainerError": "errors", "ContainerOOMError": "errors",
+    "ImageNotFound": "errors", "ContainerNotFound": "errors", "UsageError": "errors",
+    "load_ipython_extension": "jupyter.magics", "unload_ipython_extension": "jupyter.magics",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jupybox' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"jupybox.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,3 @@
+from jupybox.cli import main
+
+main()

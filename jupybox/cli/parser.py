@@ -1,0 +1,103 @@
+"""One argparse parser for the CLI and the ``%container`` magic.
+
+Errors raise :class:`jupybox.errors.UsageError` instead of exiting, so the magic turns them into
+IPython's UsageError (the kernel stays alive) and the CLI into docker's exit code 125.
+Verb modules register themselves with ``add_parser(subparsers)`` and a ``run(args, ctx)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from ..errors import UsageError
+
+# verb -> module (in jupybox.cli) that defines it
+VERBS = {
+    "run": "run", "create": "run", "start": "run", "exec": "run",
+    "ps": "containers", "logs": "containers", "inspect": "containers", "stop": "containers",
+    "kill": "containers", "rm": "containers", "stats": "containers", "wait": "containers",
+    "prune": "containers",
+    "images": "images", "import": "images", "rmi": "images", "tag": "images", "history": "images",
+    "image": "images", "save": "images", "load": "images", "pull": "images", "push": "images",
+    "login": "images", "logout": "images", "fsck": "images",
+    "volume": "volumes",
+    "kernel": "kernel",
+    "info": "info", "version": "info",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if message:
+            raise UsageError(message.strip())
+        raise _HelpShown(status)
+
+
+class _HelpShown(Exception):
+    def __init__(self, status: int):
+        self.status = status
+
+
+def build(prog: str = "jupybox") -> Parser:
+    parser = Parser(prog=prog, description="Real Linux containers for Jupyter, with a docker-like CLI.")
+    parser.add_argument("--root", help="state directory (default $JUPYBOX_ROOT or /var/lib/jupybox)")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
+    for module in dict.fromkeys(VERBS.values()):
+        importlib.import_module(f"jupybox.cli.{module}").add_parsers(sub)
+    parser.verbs = sub.choices
+    return parser
+
+
+def parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, with docker's rule that the words after IMAGE (or CONTAINER) are the command."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--root" else 1
+    if i < len(argv) and argv[i] in ("run", "create", "exec"):
+        verb = argv[i]
+        head, tail = split_command(parser.verbs[verb], argv[i + 1 :], positionals=1)
+        args = parser.parse_args(argv[: i + 1] + head)
+        args.command = tail
+        return args
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        raise _HelpShown(0)
+    return args
+
+
+def takes_value(parser: argparse.ArgumentParser) -> dict[str, bool]:
+    """Option string -> whether it consumes the next word (for splitting `run OPTIONS IMAGE CMD...`)."""
+    out = {}
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps no public list
+        for opt in action.option_strings:
+            out[opt] = action.nargs != 0
+    return out
+
+
+def split_command(parser: argparse.ArgumentParser, words: list[str], positionals: int = 1) -> tuple[list[str], list[str]]:
+    """Split at the end of the first ``positionals`` non-option words: the rest is the command.
+
+    docker's rule: everything after the image belongs to the command, even words that look
+    like options (``jupybox run host ls -l``).
+    """
+    opts = takes_value(parser)
+    i = 0
+    seen = 0
+    while i < len(words):
+        w = words[i]
+        if w == "--":
+            return words[:i] + words[i + 1 : i + 1 + positionals - seen], words[i + 1 + positionals - seen :]
+        if w.startswith("-") and w != "-":
+            # --opt=value, -m256m, -it and unknown flags (argparse names those) are one word
+            i += 2 if opts.get(w) else 1
+            continue
+        seen += 1
+        i += 1
+        if seen == positionals:
+            return words[:i], words[i:]
+    return words, []

@@ -1,0 +1,169 @@
+"""run, create, start, exec: the verbs that make processes."""
+
+from __future__ import annotations
+
+import os
+
+from .. import errors
+
+RUN_HELP = "Create and run a new container from an image"
+
+
+def add_run_options(p) -> None:
+    """docker run's options; shared with `create` and the %%container magic."""
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the id")
+    p.add_argument("--rm", dest="remove", action="store_true", help="remove the container when it exits")
+    p.add_argument("--name", help="assign a name")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="read variables from a file")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="USER[:GROUP] (names or ids)")
+    p.add_argument("-v", "--volume", dest="volumes", action="append", default=[], metavar="SRC:DST[:ro]",
+                   help="bind mount a host path or a named volume")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="mount a tmpfs")
+    p.add_argument("-h", "--hostname", help="container host name")
+    p.add_argument("-m", "--memory", help="memory limit (e.g. 256m, 1g)")
+    p.add_argument("--memory-swap", help="memory+swap limit; -1 unlimited (default: no swap)")
+    p.add_argument("--cpus", help="number of CPUs (e.g. 0.5)")
+    p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight")
+    p.add_argument("--pids-limit", help="maximum number of processes (-1 unlimited)")
+    p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
+    p.add_argument("--init", dest="init", action="store_true", default=True,
+                   help="run a small init as PID 1 (default)")
+    p.add_argument("--no-init", dest="init", action="store_false", help="run the command as PID 1")
+    p.add_argument("--privileged", action="store_true", help="all capabilities, no seccomp, no masked paths")
+    p.add_argument("--cap-add", action="append", default=[], help="add a Linux capability")
+    p.add_argument("--cap-drop", action="append", default=[], help="drop a Linux capability")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
+    p.add_argument("-t", "--tty", action="store_true", help="(accepted for docker compatibility)")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="K=V", help="set metadata")
+
+
+def options_from_args(args) -> dict:
+    labels = {}
+    for item in args.label:
+        k, _, v = item.partition("=")
+        labels[k] = v
+    return {
+        "memory": args.memory, "memory_swap": args.memory_swap, "cpus": args.cpus, "cpu_shares": args.cpu_shares,
+        "pids_limit": args.pids_limit, "env": args.env, "env_file": args.env_file, "workdir": args.workdir,
+        "user": args.user, "volumes": args.volumes, "tmpfs": args.tmpfs, "hostname": args.hostname,
+        "name": args.name, "network": args.network, "read_only": args.read_only, "entrypoint": args.entrypoint,
+        "init": args.init, "privileged": args.privileged, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
+        "remove": args.remove, "interactive": args.interactive, "tty": args.tty, "labels": labels,
+    }
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("run", help=RUN_HELP, add_help=False)
+    p.add_argument("--help", action="help")
+    add_run_options(p)
+    p.add_argument("image")
+    p.set_defaults(func=cmd_run, command=[])
+
+    p = sub.add_parser("create", help="Create a new container without starting it", add_help=False)
+    p.add_argument("--help", action="help")
+    add_run_options(p)
+    p.add_argument("image")
+    p.set_defaults(func=cmd_create, command=[])
+
+    p = sub.add_parser("start", help="Start one or more stopped containers")
+    p.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr and wait")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    p.add_argument("containers", nargs="+")
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("exec", help="Run a command in a running container")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_exec, command=[])
+
+
+def _stdin(interactive: bool) -> tuple[int, bool]:
+    if interactive:
+        return 0, False
+    return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), True
+
+
+def _create(args, ctx, cid=None):
+    from ..runtime.options import make_spec
+
+    spec = make_spec(args.image, args.command, **options_from_args(args))
+    return spec, ctx.engine.create(spec, cid=cid)
+
+
+def cmd_create(args, ctx) -> int:
+    _spec, rec = _create(args, ctx)
+    ctx.print(rec.id)
+    return 0
+
+
+def cmd_run(args, ctx) -> int:
+    prewarmed = None if args.detach else ctx.prewarmed
+    spec, rec = _create(args, ctx, cid=prewarmed[0] if prewarmed else None)
+    engine = ctx.engine
+    try:
+        if args.detach:
+            engine.start_detached(rec)
+            ctx.print(rec.id)
+            return 0
+        stdin, opened = _stdin(args.interactive)
+        try:
+            pw = ctx.take_prewarmed() if prewarmed else None
+            state = engine.run_attached(rec, (stdin, 1, 2), prepared=(pw[1], pw[2]) if pw else None)
+        finally:
+            if opened:
+                os.close(stdin)
+        return state.exit_code
+    except errors.JupyboxError:
+        if spec.remove:
+            try:
+                engine.remove(rec, force=True)
+            except errors.JupyboxError:
+                pass
+        raise
+
+
+def cmd_start(args, ctx) -> int:
+    engine = ctx.engine
+    code = 0
+    for ref in args.containers:
+        rec = engine.records.get(ref)
+        if args.attach:
+            stdin, opened = _stdin(args.interactive)
+            try:
+                code = engine.run_attached(rec, (stdin, 1, 2)).exit_code
+            finally:
+                if opened:
+                    os.close(stdin)
+        else:
+            engine.start_detached(rec)
+            ctx.print(ref)
+    return code
+
+
+def cmd_exec(args, ctx) -> int:
+    from ..runtime.options import parse_env, read_env_file
+
+    engine = ctx.engine
+    rec = engine.records.get(args.container)
+    env = {}
+    for path in args.env_file:
+        env.update(read_env_file(path))
+    env.update(parse_env(args.env))
+    stdin, opened = _stdin(args.interactive)
+    try:
+        return engine.exec(rec, args.command, env=env, workdir=args.workdir, user=args.user,
+                           stdio=(stdin, 1, 2), privileged=True if args.privileged else None)
+    finally:
+        if opened:
+            os.close(stdin)

@@ -1,0 +1,262 @@
+"""The Python face of one container: what ``jupybox.run`` returns and ``jupybox ps`` lists."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from .. import errors
+from .engine import Engine, signal_number
+from .records import Record
+from .state import State, Status
+
+
+class Container:
+    """A handle on a container; cheap to make, always reads fresh state from disk."""
+
+    def __init__(self, engine: Engine, record: Record, client=None):
+        self._engine = engine
+        self._record = record
+        self._client = client  # the launcher daemon's client when the API started it
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def short_id(self) -> str:
+        return self._record.id[:12]
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def image(self) -> str:
+        return self._record.config["image"]["ref"]
+
+    @property
+    def config(self) -> dict:
+        return self._record.config
+
+    def __repr__(self) -> str:
+        try:
+            return f"<Container {self.name} ({self.short_id}) {self.status}>"
+        except errors.JupyboxError:
+            return f"<Container {self.short_id} removed>"
+
+    # -- state -------------------------------------------------------------------------------
+    def state(self) -> State:
+        return self._engine.reconcile(self._record)
+
+    @property
+    def status(self) -> str:
+        return self.state().status.value
+
+    @property
+    def pid(self) -> int:
+        return self.state().pid
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.state().exit_code
+
+    @property
+    def oom_killed(self) -> bool:
+        return self.state().oom_killed
+
+    @property
+    def limits(self):
+        from .spec import Limits
+
+        return Limits(**self._record.config["spec"]["limits"])
+
+    # -- verbs -------------------------------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the container exits; return its exit code (docker's convention)."""
+        if self._client is not None:
+            result = self._client.wait_exit(self.id, timeout)
+            if result is not None:
+                self._last = result
+                return result["exit_code"]
+        state = self._engine.wait(self._record, timeout)
+        self._last = state.to_dict()
+        return state.exit_code if state.exit_code is not None else -1
+
+    def result(self) -> dict:
+        """Exit code, OOM flag, peak memory of the last run (after wait(); works after --rm too)."""
+        last = getattr(self, "_last", None)
+        if last is None:
+            self.wait()
+            last = self._last
+        return last
+
+    def stats(self):
+        return self._engine.stats(self._record)
+
+    def kill(self, sig: int | str = signal.SIGKILL) -> None:
+        self._engine.kill(self._record, signal_number(sig))
+
+    def stop(self, timeout: float = 10) -> None:
+        self._engine.stop(self._record, timeout)
+
+    def start(self) -> "Container":
+        if self._client is not None:
+            self._client.start(self.id)
+        else:
+            self._engine.start_detached(self._record)
+        return self
+
+    def remove(self, force: bool = False) -> None:
+        self._engine.remove(self._record, force)
+
+    def exec(self, command, *, env=None, workdir=None, user=None, stdout=None, stderr=None, stdin=None) -> int:
+        from .options import _words, parse_env
+
+        argv = _words(command)
+        stdio = _stdio(stdin, stdout, stderr)
+        try:
+            if self._client is not None:
+                return self._client.exec(self.id, argv, parse_env(env or {}), workdir, user, stdio[0])
+            return self._engine.exec(self._record, argv, env=parse_env(env or {}), workdir=workdir, user=user,
+                                     stdio=stdio[0])
+        finally:
+            for fd in stdio[1]:
+                os.close(fd)
+
+    def logs(self, stdout: bool = True, stderr: bool = True, tail: int | None = None) -> str:
+        parts = []
+        for want, path in ((stdout, self._record.stdout_log), (stderr, self._record.stderr_log)):
+            if want:
+                try:
+                    parts.append(path.read_bytes())
+                except FileNotFoundError:
+                    pass
+        data = b"".join(parts).decode(errors="replace")
+        if tail is not None:
+            lines = data.splitlines(keepends=True)
+            data = "".join(lines[-tail:] if tail else [])
+        return data
+
+    def inspect(self) -> dict:
+        return inspect_record(self._engine, self._record)
+
+
+def _stdio(stdin, stdout, stderr):
+    """File objects, fds or None (/dev/null) → three fds, plus the ones we opened and must close."""
+    opened = []
+    fds = []
+    for obj, mode in ((stdin, os.O_RDONLY), (stdout, os.O_WRONLY), (stderr, os.O_WRONLY)):
+        if obj is None:
+            fd = os.open("/dev/null", mode | os.O_CLOEXEC)
+            opened.append(fd)
+        elif isinstance(obj, int):
+            fd = obj
+        else:
+            fd = obj.fileno()
+        fds.append(fd)
+    return tuple(fds), opened
+
+
+def _docker_status(state: State) -> str:
+    return {Status.EXITED: "exited", Status.RUNNING: "running", Status.CREATED: "created"}.get(
+        state.status, state.status.value
+    )
+
+
+def inspect_record(engine: Engine, rec: Record) -> dict:
+    state = engine.reconcile(rec)
+    cfg = rec.config
+    spec = cfg["spec"]
+    limits = spec["limits"]
+    lowers = cfg["rootfs"]["lowers"]
+    binds = [
+        f"{m['source']}:{m['destination']}{':ro' if m.get('readonly') else ''}"
+        for m in cfg["mounts"] if m["type"] == "bind" and not m.get("volume")
+    ]
+    mounts = []
+    for m in cfg["mounts"]:
+        if m.get("volume"):
+            mounts.append({"Type": "volume", "Name": m["volume"], "Source": m["source"], "Destination": m["destination"],
+                           "Driver": "local", "RW": not m.get("readonly"), "Mode": "ro" if m.get("readonly") else "z"})
+        elif m["type"] == "bind":
+            mounts.append({"Type": "bind", "Source": m["source"], "Destination": m["destination"],
+                           "RW": not m.get("readonly"), "Mode": "ro" if m.get("readonly") else ""})
+        else:
+            mounts.append({"Type": "tmpfs", "Destination": m["destination"], "RW": True})
+    memory = limits.get("memory") or 0
+    swap = limits.get("memory_swap")
+    return {
+        "Id": rec.id,
+        "Created": cfg.get("created", ""),
+        "Path": cfg["argv"][0],
+        "Args": cfg["argv"][1:],
+        "State": {
+            "Status": _docker_status(state),
+            "Running": state.status is Status.RUNNING,
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": state.oom_killed,
+            "Dead": state.status is Status.DEAD,
+            "Pid": state.pid if state.status is Status.RUNNING else 0,
+            "ExitCode": state.exit_code if state.exit_code is not None else 0,
+            "Error": state.error,
+            "StartedAt": state.started_at or "0001-01-01T00:00:00Z",
+            "FinishedAt": state.finished_at or "0001-01-01T00:00:00Z",
+        },
+        "Image": cfg["image"]["id"],
+        "Name": "/" + rec.name,
+        "RestartCount": state.restart_count,
+        "Driver": "overlay",
+        "LogPath": str(rec.stdout_log),
+        "HostConfig": {
+            "Binds": binds or None,
+            "NetworkMode": spec["network"],
+            "AutoRemove": spec["remove"],
+            "Privileged": spec["privileged"],
+            "ReadonlyRootfs": spec["readonly_rootfs"],
+            "CapAdd": spec["cap_add"] or None,
+            "CapDrop": spec["cap_drop"] or None,
+            "Init": spec["init"],
+            "Memory": memory,
+            "MemorySwap": swap if swap is not None else (memory or 0),
+            "NanoCpus": int((limits.get("cpus") or 0) * 1e9),
+            "CpuShares": limits.get("cpu_shares") or 0,
+            "PidsLimit": limits.get("pids"),
+            "Tmpfs": {m["destination"]: ",".join(m.get("options", [])) for m in cfg["mounts"] if m["type"] == "tmpfs"} or None,
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": ":".join(reversed(lowers)),
+                "UpperDir": str(rec.upper),
+                "WorkDir": str(rec.work),
+                "MergedDir": str(rec.rootfs),
+            },
+        },
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": cfg.get("hostname", ""),
+            "User": cfg["user"],
+            "Env": [f"{k}={v}" for k, v in cfg["env"].items()],
+            "Cmd": spec["command"] or None,
+            "Entrypoint": spec["entrypoint"],
+            "Image": cfg["image"]["ref"],
+            "WorkingDir": cfg["cwd"],
+            "Labels": spec["labels"],
+            "StopSignal": cfg.get("stop_signal", "SIGTERM"),
+        },
+    }
+
+
+def age(iso: str) -> float:
+    """Seconds since an ISO timestamp written by now_iso()."""
+    if not iso:
+        return 0.0
+    try:
+        t = time.mktime(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    except ValueError:
+        return 0.0
+    return max(0.0, time.time() - t)

@@ -1,0 +1,622 @@
+"""The runtime: create, start, wait, stop, kill, exec, remove and prune containers.
+
+Everything that runs a container goes through :class:`Engine`: the CLI, the Python API,
+the launcher daemon that serves the notebook kernel, the builder's RUN steps. It turns a
+:class:`~jupybox.runtime.spec.ContainerSpec` into a record on disk (``create``), a cgroup and a
+launch plan (``start``), and records the exit (``finish``).
+
+The process that calls :meth:`Engine.start` becomes the container's *monitor*: it must wait for
+the container and call :meth:`Engine.finish`. ``start_detached`` forks a small daemon to be that
+monitor, as conmon does for podman.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+
+from .. import errors
+from ..cgroups import open_driver
+from ..linux import caps as lcaps
+from ..linux import seccomp as lseccomp
+from ..linux import syscalls as sc
+from ..paths import Layout
+from . import launch
+from .records import Record, Records
+from .spec import ContainerSpec, Mount
+from .state import State, Status, now_iso, pid_alive, proc_start_time, process_running
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class Running:
+    """A started container, as seen by its monitor."""
+
+    record: Record
+    pid: int
+    cgroup: object
+    sandbox: launch.Sandbox
+
+
+def exit_code_of(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+class Engine:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.layout = Layout(root).ensure()
+        self.records = Records(self.layout)
+        self._store = None
+        self._cgroups = None
+        lseccomp.set_cache_dir(str(self.layout.cache))
+
+    # -- collaborators, made on first use (the CLI's `ps` should not pay for libseccomp) --------
+    @property
+    def store(self):
+        if self._store is None:
+            from ..image.store import ImageStore
+
+            self._store = ImageStore(self.layout)
+            self._store.in_use = self.image_in_use
+        return self._store
+
+    @property
+    def cgroups(self):
+        if self._cgroups is None:
+            self._cgroups = open_driver()
+        return self._cgroups
+
+    # -- create ------------------------------------------------------------------------------
+    def create(self, spec: ContainerSpec, cid: str | None = None) -> Record:
+        image = self.store.resolve(spec.image)
+        cfg = image.config.get("config") or {}
+        if spec.entrypoint is not None:
+            entrypoint = list(spec.entrypoint)
+            cmd = list(spec.command)  # docker: --entrypoint resets the image's Cmd
+        else:
+            entrypoint = list(cfg.get("Entrypoint") or [])
+            cmd = list(spec.command) if spec.command else list(cfg.get("Cmd") or [])
+        argv = entrypoint + cmd
+        if not argv:
+            raise errors.UsageError("no command specified: the image has no Cmd or Entrypoint and none was given")
+        if spec.network not in ("none", "host"):
+            raise errors.UsageError(f"network {spec.network!r} is not supported: use none or host")
+
+        env: dict[str, str] = {}
+        for item in cfg.get("Env") or []:
+            k, _, v = item.partition("=")
+            env[k] = v
+        env.setdefault("PATH", DEFAULT_PATH)
+        env.update(spec.env)
+        try:
+            caps = lcaps.resolve_caps(spec.cap_add, spec.cap_drop, spec.privileged)
+        except ValueError as e:
+            raise errors.UsageError(str(e)) from None
+        mounts = [self._check_mount(m) for m in spec.mounts]
+        limits = spec.limits
+        if limits.memory is not None and 0 <= limits.memory < 6 * 1024 * 1024:
+            raise errors.UsageError("minimum memory limit allowed is 6MB")
+        if limits.pids is not None and limits.pids == 0:
+            raise errors.UsageError("invalid pids limit 0: use -1 for unlimited")
+        if limits.cpus is not None and limits.cpus < 0:
+            raise errors.UsageError(f"invalid cpus {limits.cpus}: must be positive")
+
+        rootfs = self._image_rootfs(image)
+        config = {
+            "spec": spec.to_dict(),
+            "image": {"id": image.id, "ref": spec.image, "is_host": getattr(image, "is_host", False)},
+            "argv": argv,
+            "env": env,
+            "cwd": spec.workdir or cfg.get("WorkingDir") or "/",
+            "user": spec.user if spec.user is not None else (cfg.get("User") or ""),
+            "caps": sorted(caps),
+            "mounts": mounts,
+            "rootfs": rootfs,
+            "stop_signal": cfg.get("StopSignal") or "SIGTERM",
+            "hostname": spec.hostname,
+        }
+        rec = self.records.create(spec.name, config, cid, prepare=self._write_etc_files)
+        return rec
+
+    def _check_mount(self, m: Mount) -> dict:
+        if not m.destination.startswith("/"):
+            raise errors.UsageError(f"invalid mount config: mount path must be absolute: {m.destination}")
+        d = {"type": m.type, "destination": m.destination, "readonly": m.readonly, "options": list(m.options)}
+        if m.type == "bind":
+            if not os.path.exists(m.source):
+                raise errors.UsageError(f'invalid mount config for type "bind": bind source path does not exist: {m.source}')
+            d["source"] = os.path.realpath(m.source)
+            d["is_dir"] = os.path.isdir(d["source"])
+        elif m.type == "volume":
+            from .volumes import Volumes
+
+            vol = Volumes(self.layout).ensure(m.source or None)
+            d["source"] = str(vol.data)
+            d["volume"] = vol.name
+            d["is_dir"] = True
+            d["type"] = "bind"
+        elif m.type != "tmpfs":
+            raise errors.UsageError(f"unknown mount type {m.type!r}")
+        return d
+
+    def _image_rootfs(self, image) -> dict:
+        """Lower dirs, extra read-only binds and masks for an image (the host image is special)."""
+        if getattr(image, "is_host", False):
+            from ..image.host import host_root
+
+            from .hostroot import skeleton
+
+            hr = host_root(self.layout.root)
+            skel = skeleton(self.layout, hr)
+            binds = [
+                {"type": "bind", "source": os.path.realpath(src), "destination": dst, "readonly": True,
+                 "is_dir": os.path.isdir(src)}
+                for src, dst in hr.binds
+            ]
+            masks = [
+                {"type": "bind", "source": "/dev/null", "destination": p, "readonly": True, "is_dir": False}
+                for p in hr.masks
+            ]
+            hidden = [{"type": "tmpfs", "destination": d, "readonly": True, "options": ["size=0"]} for d in hr.hidden_dirs]
+            return {"lowers": [skel], "mounts": binds + masks + hidden}
+        lowers = self.store.layer_dirs(image)
+        if not lowers:
+            empty = self.layout.root / "empty"
+            empty.mkdir(exist_ok=True)
+            lowers = [str(empty)]
+        return {"lowers": lowers, "mounts": []}
+
+    def _write_etc_files(self, rec: Record, config: dict) -> None:
+        """/etc/hosts, /etc/hostname, /etc/resolv.conf for the container (bind-mounted at start)."""
+        hostname = config["hostname"]
+        hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        resolv = ""
+        if config["spec"]["network"] == "host":
+            try:
+                with open("/etc/resolv.conf") as f:
+                    resolv = f.read()
+            except OSError:
+                pass
+        files = {"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv}
+        upper_etc = None
+        if not config["image"].get("is_host"):
+            # mount points made in the write layer now, with plain file operations: made through
+            # the overlay at start they would cost a copy-up of /etc (~0.7 ms each)
+            upper_etc = rec.upper / "etc"
+            upper_etc.mkdir()
+        for name, text in files.items():
+            with open(rec.dir / name, "w") as f:
+                f.write(text)
+            if upper_etc is not None:
+                open(upper_etc / name, "w").close()
+
+    # -- start -------------------------------------------------------------------------------
+    def plan(self, rec: Record, cgroup) -> dict:
+        cfg = rec.config
+        spec = cfg["spec"]
+        lowers = cfg["rootfs"]["lowers"]
+        overlay = f"lowerdir={':'.join(reversed(lowers))},upperdir={rec.upper},workdir={rec.work}"
+        etc = [
+            {"type": "bind", "source": str(rec.dir / name), "destination": f"/etc/{name}", "readonly": False, "is_dir": False}
+            for name in ("hosts", "hostname", "resolv.conf")
+        ]
+        caps = frozenset(cfg["caps"])
+        return {
+            "rootfs": str(rec.rootfs),
+            "overlay": overlay,
+            "mounts": cfg["rootfs"]["mounts"] + etc + cfg["mounts"],
+            "network": spec["network"],
+            "hostname": cfg["hostname"],
+            "readonly_rootfs": spec["readonly_rootfs"],
+            "privileged": spec["privileged"],
+            "init": spec["init"],
+            "cgroup_mounts": cgroup.mounts_for_container() if cgroup is not None else [],
+            "argv": cfg["argv"],
+            "env": cfg["env"],
+            "cwd": cfg["cwd"],
+            "user": cfg["user"],
+            "caps": caps,
+            "seccomp": None if spec["privileged"] else lseccomp.filter_for(caps),
+        }
+
+    def prepare_sandbox(self, cid: str, network: str = "none"):
+        """The cgroup and the namespaces of a container whose plan is not known yet."""
+        cg = self.cgroups.create(cid)
+        try:
+            return cg, launch.Sandbox(cg.attach_self_paths(), new_net=network != "host")
+        except BaseException:
+            cg.remove()
+            raise
+
+    def start(self, rec: Record, stdio: tuple[int, int, int] = (0, 1, 2), prepared=None) -> Running:
+        """Start the container with this process as its monitor (it must then wait and finish)."""
+        state = rec.state()
+        if not state.status.can_start():
+            raise errors.StateError(f"container {rec.name} is {state.status.value}: it cannot be started")
+        spec = ContainerSpec.from_dict(rec.config["spec"])
+        sc.set_child_subreaper()
+        if prepared is not None and prepared[1].new_net == (spec.network != "host"):
+            cg, sandbox = prepared
+        else:
+            if prepared is not None:
+                prepared[1].discard()
+                prepared[0].remove()
+            cg = None
+            sandbox = None
+        try:
+            if cg is None:
+                cg = self.cgroups.create(rec.id)
+            cg.set_limits(spec.limits)
+            plan = self.plan(rec, cg)
+            if sandbox is None:
+                sandbox = launch.Sandbox(cg.attach_self_paths(), new_net=spec.network != "host")
+            pid = sandbox.start(plan, stdio)
+        except BaseException as e:
+            if sandbox is not None:
+                sandbox.discard()
+            if cg is not None:
+                cg.remove()
+                self.cgroups.remove_parent_if_empty()
+            if isinstance(e, errors.JupyboxError):
+                state.error = str(e)
+                state.exit_code = e.exit_code
+                if state.status is Status.CREATED:
+                    rec.save_state(state)
+            raise
+        state = State(
+            status=Status.RUNNING,
+            pid=pid,
+            pid_start=proc_start_time(pid),
+            monitor_pid=os.getpid(),
+            started_at=now_iso(),
+            restart_count=state.restart_count + (1 if state.started_at else 0),
+        )
+        rec.save_state(state)
+        return Running(rec, pid, cg, sandbox)
+
+    def finish(self, running: Running, status: int) -> State:
+        """Record the exit of a container this process monitored; clean up; --rm removes it."""
+        rec = running.record
+        code = exit_code_of(status)
+        oom = False
+        try:
+            oom = running.cgroup.oom_killed()
+        except errors.JupyboxError:
+            pass
+        state = rec.state()
+        state.status = Status.EXITED
+        state.exit_code = code
+        state.oom_killed = oom
+        state.finished_at = now_iso()
+        state.pid = 0
+        state.monitor_pid = 0
+        try:
+            stats = running.cgroup.stats()
+            state.extra = {"memory_peak": stats.memory_peak, "memory_limit": stats.memory_limit,
+                           "cpu_usage_ns": stats.cpu_usage_ns}
+        except (errors.JupyboxError, OSError):
+            pass
+        running.sandbox.close()
+        try:
+            running.cgroup.remove()
+        finally:
+            self.cgroups.remove_parent_if_empty()
+        if rec.config["spec"].get("remove"):
+            self.records.delete(rec)
+        else:
+            rec.save_state(state)
+        return state
+
+    def run_attached(self, rec: Record, stdio=(0, 1, 2), prepared=None, on_start=None) -> State:
+        """Start, wait, finish: this process is the monitor. Forwards SIGINT/SIGTERM/... to PID 1."""
+        running = self.start(rec, stdio, prepared)
+        if on_start:
+            on_start(running)
+        forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+        previous = {}
+
+        def forward(signum, _frame):
+            try:
+                os.kill(running.pid, signum)
+            except ProcessLookupError:
+                pass
+
+        for sig in forwarded:
+            try:
+                previous[sig] = signal.signal(sig, forward)
+            except ValueError:  # not the main thread
+                break
+        status = 255 << 8
+        try:
+            status = _wait(running.pid)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            # also when the wait was interrupted: the container is dead or dies with us (PDEATHSIG)
+            state = self.finish(running, status)
+        return state
+
+    def start_detached(self, rec: Record) -> int:
+        """Fork a small daemon that starts the container, monitors it and records its exit."""
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(r)
+                os.setsid()
+                if os.fork() != 0:
+                    os._exit(0)
+                devnull = os.open("/dev/null", os.O_RDWR)
+                out = os.open(rec.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+                err = os.open(rec.stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                try:
+                    running = self.start(rec, (devnull, out, err))
+                except errors.JupyboxError as e:
+                    os.write(w, f"E{e.exit_code} {e}".encode())
+                    os._exit(1)
+                os.write(w, b"OK")
+                os.close(w)
+                for fd in (devnull, out, err):
+                    os.close(fd)
+                self.finish(running, _wait(running.pid))
+            except BaseException:  # noqa: BLE001
+                os._exit(1)
+            os._exit(0)
+        os.close(w)
+        os.waitpid(child, 0)
+        data = b""
+        while True:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            data += chunk
+        os.close(r)
+        if data.startswith(b"OK"):
+            return rec.state().pid
+        if data.startswith(b"E"):
+            code, _, msg = data[1:].decode(errors="replace").partition(" ")
+            exc = errors.RuntimeFailure(msg)
+            exc.exit_code = int(code)
+            raise exc
+        raise errors.RuntimeFailure("the container's monitor process failed to start")
+
+    # -- observe -----------------------------------------------------------------------------
+    def reconcile(self, rec: Record) -> State:
+        """The state, corrected when the container or its monitor died unseen (kill -9)."""
+        state = rec.state()
+        if state.status is not Status.RUNNING:
+            return state
+        if pid_alive(state.pid, state.pid_start):
+            return state
+        monitor_alive = process_running(state.monitor_pid)
+        if monitor_alive:
+            # the monitor is recording the exit right now: give it a moment
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                state = rec.state()
+                if state.status is not Status.RUNNING:
+                    return state
+                if not process_running(state.monitor_pid):
+                    break
+                time.sleep(0.005)
+        # nobody will record this exit: do it, and clean up what the monitor would have
+        state = rec.state()
+        if state.status is not Status.RUNNING:
+            return state
+        state.status = Status.EXITED
+        state.exit_code = 137 if state.exit_code is None else state.exit_code
+        state.error = "the container's monitor process died; exit status unknown"
+        state.finished_at = now_iso()
+        state.pid = 0
+        self._remove_cgroup(rec.id)
+        if rec.config["spec"].get("remove"):
+            self.records.delete(rec)
+        else:
+            rec.save_state(state)
+        return state
+
+    def _remove_cgroup(self, cid: str) -> None:
+        try:
+            cg = self.cgroups.open(cid)
+            if cg.exists():
+                cg.remove()
+        finally:
+            self.cgroups.remove_parent_if_empty()
+
+    def stats(self, rec: Record):
+        state = self.reconcile(rec)
+        if state.status is not Status.RUNNING:
+            raise errors.StateError(f"container {rec.name} is not running")
+        return self.cgroups.open(rec.id).stats()
+
+    # -- act ---------------------------------------------------------------------------------
+    def kill(self, rec: Record, sig: int = signal.SIGKILL) -> None:
+        state = self.reconcile(rec)
+        if not state.status.can_kill():
+            raise errors.StateError(f"container {rec.name} is not running")
+        try:
+            fd = os.pidfd_open(state.pid)
+        except ProcessLookupError:
+            return
+        try:
+            if proc_start_time(state.pid) == state.pid_start:
+                signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(fd)
+
+    def wait(self, rec: Record, timeout: float | None = None) -> State:
+        """Wait until the container has exited and its exit is recorded."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        state = rec.state()
+        if state.status is Status.RUNNING:
+            try:
+                fd = os.pidfd_open(state.pid)
+            except ProcessLookupError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    if proc_start_time(state.pid) == state.pid_start:
+                        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                        ready, _, _ = select.select([fd], [], [], remaining)
+                        if not ready:
+                            raise TimeoutError(f"container {rec.name} still running")
+                finally:
+                    os.close(fd)
+            while True:
+                try:
+                    state = rec.state()
+                except errors.ContainerNotFound:  # --rm: the monitor removed it
+                    return State(status=Status.EXITED)
+                if state.status is not Status.RUNNING:
+                    return state
+                if not process_running(state.monitor_pid):
+                    return self.reconcile(rec)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"container {rec.name} still running")
+                time.sleep(0.002)
+        return state
+
+    def stop(self, rec: Record, timeout: float = 10) -> State:
+        state = self.reconcile(rec)
+        if state.status is not Status.RUNNING:
+            return state
+        sig = signal_number(rec.config.get("stop_signal") or "SIGTERM")
+        self.kill(rec, sig)
+        try:
+            return self.wait(rec, timeout)
+        except TimeoutError:
+            pass
+        try:
+            self.kill(rec, signal.SIGKILL)
+        except errors.StateError:
+            pass
+        return self.wait(rec, 10)
+
+    def remove(self, rec: Record, force: bool = False) -> None:
+        state = self.reconcile(rec)
+        if state.status is Status.RUNNING:
+            if not force:
+                raise errors.Conflict(
+                    f"cannot remove container {rec.name}: it is running: stop it first or use rm -f"
+                )
+            self.kill(rec, signal.SIGKILL)
+            try:
+                self.wait(rec, 10)
+            except TimeoutError:
+                raise errors.RuntimeFailure(f"container {rec.name} did not die after SIGKILL") from None
+        try:
+            self._remove_cgroup(rec.id)
+        except errors.JupyboxError:
+            pass
+        self.records.delete(rec)
+
+    def exec(self, rec: Record, argv: list[str], *, env=None, workdir=None, user=None, stdio=(0, 1, 2),
+             privileged=None) -> int:
+        """Run a command inside a running container, with its security settings; return the exit code."""
+        state = self.reconcile(rec)
+        if not state.status.can_exec():
+            raise errors.StateError(f"container {rec.name} is not running")
+        if not argv:
+            raise errors.UsageError("no command specified")
+        cfg = rec.config
+        spec = cfg["spec"]
+        merged = dict(cfg["env"])
+        merged.update(env or {})
+        caps = frozenset(cfg["caps"])
+        priv = spec["privileged"] if privileged is None else privileged
+        plan = {
+            "argv": list(argv),
+            "env": merged,
+            "cwd": workdir or cfg["cwd"],
+            "user": cfg["user"] if user is None else user,
+            "caps": caps,
+            "privileged": priv,
+            "seccomp": None if priv else lseccomp.filter_for(caps),
+        }
+        cg = self.cgroups.open(rec.id)
+        sc.set_child_subreaper()
+        pid = launch.exec_in(state.pid, cg.attach_self_paths(), plan, stdio)
+        return exit_code_of(_wait(pid))
+
+    # -- lists and garbage -------------------------------------------------------------------
+    def image_in_use(self, image_id: str) -> bool:
+        return any(r.config.get("image", {}).get("id") == image_id for r in self.records.all())
+
+    def prune(self) -> dict:
+        """Remove stopped containers and whatever a crash left: tmp files, cgroups, dangling names."""
+        removed = []
+        live = set()
+        for rec in self.records.all():
+            state = self.reconcile(rec) if rec.dir.exists() else None
+            if state is None:
+                continue
+            if state.status is Status.RUNNING:
+                live.add(rec.id)
+                continue
+            self.remove(rec)
+            removed.append(rec.id)
+        # half-created container dirs (no config.json) and interrupted deletions
+        for d in list(self.layout.containers.iterdir()) if self.layout.containers.exists() else []:
+            if not (d / "config.json").exists() and d.name not in live:
+                shutil.rmtree(d, ignore_errors=True)
+        for d in list(self.layout.tmp.iterdir()) if self.layout.tmp.exists() else []:
+            if d.name.startswith("rm-"):
+                shutil.rmtree(d, ignore_errors=True)
+        names = self.records.names
+        if names.exists():
+            for link in names.iterdir():
+                try:
+                    target = os.readlink(link)
+                except OSError:
+                    continue
+                if not (self.layout.containers / target).exists():
+                    link.unlink(missing_ok=True)
+        cgroups_removed = []
+        try:
+            for name in self.cgroups.list():
+                if name not in live:
+                    try:
+                        if self.cgroups.open(name).pids():
+                            continue  # a container being started right now
+                        self.cgroups.open(name).remove()
+                        cgroups_removed.append(name)
+                    except errors.JupyboxError:
+                        pass
+            self.cgroups.remove_parent_if_empty()
+        except errors.JupyboxError:
+            pass
+        return {"containers": removed, "cgroups": cgroups_removed}
+
+
+def _wait(pid: int) -> int:
+    """waitpid that survives signals; a pid that is not our child (any more) counts as killed."""
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 137 << 8
+
+
+def signal_number(sig: str | int) -> int:
+    if isinstance(sig, int) or str(sig).isdigit():
+        return int(sig)
+    name = str(sig).upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(signal.Signals, name))
+    except AttributeError:
+        raise errors.UsageError(f"invalid signal: {sig}") from None

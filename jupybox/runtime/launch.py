@@ -1,0 +1,385 @@
+"""Creating the container's processes: the fork chain, and how errors travel back.
+
+    P (the monitor: the CLI process, or the launcher daemon serving the API)
+    └─ H  attaches itself to the container's cgroup, unshares the namespaces, forks C, exits
+       └─ C  PID 1 in the new PID namespace; waits for its plan (the :class:`Sandbox` can be made
+             ahead of time), builds the root filesystem, pivots into it; with --init it stays as
+             the init (reaping, forwarding signals) and forks W
+             └─ W  applies user, capabilities, no_new_privs, seccomp and execs the command
+
+P is a subreaper, so C is re-parented to P when H exits, and P collects C's exit status.
+C carries PR_SET_PDEATHSIG=SIGKILL towards P: a container never outlives its monitor, so a
+kill -9 of jupybox cannot leave processes nobody accounts for.
+P must be a small single-threaded process: the notebook kernel never forks (it asks the
+launcher daemon, see ``launcherd``); the CLI process is small enough to fork directly.
+
+Every process in the chain holds the write end of one close-on-exec pipe. H writes
+``P<pid>`` with C's pid; a failure anywhere writes ``E<json>`` with docker's exit code
+(125 setup, 126 not executable, 127 not found). When the command has been exec'ed, every
+write end is closed and P reads EOF: that EOF is the "started" signal.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import traceback
+
+from ..errors import CommandNotExecutable, CommandNotFound, RuntimeFailure
+from ..linux import netdev
+from ..linux import syscalls as sc
+from . import init as pid1
+from . import rootfs, security, wire
+
+NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP
+
+
+class Failure(Exception):
+    def __init__(self, code: int, msg: str):
+        super().__init__(msg)
+        self.code = code
+
+
+def _report(fd: int, code: int, msg: str) -> None:
+    try:
+        os.write(fd, b"E" + json.dumps({"code": code, "msg": msg}).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _find_executable(name: str, env: dict) -> str:
+    """Docker's lookup: a name with a slash is used as is, else each PATH entry is tried."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", "/usr/bin:/bin").split(":")]
+    denied = None
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            denied = denied or f"{path}: is a directory"
+            continue
+        if not os.access(path, os.X_OK):
+            denied = denied or f"{path}: permission denied"
+            continue
+        return path
+    if denied:
+        raise Failure(126, f"exec: {denied}")
+    if "/" in name:
+        raise Failure(127, f"exec: {name}: no such file or directory")
+    raise Failure(127, f'exec: "{name}": executable file not found in $PATH')
+
+
+def _exec_main(plan: dict, user: tuple, err_w: int) -> None:
+    """W (or C with --no-init): never returns."""
+    try:
+        uid, gid, groups, _home = user
+        env = plan["env_resolved"]
+        path = _find_executable(plan["argv"][0], env)
+        security.apply(plan, uid, gid, groups)
+        try:
+            os.chdir(plan["cwd"])
+        except OSError as e:
+            raise Failure(126 if e.errno == errno.EACCES else 125, f"chdir to cwd ({plan['cwd']}): {e.strerror}")
+        os.execve(path, plan["argv"], env)
+    except Failure as f:
+        _report(err_w, f.code, str(f))
+        os._exit(f.code)
+    except OSError as e:
+        code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM) else 127 if e.errno == errno.ENOENT else 125
+        _report(err_w, code, f"exec {plan['argv'][0]}: {e.strerror}")
+        os._exit(code)
+    except BaseException as e:  # noqa: BLE001 - anything here must reach the user, not a traceback
+        _report(err_w, 125, f"{type(e).__name__}: {e}")
+        os._exit(125)
+
+
+def _container_pid1(plan: dict, err_w: int) -> None:
+    """C: PID 1 inside. Never returns."""
+    try:
+        try:
+            rootfs.setup(plan)
+        except OSError as e:
+            raise Failure(125, f"setting up the root filesystem: {e}") from None
+        if plan.get("hostname"):
+            sc.sethostname(plan["hostname"])
+        if plan["network"] == "none":
+            netdev.set_up("lo")
+        try:
+            user = security.resolve_user(plan.get("user"))
+        except security.UserError as e:
+            raise Failure(125, str(e)) from None
+        env = dict(plan["env"])
+        env.setdefault("HOME", user[3])
+        plan["env_resolved"] = env
+        cwd = plan["cwd"]
+        if not os.path.isdir(cwd):
+            try:
+                os.makedirs(cwd, 0o755, exist_ok=True)
+            except OSError as e:
+                raise Failure(125, f"creating the working directory {cwd}: {e.strerror}") from None
+    except Failure as f:
+        _report(err_w, f.code, str(f))
+        os._exit(f.code)
+    except BaseException:  # noqa: BLE001
+        _report(err_w, 125, traceback.format_exc().strip().splitlines()[-1])
+        os._exit(125)
+
+    if not plan.get("init", True):
+        _exec_main(plan, user, err_w)
+
+    child = [0]
+    pid1.install_forwarding(lambda: child[0])
+    child[0] = os.fork()
+    if child[0] == 0:
+        pid1.reset_signals()
+        _exec_main(plan, user, err_w)
+    os.close(err_w)
+    os._exit(pid1.reap_until(child[0]))
+
+
+def _sandbox_child(sock: socket.socket, err_w: int) -> None:
+    """C before its plan arrives: already PID 1 of fresh namespaces, inside its cgroup."""
+    got = wire.recv(sock)
+    if got is None:  # the sandbox was discarded
+        os._exit(0)
+    plan, fds = got
+    # the container dies with its monitor: nothing can outlive jupybox unaccounted for
+    sc.set_pdeathsig(signal.SIGKILL)
+    r, _, _ = select.select([sock], [], [], 0)
+    if r and not sock.recv(1, socket.MSG_PEEK):
+        os._exit(0)  # the monitor died before the line above took effect
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target, inheritable=True)
+    for fd in fds:
+        if fd > 2 and fd not in (0, 1, 2):
+            os.close(fd)
+    sock.close()
+    _container_pid1(plan, err_w)
+
+
+def _helper(sock: socket.socket, err_w: int, procs_files: list[str], new_net: bool) -> None:
+    """H: right after fork. Never returns."""
+    try:
+        # nothing of the parent's reaches the container but what the plan sends
+        keep = sorted((sock.fileno(), err_w))
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, 65536)
+        os.setpgid(0, 0)
+        for path in procs_files:
+            with open(path, "w") as f:
+                f.write("0")
+        sc.unshare(NAMESPACES | (sc.CLONE_NEWNET if new_net else 0))
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _sandbox_child(sock, err_w)
+            except BaseException as e:  # noqa: BLE001
+                _report(err_w, 125, f"starting the container: {e}")
+            os._exit(125)
+        os.write(err_w, b"P%d\n" % pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001
+        _report(err_w, 125, f"creating the container's namespaces: {e}")
+        os._exit(125)
+
+
+_ERRORS = {126: CommandNotExecutable, 127: CommandNotFound}
+
+
+def _raise(error: dict):
+    cls = _ERRORS.get(error["code"], RuntimeFailure)
+    exc = cls(error["msg"])
+    exc.exit_code = error["code"]
+    raise exc
+
+
+def _parse(data: bytes) -> tuple[int, dict | None]:
+    pid, error = 0, None
+    for line in data.splitlines():
+        if line.startswith(b"P"):
+            pid = int(line[1:])
+        elif line.startswith(b"E") and error is None:
+            try:
+                error = json.loads(line[1:])
+            except ValueError:
+                error = {"code": 125, "msg": line[1:].decode(errors="replace")}
+    return pid, error
+
+
+class Sandbox:
+    """A container's processes made before its plan is known.
+
+    Creating one (cgroup attach, unshare, fork of PID 1) can happen ahead of time, off the
+    critical path: the first write to a v1 cgroup.procs after an idle moment waits for an RCU
+    grace period (8-16 ms here). :meth:`start` then only sends the plan: the root filesystem, the
+    security settings and the exec. The caller must be a subreaper so that PID 1 becomes its
+    child when the helper exits.
+    """
+
+    def __init__(self, procs_files: list[str], new_net: bool = True):
+        self.new_net = new_net
+        self.pid = 0
+        self._helper = 0
+        # PID 1 must be re-parented to us, not to the host's init, when the helper exits
+        sc.set_child_subreaper()
+        self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        helper = os.fork()
+        if helper == 0:
+            self._sock.close()
+            os.close(self._err_r)
+            _helper(child_sock, err_w, procs_files, new_net)
+        child_sock.close()
+        os.close(err_w)
+        self._helper = helper
+
+    @property
+    def pending(self) -> bool:
+        """True while the helper has not reported PID 1 yet (see :meth:`helper_fd`)."""
+        return bool(self._helper)
+
+    def helper_fd(self) -> int:
+        """Readable when the helper has reported: call :meth:`ready` then (it will not block)."""
+        return self._err_r
+
+    def ready(self) -> int:
+        """Wait until PID 1 exists (the helper reports it); return its host pid."""
+        if self._helper:
+            try:
+                line = os.read(self._err_r, 4096)
+            finally:
+                os.waitpid(self._helper, 0)
+                self._helper = 0
+            self.pid, error = _parse(line)
+            if error is not None or not self.pid:
+                self.discard()
+                _raise(error or {"code": 125, "msg": "the container's process did not start"})
+        return self.pid
+
+    def start(self, plan: dict, stdio: tuple[int, int, int]) -> int:
+        """Send the plan; return PID 1's host pid once the command has been exec'ed."""
+        self.ready()
+        try:
+            wire.send(self._sock, plan, stdio)
+        except OSError as e:
+            self.discard()
+            raise RuntimeFailure(f"starting the container: {e}") from None
+        chunks = []
+        while True:
+            chunk = os.read(self._err_r, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(self._err_r)
+        self._err_r = -1
+        _pid, error = _parse(b"".join(chunks))
+        if error is not None:
+            self.discard()
+            _raise(error)
+        return self.pid
+
+    def discard(self) -> None:
+        """Kill what was made (an unused or failed sandbox) and reap it."""
+        if self._helper:
+            try:
+                os.waitpid(self._helper, 0)
+                self.pid, _ = _parse(os.read(self._err_r, 4096))
+            except OSError:
+                pass
+            self._helper = 0
+        if self._err_r >= 0:
+            os.close(self._err_r)
+            self._err_r = -1
+        self._sock.close()
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.pid = 0
+
+    def close(self) -> None:
+        """After the container has exited: the lifeline socket is no longer needed."""
+        self._sock.close()
+
+
+def _exec_child(pid: int, procs_files: list[str], plan: dict, stdio, err_w: int) -> None:
+    """The first child of `exec`: join the cgroup and the namespaces, fork into the PID namespace."""
+    try:
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target, inheritable=True)
+        keep = err_w
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 65536)
+        for path in procs_files:
+            with open(path, "w") as f:
+                f.write("0")
+        # the mount namespace last: after it, /proc/<pid> of the host is out of sight
+        fds = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in EXEC_NAMESPACES]
+        for fd in fds:
+            sc.setns(fd, 0)
+            os.close(fd)
+        child = os.fork()
+        if child == 0:
+            try:
+                user = security.resolve_user(plan.get("user"))
+            except security.UserError as e:
+                _report(err_w, 126, str(e))
+                os._exit(126)
+            env = dict(plan["env"])
+            env.setdefault("HOME", user[3])
+            plan["env_resolved"] = env
+            _exec_main(plan, user, err_w)
+        os.write(err_w, b"P%d\n" % child)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001
+        _report(err_w, 126, f"joining the container: {e}")
+        os._exit(126)
+
+
+EXEC_NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt")
+
+
+def exec_in(pid: int, procs_files: list[str], plan: dict, stdio=(0, 1, 2)) -> int:
+    """Start a process inside the running container whose PID 1 is ``pid``; return its host pid.
+
+    The caller must be a subreaper and wait for the returned pid. Errors come back as
+    RuntimeFailure with docker's exit codes (126, 127)."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    helper = os.fork()
+    if helper == 0:
+        os.close(err_r)
+        _exec_child(pid, procs_files, plan, stdio, err_w)
+    os.close(err_w)
+    chunks = []
+    while True:
+        chunk = os.read(err_r, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(err_r)
+    os.waitpid(helper, 0)
+    xpid, error = _parse(b"".join(chunks))
+    if error is not None:
+        if xpid:
+            try:
+                os.waitpid(xpid, 0)
+            except ChildProcessError:
+                pass
+        _raise(error)
+    return xpid

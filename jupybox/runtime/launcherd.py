@@ -1,0 +1,238 @@
+"""The launcher daemon: the small process that forks containers for the notebook kernel.
+
+The kernel must never fork (it is threaded and may hold gigabytes: fork() from a 1 GiB process
+costs 56 ms here and copies its page tables). At the first ``jupybox.run`` the API spawns this
+daemon with posix_spawn, and from then on it creates, monitors and reaps every container the
+kernel starts, over a socketpair (frames of pickled dicts, stdio passed as SCM_RIGHTS).
+
+It is single-threaded and keeps one *prewarmed sandbox* ready: a cgroup with a process already
+attached and the namespaces already made (see ``launch.Sandbox``), so the slow first write to a
+v1 cgroup.procs after an idle moment (an RCU grace period, 8-16 ms here) is never paid while the
+kernel waits. When the kernel goes away (EOF), containers started attached are killed, detached
+ones are monitored until they exit, and then the daemon exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import select
+import signal
+import socket
+import sys
+
+from .. import errors
+from ..linux import syscalls as sc
+from . import launch, wire
+from .engine import Engine, Running, exit_code_of
+from .spec import ContainerSpec
+
+
+class Daemon:
+    def __init__(self, sock: socket.socket, root: str | None):
+        self.sock = sock
+        self.engine = Engine(root)
+        self.running: dict[int, tuple[Running, bool]] = {}  # pidfd -> (running, attached)
+        self.execs: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, token)
+        self.prewarm = None  # (cid, cgroup, sandbox)
+        self.client_gone = False
+
+    # -- prewarming ----------------------------------------------------------------------------
+    def _make_prewarm(self) -> None:
+        if self.prewarm is not None or self.client_gone:
+            return
+        cid = secrets.token_hex(32)
+        try:
+            cg, sandbox = self.engine.prepare_sandbox(cid, "none")
+        except errors.JupyboxError:
+            return  # no cgroup today: the request will take the slow path and say why
+        self.prewarm = (cid, cg, sandbox)
+
+    def _settle_prewarm(self) -> None:
+        """Reap the prewarm's helper as soon as it reports, so no zombie waits for the next request."""
+        try:
+            self.prewarm[2].ready()
+        except errors.JupyboxError:
+            cg = self.prewarm[1]
+            self.prewarm = None
+            cg.remove()
+
+    def _take_prewarm(self):
+        pw, self.prewarm = self.prewarm, None
+        return pw
+
+    def _drop_prewarm(self) -> None:
+        pw = self._take_prewarm()
+        if pw:
+            pw[2].discard()
+            pw[1].remove()
+            self.engine.cgroups.remove_parent_if_empty()
+
+    # -- requests ------------------------------------------------------------------------------
+    def _op_run(self, msg: dict, fds: list[int]) -> dict:
+        spec = ContainerSpec.from_dict(msg["spec"])
+        pw = self._take_prewarm()
+        cid = pw[0] if pw else None
+        try:
+            rec = self.engine.create(spec, cid=cid)
+        except BaseException:
+            if pw:
+                self.prewarm = pw  # still good for the next request
+            raise
+        stdio = tuple(fds[:3]) if len(fds) >= 3 else self._log_stdio(rec)
+        try:
+            running = self.engine.start(rec, stdio, prepared=(pw[1], pw[2]) if pw else None)
+        except BaseException:
+            if spec.remove:
+                self.engine.records.delete(rec)
+            raise
+        finally:
+            if len(fds) < 3:
+                for fd in stdio:
+                    os.close(fd)
+        pidfd = os.pidfd_open(running.pid)
+        self.running[pidfd] = (running, bool(msg.get("attached", True)))
+        return {"id": rec.id, "name": rec.name, "pid": running.pid}
+
+    def _log_stdio(self, rec):
+        devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        out = os.open(rec.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        err = os.open(rec.stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        return (devnull, out, err)
+
+    def _op_start(self, msg: dict, fds: list[int]) -> dict:
+        rec = self.engine.records.get(msg["id"])
+        stdio = tuple(fds[:3]) if len(fds) >= 3 else self._log_stdio(rec)
+        try:
+            running = self.engine.start(rec, stdio)
+        finally:
+            if len(fds) < 3:
+                for fd in stdio:
+                    os.close(fd)
+        self.running[os.pidfd_open(running.pid)] = (running, bool(msg.get("attached", False)))
+        return {"id": rec.id, "pid": running.pid}
+
+    def _op_exec(self, msg: dict, fds: list[int]) -> dict:
+        rec = self.engine.records.get(msg["id"])
+        state = self.engine.reconcile(rec)
+        if not state.status.can_exec():
+            raise errors.StateError(f"container {rec.name} is not running")
+        cfg = rec.config
+        caps = frozenset(cfg["caps"])
+        env = dict(cfg["env"])
+        env.update(msg.get("env") or {})
+        from ..linux import seccomp as lseccomp
+
+        priv = cfg["spec"]["privileged"]
+        plan = {"argv": msg["argv"], "env": env, "cwd": msg.get("workdir") or cfg["cwd"],
+                "user": cfg["user"] if msg.get("user") is None else msg["user"], "caps": caps,
+                "privileged": priv, "seccomp": None if priv else lseccomp.filter_for(caps)}
+        stdio = tuple(fds[:3])
+        pid = launch.exec_in(state.pid, self.engine.cgroups.open(rec.id).attach_self_paths(), plan, stdio)
+        token = secrets.token_hex(8)
+        self.execs[os.pidfd_open(pid)] = (pid, token)
+        return {"token": token, "pid": pid}
+
+    def handle(self, msg: dict, fds: list[int]) -> None:
+        op = msg.get("op")
+        reply = {"reply": msg.get("req")}
+        try:
+            fn = {"run": self._op_run, "start": self._op_start, "exec": self._op_exec}.get(op)
+            if op == "ping":
+                reply["ok"] = True
+            elif fn is None:
+                raise errors.UsageError(f"unknown launcher request {op!r}")
+            else:
+                reply.update(fn(msg, fds))
+        except errors.JupyboxError as e:
+            reply["error"] = {"type": type(e).__name__, "msg": str(e), "code": e.exit_code}
+        except Exception as e:  # noqa: BLE001 - the kernel must get an answer, not a dead daemon
+            reply["error"] = {"type": "RuntimeFailure", "msg": f"{type(e).__name__}: {e}", "code": 125}
+        finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.send(reply)
+
+    def send(self, msg: dict) -> None:
+        if self.client_gone:
+            return
+        try:
+            wire.send(self.sock, msg)
+        except OSError:
+            self.client_gone = True
+
+    # -- exits ---------------------------------------------------------------------------------
+    def _reap(self, pidfd: int) -> None:
+        if pidfd in self.running:
+            running, _attached = self.running.pop(pidfd)
+            os.close(pidfd)
+            _, status = os.waitpid(running.pid, 0)
+            state = self.engine.finish(running, status)
+            self.send({"event": "exit", "id": running.record.id, "exit_code": state.exit_code,
+                       "oom_killed": state.oom_killed, "extra": state.extra})
+        elif pidfd in self.execs:
+            pid, token = self.execs.pop(pidfd)
+            os.close(pidfd)
+            _, status = os.waitpid(pid, 0)
+            self.send({"event": "exec-exit", "token": token, "exit_code": exit_code_of(status)})
+
+    def _client_left(self) -> None:
+        self.client_gone = True
+        self._drop_prewarm()
+        for running, attached in list(self.running.values()):
+            if attached:
+                try:
+                    os.kill(running.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def serve(self) -> None:
+        sc.set_child_subreaper()
+        try:
+            while not (self.client_gone and not self.running and not self.execs):
+                self._make_prewarm()
+                watch = list(self.running) + list(self.execs)
+                if not self.client_gone:
+                    watch.append(self.sock.fileno())
+                helper_fd = -1
+                if self.prewarm is not None and self.prewarm[2].pending:
+                    helper_fd = self.prewarm[2].helper_fd()
+                    watch.append(helper_fd)
+                ready, _, _ = select.select(watch, [], [])
+                for fd in ready:
+                    if fd == helper_fd:
+                        # a request handled in this same round may have taken the prewarm already
+                        if self.prewarm is not None and self.prewarm[2].pending:
+                            self._settle_prewarm()
+                    elif fd == self.sock.fileno():
+                        try:
+                            got = wire.recv(self.sock)
+                        except OSError:
+                            got = None
+                        if got is None:
+                            self._client_left()
+                        else:
+                            self.handle(*got)
+                    else:
+                        self._reap(fd)
+        finally:
+            self._drop_prewarm()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="jupybox-launcherd")
+    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--root")
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupts are for its cells
+    sock = socket.socket(fileno=args.fd)
+    Daemon(sock, args.root).serve()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""From docker's options to a ContainerSpec: the one translation the CLI, the API and the magics share.
+
+``jupybox run -m 256m -v /data:/data:ro IMAGE cmd`` and ``jupybox.run(IMAGE, "cmd", memory="256m",
+volumes=["/data:/data:ro"])`` both end in :func:`make_spec`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+from ..errors import UsageError
+from ..units import parse_size
+from .spec import ContainerSpec, Limits, Mount
+
+RUN_OPTIONS = {
+    "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "env", "env_file", "workdir", "user",
+    "volumes", "tmpfs", "hostname", "name", "network", "read_only", "entrypoint", "init", "privileged",
+    "cap_add", "cap_drop", "remove", "interactive", "tty", "labels",
+}
+
+
+def parse_env(items) -> dict[str, str]:
+    """'K=V' items (a bare 'K' takes the caller's value, like docker) or a dict."""
+    if isinstance(items, dict):
+        return {str(k): str(v) for k, v in items.items()}
+    env = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid environment variable: {item!r}")
+        if sep:
+            env[key] = value
+        elif key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    try:
+        with open(path) as f:
+            lines = [ln.strip() for ln in f]
+    except OSError as e:
+        raise UsageError(f"open {path}: {e.strerror}") from None
+    return parse_env([ln for ln in lines if ln and not ln.startswith("#")])
+
+
+def parse_volume(text: str) -> Mount:
+    """docker -v: SRC:DST[:ro|rw], NAME:DST[:ro], or DST alone (an anonymous volume)."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        return Mount(destination=parts[0], type="volume")
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise UsageError(f"invalid volume specification: {text!r}")
+    mode = parts[2] if len(parts) == 3 else "rw"
+    opts = set(mode.split(","))
+    if not opts <= {"ro", "rw", "z", "Z"}:
+        raise UsageError(f"invalid mode {mode!r} in volume specification {text!r}")
+    src, dst = parts[0], parts[1]
+    readonly = "ro" in opts
+    if src.startswith("/") or src.startswith("."):
+        return Mount(destination=dst, source=os.path.abspath(src), type="bind", readonly=readonly)
+    return Mount(destination=dst, source=src, type="volume", readonly=readonly)
+
+
+def parse_tmpfs(text: str) -> Mount:
+    dst, _, opts = text.partition(":")
+    return Mount(destination=dst, type="tmpfs", options=[o for o in opts.split(",") if o] or ["mode=1777"])
+
+
+def _words(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return shlex.split(value)
+    return [str(v) for v in value]
+
+
+def make_spec(image: str, command=None, **opts) -> ContainerSpec:
+    unknown = set(opts) - RUN_OPTIONS
+    if unknown:
+        raise UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    env = {}
+    for path in opts.get("env_file") or []:
+        env.update(read_env_file(path))
+    env.update(parse_env(opts.get("env")))
+    mounts = []
+    for v in opts.get("volumes") or []:
+        mounts.append(v if isinstance(v, Mount) else parse_volume(v))
+    for t in opts.get("tmpfs") or []:
+        mounts.append(t if isinstance(t, Mount) else parse_tmpfs(t))
+    cpus = opts.get("cpus")
+    try:
+        cpus = float(cpus) if cpus is not None else None
+    except ValueError:
+        raise UsageError(f"invalid argument {cpus!r} for --cpus: a number is expected") from None
+    pids = opts.get("pids_limit")
+    if pids is not None:
+        try:
+            pids = int(pids)
+        except ValueError:
+            raise UsageError(f"invalid argument {pids!r} for --pids-limit") from None
+        if pids < 0:
+            pids = None
+    limits = Limits(
+        memory=parse_size(opts.get("memory"), "memory limit"),
+        memory_swap=parse_size(opts.get("memory_swap"), "memory-swap limit"),
+        cpus=cpus or None,
+        cpu_shares=int(opts["cpu_shares"]) if opts.get("cpu_shares") else None,
+        pids=pids,
+    )
+    if limits.memory == -1:
+        limits.memory = None
+    if limits.memory_swap is not None and limits.memory_swap != -1:
+        if limits.memory is None:
+            raise UsageError("you should always set the memory limit when using the memory-swap limit")
+        if limits.memory_swap < limits.memory:
+            raise UsageError("minimum memory-swap limit should be larger than the memory limit")
+    entrypoint = opts.get("entrypoint")
+    if entrypoint is not None:
+        entrypoint = _words(entrypoint) if not isinstance(entrypoint, str) or entrypoint else []
+    return ContainerSpec(
+        image=image,
+        command=_words(command),
+        entrypoint=entrypoint,
+        env=env,
+        workdir=opts.get("workdir"),
+        user=opts.get("user"),
+        hostname=opts.get("hostname"),
+        name=opts.get("name"),
+        mounts=mounts,
+        limits=limits,
+        network=opts.get("network") or "none",
+        readonly_rootfs=bool(opts.get("read_only")),
+        init=opts.get("init", True) if opts.get("init") is not None else True,
+        privileged=bool(opts.get("privileged")),
+        cap_add=list(opts.get("cap_add") or []),
+        cap_drop=list(opts.get("cap_drop") or []),
+        remove=bool(opts.get("remove")),
+        interactive=bool(opts.get("interactive")),
+        tty=bool(opts.get("tty")),
+        labels=dict(opts.get("labels") or {}),
+    )

@@ -1,0 +1,205 @@
+"""Containers on disk: ``containers/<id>/`` with config.json, state.json, the write layer and logs.
+
+Names are claimed with an atomic ``symlink(id, names/<name>)``: two processes asking for the same
+name cannot both win, and a name is freed by unlinking it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from ..errors import Conflict, ContainerNotFound, UsageError
+from ..paths import Layout
+from .state import State, now_iso, read_json, write_json_atomic
+
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+_ADJECTIVES = "brave calm eager fancy gentle happy jolly keen lucky merry nimble proud quick sunny witty zen".split()
+_NOUNS = "turing hopper lovelace knuth ritchie thompson torvalds perlman liskov hamilton curie noether".split()
+
+
+def random_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+
+
+def check_name(name: str) -> str:
+    if not name or name[0] in "._-" or not set(name) <= _NAME_OK or len(name) > 128:
+        raise UsageError(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name
+
+
+class Record:
+    """One container's directory."""
+
+    def __init__(self, layout: Layout, cid: str):
+        self.layout = layout
+        self.id = cid
+        self.dir = layout.containers / cid
+        self._config: dict | None = None
+
+    # -- paths --------------------------------------------------------------------------------
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.dir / "rootfs"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.dir / "stdout.log"
+
+    @property
+    def stderr_log(self) -> Path:
+        return self.dir / "stderr.log"
+
+    # -- data ---------------------------------------------------------------------------------
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            try:
+                self._config = read_json(self.dir / "config.json")
+            except FileNotFoundError:
+                raise ContainerNotFound(f"No such container: {self.id[:12]}") from None
+        return self._config
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    def state(self) -> State:
+        try:
+            return State.from_dict(read_json(self.dir / "state.json"))
+        except FileNotFoundError:
+            if not self.dir.exists():
+                raise ContainerNotFound(f"No such container: {self.id[:12]}") from None
+            return State()
+        except (ValueError, KeyError):
+            return State()
+
+    def save_state(self, state: State) -> None:
+        write_json_atomic(self.dir / "state.json", state.to_dict())
+
+    def update_config(self, **changes) -> None:
+        cfg = dict(self.config)
+        cfg.update(changes)
+        write_json_atomic(self.dir / "config.json", cfg)
+        self._config = cfg
+
+
+class Records:
+    """All containers under one root."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.names = layout.root / "names"
+
+    def create(self, name: str | None, config: dict, cid: str | None = None, prepare=None) -> Record:
+        """Claim the name, make the directory, write config.json and state.json.
+
+        ``prepare(record, config)`` runs before config.json is written (a record without
+        config.json is garbage to prune, so a crash in between leaves nothing that looks alive)."""
+        cid = cid or secrets.token_hex(32)
+        name = check_name(name) if name else random_name()
+        self.names.mkdir(parents=True, exist_ok=True)
+        try:
+            os.symlink(cid, self.names / name)
+        except FileExistsError:
+            other = os.readlink(self.names / name)
+            raise Conflict(
+                f'the container name "{name}" is already in use by container "{other[:12]}": '
+                "remove (or rename) that container to reuse the name"
+            ) from None
+        rec = Record(self.layout, cid)
+        try:
+            rec.dir.mkdir(parents=True)
+            for sub in ("upper", "work", "rootfs"):
+                (rec.dir / sub).mkdir()
+            config = dict(config, id=cid, name=name, created=now_iso())
+            config.setdefault("hostname", None)
+            if not config["hostname"]:
+                config["hostname"] = cid[:12]
+            if prepare is not None:
+                prepare(rec, config)
+            write_json_atomic(rec.dir / "config.json", config)
+            rec._config = config
+            rec.save_state(State())
+        except BaseException:
+            self.delete(rec, name)
+            raise
+        return rec
+
+    def delete(self, rec: Record, name: str | None = None) -> None:
+        """Remove the container's directory and free its name (idempotent)."""
+        if name is None:
+            try:
+                name = rec.name
+            except ContainerNotFound:
+                name = None
+        if name:
+            try:
+                if os.readlink(self.names / name) == rec.id:
+                    os.unlink(self.names / name)
+            except OSError:
+                pass
+        # rename first so that a crash mid-delete leaves a directory prune knows is garbage
+        trash = self.layout.tmp / f"rm-{rec.id}"
+        try:
+            os.rename(rec.dir, trash)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            trash = rec.dir
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def get(self, ref: str) -> Record:
+        """By name, full id, or unique id prefix."""
+        if not ref:
+            raise ContainerNotFound("No such container: ''")
+        try:
+            cid = os.readlink(self.names / ref)
+            rec = Record(self.layout, cid)
+            if rec.dir.exists():
+                return rec
+        except OSError:
+            pass
+        if all(c in "0123456789abcdef" for c in ref):
+            if len(ref) == 64 and (self.layout.containers / ref).exists():
+                return Record(self.layout, ref)
+            try:
+                matches = [d for d in os.listdir(self.layout.containers) if d.startswith(ref)]
+            except FileNotFoundError:
+                matches = []
+            if len(matches) == 1:
+                return Record(self.layout, matches[0])
+            if len(matches) > 1:
+                raise Conflict(f"multiple containers match the prefix {ref!r}: use more characters")
+        raise ContainerNotFound(f"No such container: {ref}")
+
+    def all(self) -> list[Record]:
+        try:
+            ids = os.listdir(self.layout.containers)
+        except FileNotFoundError:
+            return []
+        out = []
+        for cid in ids:
+            rec = Record(self.layout, cid)
+            try:
+                rec.config
+            except (ContainerNotFound, json.JSONDecodeError, OSError):
+                continue  # half-created: prune removes it
+            out.append(rec)
+        out.sort(key=lambda r: r.config.get("created", ""), reverse=True)
+        return out

@@ -1,0 +1,118 @@
+"""A container's status, the guards on it, and its state file.
+
+Like youki's ``state.rs``: the status enum carries ``can_*`` guards so that every
+lifecycle verb asks the same question the same way.  The state file is small
+JSON, replaced atomically (write to a temp file, rename), so a reader never sees
+half of it and a kill -9 leaves either the old or the new state.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class Status(str, enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+    REMOVING = "removing"
+    DEAD = "dead"  # set up failed or its monitor vanished; `rm`/prune clears it
+
+    def can_start(self) -> bool:
+        return self in (Status.CREATED, Status.EXITED)
+
+    def can_kill(self) -> bool:
+        return self is Status.RUNNING
+
+    def can_exec(self) -> bool:
+        return self is Status.RUNNING
+
+    def can_remove(self, force: bool = False) -> bool:
+        return force or self is not Status.RUNNING
+
+
+def now_iso() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
+
+
+@dataclass
+class State:
+    status: Status = Status.CREATED
+    pid: int = 0  # host pid of the container's PID 1
+    pid_start: int = 0  # its start time in clock ticks (guards against pid reuse)
+    monitor_pid: int = 0  # the process that waits for it and records its exit
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    restart_count: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "State":
+        d = dict(d)
+        d["status"] = Status(d.get("status", "created"))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def proc_start_time(pid: int) -> int:
+    """Start time of a process in clock ticks, 0 if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    # the command name may contain spaces and parentheses: split after the last ')'
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def process_running(pid: int) -> bool:
+    """The process exists and is not a zombie (a dead monitor that nobody reaped is not alive)."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] not in (b"Z", b"X")
+
+
+def pid_alive(pid: int, start: int) -> bool:
+    """True when ``pid`` is the very process that was started (not a reused pid), and not a zombie."""
+    if pid <= 0:
+        return False
+    if proc_start_time(pid) != start:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] != b"Z"
+    except OSError:
+        return False

@@ -1,0 +1,46 @@
+"""Parsing and printing of sizes the way docker does (``-m 256m``, ``--memory-swap 1g``)."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidSize
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str | int | None, what: str = "size") -> int | None:
+    """'256m' -> 268435456; ints pass through; None stays None; '-1' means unlimited (-1)."""
+    if text is None or isinstance(text, int):
+        return text
+    text = str(text)
+    if text.strip() == "-1":
+        return -1
+    m = _SIZE.match(text)
+    if not m:
+        raise InvalidSize(f"invalid {what}: {text!r} (expected a number with an optional unit b, k, m, g, t)")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    return int(value)
+
+
+def human_size(n: int | None) -> str:
+    """docker-style: 1.5MiB, 256MiB, 2GiB."""
+    if n is None or n < 0:
+        return "unlimited"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            if unit == "B":
+                return f"{n}B"
+            return f"{n:.3g}{unit}" if n < 100 else f"{n:.4g}{unit}"
+        n /= 1024
+    return f"{n}"
+
+
+def human_size_si(n: int) -> str:
+    """`docker images` style sizes: 1.2MB, 80.6MB (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n}{unit}" if unit == "B" else f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n}"

@@ -1,0 +1,128 @@
+"""The Python API through the launcher daemon: the path the notebook kernel takes (root only)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+import jupybox
+from jupybox.testing import leaks
+
+pytestmark = [pytest.mark.root]
+
+BB = "busybox:latest"
+
+
+def test_run_wait_logs(busybox_image):
+    c = jupybox.run(BB, ["sh", "-c", "echo out; echo err >&2; exit 4"], root=busybox_image.root, name="api1")
+    try:
+        assert c.wait(timeout=10) == 4
+        assert c.status == "exited"
+        assert c.logs() == "out\nerr\n"
+        assert c.logs(stderr=False) == "out\n"
+        assert c.inspect()["State"]["ExitCode"] == 4
+    finally:
+        c.remove()
+
+
+def test_run_streams_to_given_fds(busybox_image):
+    r, w = os.pipe()
+    c = jupybox.run(BB, ["sh", "-c", "echo one; sleep 0.2; echo two"], root=busybox_image.root, stdout=w,
+                    remove=True)
+    os.close(w)
+    first = os.read(r, 100)
+    assert first == b"one\n"  # arrives before the container ends
+    assert c.wait(timeout=10) == 0
+    rest = b""
+    while True:
+        chunk = os.read(r, 100)
+        if not chunk:
+            break
+        rest += chunk
+    os.close(r)
+    assert rest == b"two\n"
+
+
+def test_stats_kill_exec(busybox_image):
+    c = jupybox.run(BB, ["sleep", "30"], root=busybox_image.root, memory="64m", cpus=0.5, pids_limit=20)
+    try:
+        st = c.stats()
+        assert st.memory_limit == 64 << 20 and st.pids_limit == 20 and st.cpu_quota == 0.5
+        with tempfile.TemporaryFile() as out:
+            assert c.exec(["sh", "-c", "echo $$; hostname"], stdout=out) == 0
+            out.seek(0)
+            pid, host = out.read().decode().split()
+        assert int(pid) > 1 and host == c.short_id
+        c.kill("TERM")
+        assert c.wait(timeout=10) == 143
+    finally:
+        c.remove(force=True)
+
+
+def test_oom_result(busybox_image):
+    c = jupybox.run("host", ["python3", "-c", "b = b'x' * (200 << 20)"], root=busybox_image.root, memory="48m",
+                    remove=True)
+    assert c.wait(timeout=30) == 137
+    res = c.result()
+    assert res["oom_killed"] is True
+    assert res["extra"]["memory_limit"] == 48 << 20
+
+
+def test_unknown_image_error(busybox_image):
+    with pytest.raises(jupybox.ImageNotFound):
+        jupybox.run("nope:1", ["true"], root=busybox_image.root)
+
+
+def test_bad_option_error(busybox_image):
+    with pytest.raises(jupybox.UsageError):
+        jupybox.run(BB, ["true"], root=busybox_image.root, memory="12xb")
+    with pytest.raises(jupybox.UsageError):
+        jupybox.run(BB, ["true"], root=busybox_image.root, colour="blue")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_daemons():
+    yield
+    from jupybox import api
+
+    api._close_launchers()
+
+
+def daemon_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_200_sequential_rm_runs_leave_nothing(busybox_image):
+    # warm the daemon up first so its socket and reader thread are part of the baseline
+    jupybox.run(BB, ["true"], root=busybox_image.root, remove=True).wait()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(200):
+        assert jupybox.run(BB, ["true"], root=busybox_image.root, remove=True, memory="32m").wait() == 0
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    engine = jupybox.engine(busybox_image.root)
+    assert [r for r in engine.records.all() if r.config["spec"]["remove"]] == []
+    # what remains is the daemon's one prewarmed sandbox, whose PID 1 waits for its plan:
+    # no cgroup of a finished container (a cgroup without processes) is left
+    from jupybox.cgroups import open_driver
+
+    drv = open_driver()
+    assert [name for name in drv.list() if not drv.open(name).pids()] == []
+    daemon = jupybox.launcher(busybox_image.root).proc.pid
+    assert len(leaks.children(daemon)) <= 1
+    assert not leaks.mounts([str(busybox_image.root)])
+    from jupybox import api
+
+    api._close_launchers()
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and daemon_alive(daemon):
+        time.sleep(0.05)
+    assert not daemon_alive(daemon)
+    assert [name for name in drv.list() if not drv.open(name).pids()] == []
