@@ -20,6 +20,7 @@ import os
 import posixpath
 import re
 import shlex
+import sys
 import zlib
 
 from ..errors import StoreError, UsageError
@@ -188,6 +189,8 @@ def import_rootfs(store, source, ref: str | None = None, changes=(), message: st
     :func:`parse_changes`); ``message`` becomes the history comment (default ``Imported from X``)."""
     cfg = parse_changes(changes)  # validate everything before reading the input
     refs = [str(parse_reference(ref))] if ref else []
+    if isinstance(source, str) and source == "-":
+        source = sys.stdin.buffer
     if hasattr(source, "read"):
         src_name = getattr(source, "name", "-")
         src_name = src_name if isinstance(src_name, str) and not src_name.startswith("<") else "-"

@@ -274,6 +274,8 @@ class _Pump(threading.Thread):
                     diff.update(out)
                 self.tar_size += len(out)
                 if tee is not None:
+                    if self.stop.is_set():
+                        raise _Stopped
                     tee(out)
                 put(out)
             while self.raw.read(CHUNK):  # anything after the end of the compressed stream is hashed too
@@ -505,11 +507,6 @@ class _Extractor:
                 raise _unsafe(name, f"parent {cur!r} is a symlink")
             else:
                 raise _unsafe(name, f"parent {cur!r} is not a directory")
-
-    def _parent_ok(self, rel: str, name: str) -> None:
-        parent = rel.rpartition("/")[0]
-        if parent not in self.dirs:
-            self._ensure_dir_chain(parent, name)
 
     def _forget(self, rel: str) -> None:
         """``rel`` is being removed: forget what we knew about it and everything below it."""

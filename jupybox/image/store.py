@@ -190,12 +190,16 @@ class ImageStore:
 
     @contextmanager
     def _index_lock(self) -> Iterator[None]:
-        fd = self._lockfile(".index.lock")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        # lock order, everywhere: .gc.lock (a lease, or gc's exclusive lock) before .index.lock;
+        # writing index.json needs a tmp file, which needs a lease: taking it first avoids a
+        # deadlock with a check(repair=True) that holds the exclusive lock and wants the index.
+        with self.lease():
+            fd = self._lockfile(".index.lock")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
 
     @contextmanager
     def lease(self) -> Iterator[None]:
@@ -404,6 +408,10 @@ class ImageStore:
                 img.manifest_digests.append(d)
             name = self._entry_name(e)
             if name and name not in img.names:
+                try:
+                    parse_reference(name, default_tag=None)
+                except UsageError:
+                    continue  # a hand-edited index: ignore the bad name, keep the image
                 img.names.append(name)
         return [by_id[c] for c in order]
 

@@ -4,6 +4,7 @@ import hashlib
 import io
 import lzma
 import os
+import shutil
 import stat
 import subprocess
 import tarfile
@@ -34,6 +35,8 @@ def assert_nothing_left(tmp_path, name="layer"):
 
 HOSTILE = {
     "dotdot": [f("../../etc/x")],
+    "dotdot-into-sentinel": [f("../outside/evil")],  # the layer dir is a sibling of the sentinel
+    "dotdot-normalized-away": [f("./a/./../../outside/evil")],
     "dotdot-inside": [d("a"), f("a/../../x")],
     "absolute": [f("/abs/path")],
     "symlink-abs-then-write": [sym("a", "{outside}"), f("a/x")],
@@ -130,9 +133,10 @@ def test_duplicates_later_wins(tmp_path):
 
 
 def test_implicit_parents_and_root_entry(tmp_path):
-    unpack(tmp_path, make_tar([d("./", mode=0o751), f("./a/b/c/file", b"z")]))
+    unpack(tmp_path, make_tar([d("./", mode=0o751), f("./a/b/c/file", b"z"), f("a//b/./c/other", b"o")]))
     root = tmp_path / "layer"
     assert (root / "a/b/c/file").read_bytes() == b"z"
+    assert sorted(os.listdir(root / "a/b/c")) == ["file", "other"]
     assert stat.S_IMODE((root / "a").stat().st_mode) == 0o755
     assert stat.S_IMODE(root.stat().st_mode) == 0o751
 
@@ -365,3 +369,55 @@ def test_overlay_sees_whiteouts_and_opaque(tmp_path):
         assert (mnt / "bar").read_bytes() == b"lower bar"
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+# ---------------------------------------------------------------- against GNU tar
+
+
+def _meta(root):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            out[os.path.relpath(p, root)] = (
+                st.st_mode, st.st_uid, st.st_gid, st.st_size if not stat.S_ISDIR(st.st_mode) else 0,
+                st.st_nlink, st.st_mtime_ns // 10**9, st.st_rdev,
+                sorted(os.listxattr(p, follow_symlinks=False)),
+                os.readlink(p) if stat.S_ISLNK(st.st_mode) else
+                (open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None))
+    return out
+
+
+@needs_root
+@pytest.mark.skipif(not shutil.which("tar"), reason="GNU tar is not installed")
+@pytest.mark.parametrize("fmt", ["gnu", "oldgnu", "posix", "posix-sparse-1.0"])
+def test_same_result_as_gnu_tar(tmp_path, fmt):
+    src = tmp_path / "src"
+    (src / "dir/sub").mkdir(parents=True)
+    (src / "dir/sub/file").write_bytes(b"data" * 1000)
+    os.chmod(src / "dir/sub/file", 0o4711)
+    os.chown(src / "dir/sub/file", 1000, 1001)
+    os.link(src / "dir/sub/file", src / "hardlink")
+    os.symlink("dir/sub/file", src / "symlink")
+    os.mkfifo(src / "fifo")
+    os.mknod(src / "tty", 0o620 | stat.S_IFCHR, os.makedev(5, 0))
+    os.setxattr(src / "dir/sub/file", "user.k", b"v")
+    with open(src / "sparse", "wb") as fh:
+        fh.seek(3_000_000)
+        fh.write(b"tail")
+    (src / ("n" * 120)).write_bytes(b"long name")
+    os.chmod(src / "dir", 0o750)
+    args = ["--format=posix", "--sparse-version=1.0"] if fmt == "posix-sparse-1.0" else [f"--format={fmt}"]
+    if fmt.startswith("posix"):
+        args.append("--xattrs")
+    tarball = tmp_path / "layer.tar"
+    subprocess.run(["tar", "--sparse", *args, "-cf", str(tarball), "-C", str(src), "."], check=True)
+    unpack_layer(str(tarball), tmp_path / "ours", tmp_dir=tmp_path)
+    (tmp_path / "gnu").mkdir()
+    subprocess.run(["tar", "--xattrs", "--xattrs-include=*", "-xpf", str(tarball), "-C", str(tmp_path / "gnu")],
+                   check=True)
+    ours, theirs = _meta(tmp_path / "ours"), _meta(tmp_path / "gnu")
+    assert ours.keys() == theirs.keys()
+    assert {k: v for k, v in ours.items() if v != theirs[k]} == {}
+    assert os.stat(tmp_path / "ours/sparse").st_blocks < 100  # holes stay holes

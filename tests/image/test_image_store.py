@@ -5,14 +5,13 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import textwrap
 
 import pytest
 
-from jbx_image_helpers import d, f, make_tar, member, needs_overlay, rootfs_tar, sym
+from jbx_image_helpers import d, f, make_tar, member, needs_overlay, rootfs_tar
 from jupybox.errors import Conflict, DigestMismatch, ImageNotFound, StoreError, UsageError
-from jupybox.image import ImageStore, import_rootfs
+from jupybox.image import import_rootfs
 from jupybox.image import mediatypes as mt
 from jupybox.paths import Layout
 
@@ -243,10 +242,40 @@ def test_concurrent_tagging_from_two_processes(image_store):
     """)
     procs = [subprocess.Popen([sys.executable, "-c", script, str(n)]) for n in range(3)]
     assert [p.wait() for p in procs] == [0, 0, 0]
-    refs = store.resolve("base").refs
+    refs = store.resolve(img.id).refs
     assert len(refs) == 1 + 75 and all(f"p{n}-{i}:t" in refs for n in range(3) for i in range(25))
     idx = json.loads(store.index_path.read_text())
     assert len(idx["manifests"]) == 76
+
+
+def test_tagging_while_gc_and_check_run(image_store):
+    """Lock ordering: taggers (lease, then index lock) against gc/check (exclusive lock, then
+    index lock when repairing) must neither deadlock nor lose tags."""
+    store = image_store
+    img = import_rootfs(store, io.BytesIO(rootfs_tar()), "base")
+    root = str(store.layout.root)
+    tagger = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from jupybox.image import ImageStore
+        s = ImageStore({root!r})
+        for i in range(30):
+            s.tag("base", f"t{{sys.argv[1]}}-{{i}}")
+    """)
+    cleaner = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from jupybox.image import ImageStore
+        s = ImageStore({root!r})
+        for i in range(15):
+            s.check(repair=True)
+            s.gc()
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", tagger, str(n)]) for n in range(2)]
+    procs.append(subprocess.Popen([sys.executable, "-c", cleaner]))
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert len(store.resolve(img.id).refs) == 61
+    assert store.check() == []
 
 
 def test_crash_leftovers_found_and_repaired(image_store):

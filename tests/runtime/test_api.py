@@ -114,7 +114,7 @@ def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     drv = open_driver()
     assert [name for name in drv.list() if not drv.open(name).pids()] == []
     daemon = jupybox.launcher(busybox_image.root).proc.pid
-    assert len(leaks.children(daemon)) <= 1
+    assert len(leaks.children(daemon)) <= 2  # the prewarmed PID 1 and its waiting main process
     assert not leaks.mounts([str(busybox_image.root)])
     from jupybox import api
 
