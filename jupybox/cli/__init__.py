@@ -21,7 +21,7 @@ class Context:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._engine = None
-        self.prewarmed = None  # (cid, cgroup, sandbox) made while the arguments were parsed
+        self.prewarmed = None  # an Engine.prepare() made while the image is resolved
 
     def take_prewarmed(self):
         pw, self.prewarmed = self.prewarmed, None
@@ -30,9 +30,7 @@ class Context:
     def discard_prewarmed(self) -> None:
         pw = self.take_prewarmed()
         if pw:
-            pw[2].discard()
-            pw[1].remove()
-            self.engine.cgroups.remove_parent_if_empty()
+            pw.discard()
 
     @property
     def engine(self):
@@ -55,16 +53,12 @@ def _prewarm(ctx: Context, args) -> None:
     """
     if args.verb != "run" or args.detach or os.geteuid() != 0:
         return
-    import secrets
-
     from .. import errors
 
-    cid = secrets.token_hex(32)
     try:
-        cg, sandbox = ctx.engine.prepare_sandbox(cid, args.network)
+        ctx.prewarmed = ctx.engine.prepare(args.network)
     except (errors.JupyboxError, OSError):
-        return  # the normal path will report what is wrong
-    ctx.prewarmed = (cid, cg, sandbox)
+        pass  # the normal path will report what is wrong
 
 
 def execute(argv: list[str], ctx: Context | None = None, prewarm: bool = False) -> int:

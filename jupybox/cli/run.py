@@ -94,11 +94,11 @@ def _stdin(interactive: bool) -> tuple[int, bool]:
     return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), True
 
 
-def _create(args, ctx, cid=None):
+def _create(args, ctx, prepared=None):
     from ..runtime.options import make_spec
 
     spec = make_spec(args.image, args.command, **options_from_args(args))
-    return spec, ctx.engine.create(spec, cid=cid)
+    return spec, ctx.engine.create(spec, prepared=prepared)
 
 
 def cmd_create(args, ctx) -> int:
@@ -109,7 +109,7 @@ def cmd_create(args, ctx) -> int:
 
 def cmd_run(args, ctx) -> int:
     prewarmed = None if args.detach else ctx.prewarmed
-    spec, rec = _create(args, ctx, cid=prewarmed[0] if prewarmed else None)
+    spec, rec = _create(args, ctx, prepared=prewarmed)
     engine = ctx.engine
     try:
         if args.detach:
@@ -119,7 +119,7 @@ def cmd_run(args, ctx) -> int:
         stdin, opened = _stdin(args.interactive)
         try:
             pw = ctx.take_prewarmed() if prewarmed else None
-            state = engine.run_attached(rec, (stdin, 1, 2), prepared=(pw[1], pw[2]) if pw else None)
+            state = engine.run_attached(rec, (stdin, 1, 2), prepared=pw)
         finally:
             if opened:
                 os.close(stdin)

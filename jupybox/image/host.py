@@ -147,7 +147,8 @@ def host_path_env() -> str:
     return ":".join(dirs)
 
 
-def _arch() -> str:
+def host_architecture() -> str:
+    """The OCI/Go name of this machine's architecture (amd64, arm64, ...)."""
     m = platform.machine().lower()
     return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
             "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(m, m)
@@ -190,7 +191,7 @@ def host_config() -> dict:
 
     created = datetime.fromtimestamp(created_ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
-        "architecture": _arch(),
+        "architecture": host_architecture(),
         "os": "linux",
         "created": created,
         "config": {

@@ -25,6 +25,7 @@ import zlib
 
 from ..errors import StoreError, UsageError
 from . import digest as dg
+from .host import host_architecture
 from .layer import unpack_layer
 from .model import Image, now_rfc3339
 from .reference import parse_reference
@@ -217,7 +218,7 @@ def import_rootfs(store, source, ref: str | None = None, changes=(), message: st
         store._adopt_blob(tmp_path, blob_digest, fd)
         created = now_rfc3339()
         config = {
-            "architecture": _arch(),
+            "architecture": host_architecture(),
             "os": "linux",
             "created": created,
             "config": cfg,
@@ -228,9 +229,3 @@ def import_rootfs(store, source, ref: str | None = None, changes=(), message: st
         if message:
             config["comment"] = message
         return store.create_image(config, [blob_digest], refs)
-
-
-def _arch() -> str:
-    from .host import _arch as arch
-
-    return arch()

@@ -51,7 +51,7 @@ from ..errors import Conflict, DigestMismatch, ImageNotFound, StoreError, UsageE
 from ..paths import Layout
 from . import digest as dg
 from . import mediatypes as mt
-from .host import HOST_NAME, host_image, is_host_reference
+from .host import HOST_NAME, host_architecture, host_image, is_host_reference
 from .layer import LayerInfo, detect_compression, remove_tree, unpack_layer
 from .model import Image, now_rfc3339
 from .reference import parse_reference
@@ -615,7 +615,7 @@ class ImageStore:
             if len(diff_ids) != len(descs):
                 raise StoreError(f"config has {len(diff_ids)} diff_ids for {len(descs)} layers")
             config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
-            config.setdefault("architecture", host_image().architecture)
+            config.setdefault("architecture", host_architecture())
             config.setdefault("os", "linux")
             config.setdefault("created", now_rfc3339())
             config.setdefault("config", {})

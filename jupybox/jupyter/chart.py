@@ -210,7 +210,7 @@ def _style_axes(axes, limits: ChartLimits) -> list:
     if limits.memory:
         artists.append(mem_ax.axhline(limits.memory / MiB, color=LIMIT_COLOR, linestyle="--", linewidth=1))
         artists.append(mem_ax.text(0.995, limits.memory / MiB, f"limit {human_size(limits.memory)}",
-                                   color=LIMIT_COLOR, fontsize=7, ha="right", va="top",
+                                   color=LIMIT_COLOR, fontsize=7, ha="right", va="bottom",
                                    transform=mem_ax.get_yaxis_transform()))
     if limits.pids and limits.pids <= 4096:
         artists.append(pids_ax.axhline(limits.pids, color=LIMIT_COLOR, linestyle="--", linewidth=1))
@@ -234,7 +234,7 @@ class LiveChart:
     """The widget: a status line (elapsed, CPU, memory, pids; 1 Hz) over an ipywidgets.Image showing
     JPEG frames redrawn by blitting (see the module's note)."""
 
-    def __init__(self, title: str, limits: ChartLimits, width: float = 7.0, height: float = 4.2, dpi: int = 80):
+    def __init__(self, title: str, limits: ChartLimits, width: float = 7.0, height: float = 4.4, dpi: int = 85):
         import ipywidgets as w
 
         self.title = title
@@ -255,7 +255,8 @@ class LiveChart:
         self._bg = None
         self.frames = 0
         self.full_draws = 0
-        self.image = w.Image(format="jpeg", layout=w.Layout(max_width="100%"))
+        px = int(width * dpi)
+        self.image = w.Image(format="jpeg", layout=w.Layout(width=f"{px}px", max_width="100%"))
         self.image.add_class("jupybox-live-chart")
         # the live numbers, as text: drawing them into the frame would cost more than the frame
         # (glyph rendering); sent at most once a second
@@ -365,7 +366,7 @@ class ChartImage:
 
 
 def render_png(s: Series, limits: ChartLimits, title: str, *, end: float | None = None, oom: bool = False,
-               dpi: int = 90, width: float = 7.0, height: float = 4.4) -> bytes:
+               dpi: int = 85, width: float = 7.0, height: float = 4.4) -> bytes:
     """The whole run as one PNG (matplotlib, Agg, no pyplot: no global state, no double display)."""
     fig, axes = _figure(width, height, dpi)
     fig.suptitle(title, fontsize=9, x=0.11, ha="left")

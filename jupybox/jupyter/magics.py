@@ -132,8 +132,8 @@ class JupyboxMagics(Magics):
     chart = Bool(True, help="chart CPU, memory and pids of %%container cells").tag(config=True)
     live_chart = CaselessStrEnum(
         ["auto", "always", "never"], "auto",
-        help="the live widget: 'auto' shows it when a widget front end is connected (JupyterLab, Notebook), "
-             "not in terminals or headless runs (nbclient, papermill), which get only the final PNG",
+        help="the live widget: 'auto' shows it in interactive front ends (JupyterLab, Notebook, VS Code), "
+             "not in terminals or batch runs (nbclient, papermill), which get only the final PNG",
     ).tag(config=True)
     chart_rate = Float(4.0, help="chart samples per second").tag(config=True)
     summary = Bool(True, help="print the one-line summary (wall, CPU, peak memory, exit) after a cell").tag(config=True)
@@ -176,7 +176,7 @@ class JupyboxMagics(Magics):
             return False
         if self.live_chart == "always":
             return True
-        return widgets_frontend()
+        return widgets_frontend(self.shell)
 
     def _cell(self, line: str, cell: str, local_ns=None):
         from ..cli.parser import split_command
@@ -626,15 +626,22 @@ class JupyboxMagics(Magics):
         return None
 
 
-def widgets_frontend() -> bool:
-    """Does a front end render widgets? True once a widget manager (JupyterLab, Notebook 7, Voila,
-    VS Code...) opened the ``jupyter.widget.control`` comm; headless runners (nbclient, papermill)
-    never do, and get the final PNG only."""
+def widgets_frontend(shell=None) -> bool:
+    """Is an interactive front end (JupyterLab, Notebook, VS Code) running this cell?
+
+    Batch runners (nbclient, papermill, ``nbconvert --execute``) send their execute requests with
+    ``allow_stdin=False``: they cannot answer ``input()`` and render no widgets, so they get only
+    the final PNG. A front end whose widget manager opened the ``jupyter.widget.control`` comm
+    (possible once ipywidgets is imported) renders widgets whatever it says about stdin.
+    """
     try:
         from ipywidgets import Widget
     except ImportError:
         return False
-    return getattr(Widget, "_control_comm", None) is not None
+    if getattr(Widget, "_control_comm", None) is not None:
+        return True
+    kernel = getattr(shell, "kernel", None)
+    return bool(getattr(kernel, "_allow_stdin", False))
 
 
 def load_ipython_extension(ip) -> None:

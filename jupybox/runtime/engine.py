@@ -12,12 +12,15 @@ monitor, as conmon does for podman.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import select
 import shutil
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import errors
 from ..cgroups import open_driver
@@ -31,6 +34,51 @@ from .spec import ContainerSpec, Mount
 from .state import State, Status, now_iso, pid_alive, proc_start_time, process_running
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Prepared:
+    """What can be made before a container's spec is known: its id, its cgroup with a process
+    already attached, its namespaces with PID 1 and the main process waiting, its directory with
+    the default /etc files (see :meth:`Engine.prepare`)."""
+
+    def __init__(self, engine: "Engine", cid: str, network: str, template: dict | None = None):
+        self.cid = cid
+        self.network = network
+        self._engine = engine
+        self.rootfs_key = None
+        self.staged = engine.records.stage(cid)
+        try:
+            engine._write_etc_files(self.staged, cid[:12], network, image_is_host=False)
+            self.cgroup = engine.cgroups.create(cid)
+        except BaseException:
+            shutil.rmtree(self.staged, ignore_errors=True)
+            raise
+        try:
+            self.sandbox = launch.Sandbox(self.cgroup.attach_self_paths(), new_net=network != "host")
+            if template is not None and template["spec"]["network"] == network:
+                # speculation: the next container will look like the last one (a re-run cell);
+                # its root filesystem is then assembled now, while nobody waits
+                self.sandbox.prepare_rootfs(Engine.rootfs_plan(template, self.staged, self.cgroup))
+                self.rootfs_key = Engine.rootfs_key(template)
+        except BaseException:
+            self.cgroup.remove()
+            shutil.rmtree(self.staged, ignore_errors=True)
+            raise
+
+    def fits(self, spec: ContainerSpec) -> bool:
+        return (spec.network == "host") == (self.network == "host")
+
+    def fits_config(self, config: dict) -> bool:
+        """Usable for this container: the same network and, if its root is made, the same root."""
+        if (config["spec"]["network"] == "host") != (self.network == "host"):
+            return False
+        return self.rootfs_key is None or self.rootfs_key == Engine.rootfs_key(config)
+
+    def discard(self) -> None:
+        self.sandbox.discard()
+        self.cgroup.remove()
+        self._engine.cgroups.remove_parent_if_empty()
+        shutil.rmtree(self.staged, ignore_errors=True)
 
 
 @dataclass
@@ -74,7 +122,7 @@ class Engine:
         return self._cgroups
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, spec: ContainerSpec, cid: str | None = None) -> Record:
+    def create(self, spec: ContainerSpec, cid: str | None = None, prepared: "Prepared | None" = None) -> Record:
         image = self.store.resolve(spec.image)
         cfg = image.config.get("config") or {}
         if spec.entrypoint is not None:
@@ -122,8 +170,18 @@ class Engine:
             "stop_signal": cfg.get("StopSignal") or "SIGTERM",
             "hostname": spec.hostname,
         }
-        rec = self.records.create(spec.name, config, cid, prepare=self._write_etc_files)
-        return rec
+        staged = None
+        if prepared is not None and prepared.fits_config(config):
+            cid, staged = prepared.cid, prepared.staged
+        else:
+            prepared = None
+
+        def prepare(rec, config):
+            default = prepared is not None and config["hostname"] == rec.id[:12] and not config["image"]["is_host"]
+            if not default:
+                self._write_etc_files(rec.dir, config["hostname"], spec.network, config["image"]["is_host"])
+
+        return self.records.create(spec.name, config, cid, prepare=prepare, staged=staged)
 
     def _check_mount(self, m: Mount) -> dict:
         if not m.destination.startswith("/"):
@@ -173,12 +231,11 @@ class Engine:
             lowers = [str(empty)]
         return {"lowers": lowers, "mounts": []}
 
-    def _write_etc_files(self, rec: Record, config: dict) -> None:
+    def _write_etc_files(self, cdir, hostname: str, network: str, image_is_host: bool) -> None:
         """/etc/hosts, /etc/hostname, /etc/resolv.conf for the container (bind-mounted at start)."""
-        hostname = config["hostname"]
         hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
         resolv = ""
-        if config["spec"]["network"] == "host":
+        if network == "host":
             try:
                 with open("/etc/resolv.conf") as f:
                     resolv = f.read()
@@ -186,38 +243,56 @@ class Engine:
                 pass
         files = {"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv}
         upper_etc = None
-        if not config["image"].get("is_host"):
+        if not image_is_host:
             # mount points made in the write layer now, with plain file operations: made through
             # the overlay at start they would cost a copy-up of /etc (~0.7 ms each)
-            upper_etc = rec.upper / "etc"
-            upper_etc.mkdir()
+            upper_etc = cdir / "upper" / "etc"
+            upper_etc.mkdir(exist_ok=True)
         for name, text in files.items():
-            with open(rec.dir / name, "w") as f:
+            with open(cdir / name, "w") as f:
                 f.write(text)
             if upper_etc is not None:
                 open(upper_etc / name, "w").close()
 
     # -- start -------------------------------------------------------------------------------
-    def plan(self, rec: Record, cgroup) -> dict:
-        cfg = rec.config
-        spec = cfg["spec"]
-        lowers = cfg["rootfs"]["lowers"]
-        overlay = f"lowerdir={':'.join(reversed(lowers))},upperdir={rec.upper},workdir={rec.work}"
+    @staticmethod
+    def rootfs_key(config: dict) -> str:
+        """What the root filesystem of a container depends on: equal keys, interchangeable roots."""
+        spec = config["spec"]
+        return json.dumps([config["rootfs"], config["mounts"], spec["network"], spec["readonly_rootfs"],
+                           spec["privileged"]], sort_keys=True)
+
+    @staticmethod
+    def rootfs_plan(config: dict, cdir: Path, cgroup) -> dict:
+        """The mounts of a container whose directory is ``cdir`` (see ``rootfs.setup``)."""
+        spec = config["spec"]
+        lowers = config["rootfs"]["lowers"]
+        overlay = f"lowerdir={':'.join(reversed(lowers))},upperdir={cdir / 'upper'},workdir={cdir / 'work'}"
         etc = [
-            {"type": "bind", "source": str(rec.dir / name), "destination": f"/etc/{name}", "readonly": False, "is_dir": False}
+            {"type": "bind", "source": str(cdir / name), "destination": f"/etc/{name}", "readonly": False, "is_dir": False}
             for name in ("hosts", "hostname", "resolv.conf")
         ]
-        caps = frozenset(cfg["caps"])
         return {
-            "rootfs": str(rec.rootfs),
+            "rootfs": str(cdir / "rootfs"),
             "overlay": overlay,
-            "mounts": cfg["rootfs"]["mounts"] + etc + cfg["mounts"],
+            "mounts": config["rootfs"]["mounts"] + etc + config["mounts"],
             "network": spec["network"],
-            "hostname": cfg["hostname"],
             "readonly_rootfs": spec["readonly_rootfs"],
             "privileged": spec["privileged"],
-            "init": spec["init"],
             "cgroup_mounts": cgroup.mounts_for_container() if cgroup is not None else [],
+        }
+
+    def plan(self, rec: Record, cgroup, rootfs_ready: bool = False) -> dict:
+        """Everything PID 1 and the main process need; without the mounts when they are made."""
+        cfg = rec.config
+        spec = cfg["spec"]
+        caps = frozenset(cfg["caps"])
+        plan = {
+            "rootfs_ready": rootfs_ready,
+            "network": spec["network"],
+            "privileged": spec["privileged"],
+            "hostname": cfg["hostname"],
+            "init": spec["init"],
             "argv": cfg["argv"],
             "env": cfg["env"],
             "cwd": cfg["cwd"],
@@ -225,36 +300,39 @@ class Engine:
             "caps": caps,
             "seccomp": None if spec["privileged"] else lseccomp.filter_for(caps),
         }
+        if not rootfs_ready:
+            plan.update(self.rootfs_plan(cfg, rec.dir, cgroup))
+        return plan
 
-    def prepare_sandbox(self, cid: str, network: str = "none"):
-        """The cgroup and the namespaces of a container whose plan is not known yet."""
-        cg = self.cgroups.create(cid)
-        try:
-            return cg, launch.Sandbox(cg.attach_self_paths(), new_net=network != "host")
-        except BaseException:
-            cg.remove()
-            raise
+    def prepare(self, network: str = "none", template: dict | None = None) -> Prepared:
+        """Make a container's cgroup, namespaces and directory before its spec is known.
 
-    def start(self, rec: Record, stdio: tuple[int, int, int] = (0, 1, 2), prepared=None) -> Running:
+        The first write to a v1 cgroup.procs after an idle moment waits for an RCU grace period
+        (8-16 ms here) and a fork of PID 1 costs ~2 ms: made ahead, off the critical path, by the
+        launcher daemon after each start and by the CLI while it resolves the image."""
+        return Prepared(self, secrets.token_hex(32), network, template)
+
+    def start(self, rec: Record, stdio: tuple[int, int, int] = (0, 1, 2), prepared: Prepared | None = None) -> Running:
         """Start the container with this process as its monitor (it must then wait and finish)."""
         state = rec.state()
         if not state.status.can_start():
             raise errors.StateError(f"container {rec.name} is {state.status.value}: it cannot be started")
         spec = ContainerSpec.from_dict(rec.config["spec"])
         sc.set_child_subreaper()
-        if prepared is not None and prepared[1].new_net == (spec.network != "host"):
-            cg, sandbox = prepared
+        rootfs_ready = False
+        if prepared is not None and prepared.cid == rec.id and prepared.fits_config(rec.config):
+            cg, sandbox = prepared.cgroup, prepared.sandbox
+            rootfs_ready = prepared.rootfs_key is not None
         else:
             if prepared is not None:
-                prepared[1].discard()
-                prepared[0].remove()
+                prepared.discard()
             cg = None
             sandbox = None
         try:
             if cg is None:
                 cg = self.cgroups.create(rec.id)
             cg.set_limits(spec.limits)
-            plan = self.plan(rec, cg)
+            plan = self.plan(rec, cg, rootfs_ready)
             if sandbox is None:
                 sandbox = launch.Sandbox(cg.attach_self_paths(), new_net=spec.network != "host")
             pid = sandbox.start(plan, stdio)
@@ -281,37 +359,38 @@ class Engine:
         rec.save_state(state)
         return Running(rec, pid, cg, sandbox)
 
-    def finish(self, running: Running, status: int) -> State:
-        """Record the exit of a container this process monitored; clean up; --rm removes it."""
+    def finish(self, running: Running, status: int, notify=None) -> State:
+        """Record the exit of a container this process monitored; clean up; --rm removes it.
+
+        ``notify(state)`` is called as soon as the exit is recorded, before the cleanup (the
+        launcher daemon answers the kernel's wait() there: removing the cgroup and the write
+        layer need not delay the cell)."""
         rec = running.record
-        code = exit_code_of(status)
-        oom = False
-        try:
-            oom = running.cgroup.oom_killed()
-        except errors.JupyboxError:
-            pass
         state = rec.state()
         state.status = Status.EXITED
-        state.exit_code = code
-        state.oom_killed = oom
+        state.exit_code = exit_code_of(status)
         state.finished_at = now_iso()
         state.pid = 0
         state.monitor_pid = 0
         try:
             stats = running.cgroup.stats()
+            state.oom_killed = stats.oom_kills > 0
             state.extra = {"memory_peak": stats.memory_peak, "memory_limit": stats.memory_limit,
                            "cpu_usage_ns": stats.cpu_usage_ns}
         except (errors.JupyboxError, OSError):
             pass
+        remove = rec.config["spec"].get("remove")
+        if not remove:
+            rec.save_state(state)
+        if notify is not None:
+            notify(state)
         running.sandbox.close()
         try:
             running.cgroup.remove()
         finally:
             self.cgroups.remove_parent_if_empty()
-        if rec.config["spec"].get("remove"):
-            self.records.delete(rec)
-        else:
-            rec.save_state(state)
+            if remove:
+                self.records.delete(rec)
         return state
 
     def run_attached(self, rec: Record, stdio=(0, 1, 2), prepared=None, on_start=None) -> State:
@@ -423,6 +502,12 @@ class Engine:
         else:
             rec.save_state(state)
         return state
+
+    def _staged_alive(self, cid: str) -> bool:
+        try:
+            return process_running(int((self.layout.containers / cid / "staged-by").read_text()))
+        except (OSError, ValueError):
+            return False
 
     def _remove_cgroup(self, cid: str) -> None:
         try:
@@ -566,13 +651,17 @@ class Engine:
                 continue
             self.remove(rec)
             removed.append(rec.id)
-        # half-created container dirs (no config.json) and interrupted deletions
+        # half-created container dirs (no config.json) and interrupted deletions; a directory
+        # staged ahead of time by a live process is not garbage
         for d in list(self.layout.containers.iterdir()) if self.layout.containers.exists() else []:
-            if not (d / "config.json").exists() and d.name not in live:
+            if (d / "config.json").exists() or d.name in live:
+                continue
+            if not self._staged_alive(d.name):
                 shutil.rmtree(d, ignore_errors=True)
         for d in list(self.layout.tmp.iterdir()) if self.layout.tmp.exists() else []:
             if d.name.startswith("rm-"):
                 shutil.rmtree(d, ignore_errors=True)
+
         names = self.records.names
         if names.exists():
             for link in names.iterdir():
@@ -587,8 +676,8 @@ class Engine:
             for name in self.cgroups.list():
                 if name not in live:
                     try:
-                        if self.cgroups.open(name).pids():
-                            continue  # a container being started right now
+                        if self.cgroups.open(name).pids() or self._staged_alive(name):
+                            continue  # a container being started or prepared right now
                         self.cgroups.open(name).remove()
                         cgroups_removed.append(name)
                     except errors.JupyboxError:

@@ -103,12 +103,17 @@ def _exec_main(plan: dict, user: tuple, err_w: int) -> None:
         os._exit(125)
 
 
-def _prepare(plan: dict) -> tuple:
-    """C, once the plan is known: the root filesystem, the hostname, the user, the environment."""
+def _setup_rootfs(plan: dict) -> None:
     try:
         rootfs.setup(plan)
     except OSError as e:
         raise Failure(125, f"setting up the root filesystem: {e}") from None
+
+
+def _prepare(plan: dict) -> tuple:
+    """C, once the plan is known: the root filesystem (unless made ahead), hostname, user, env."""
+    if not plan.get("rootfs_ready"):
+        _setup_rootfs(plan)
     if plan.get("hostname"):
         sc.sethostname(plan["hostname"])
     try:
@@ -168,10 +173,19 @@ def _sandbox_child(sock: socket.socket, err_w: int, new_net: bool) -> None:
         os._exit(125)
     main_end.close()
 
-    got = wire.recv(sock)
-    if got is None:  # the sandbox was discarded; W sees EOF and leaves too
-        os._exit(0)
-    plan, fds = got
+    early_failure = None
+    while True:
+        got = wire.recv(sock)
+        if got is None:  # the sandbox was discarded; W sees EOF and leaves too
+            os._exit(0)
+        (kind, plan), fds = got
+        if kind == "start":
+            break
+        # ("rootfs", plan): assemble the root now; a failure waits for the start to be told
+        try:
+            _setup_rootfs(plan)
+        except Failure as f:
+            early_failure = f
     # the container dies with its monitor: nothing can outlive jupybox unaccounted for
     sc.set_pdeathsig(signal.SIGKILL)
     r, _, _ = select.select([sock], [], [], 0)
@@ -179,6 +193,8 @@ def _sandbox_child(sock: socket.socket, err_w: int, new_net: bool) -> None:
         os._exit(0)  # the monitor died before the line above took effect
     sock.close()
     try:
+        if early_failure is not None:
+            raise early_failure
         user = _prepare(plan)
     except Failure as f:
         _report(err_w, f.code, str(f))
@@ -317,11 +333,18 @@ class Sandbox:
                 _raise(error or {"code": 125, "msg": "the container's process did not start"})
         return self.pid
 
+    def prepare_rootfs(self, rootfs_plan: dict) -> None:
+        """Have PID 1 assemble the root filesystem now (a plan with ``rootfs_ready`` follows)."""
+        try:
+            wire.send(self._sock, ("rootfs", rootfs_plan))
+        except OSError as e:
+            raise RuntimeFailure(f"preparing the container's root filesystem: {e}") from None
+
     def start(self, plan: dict, stdio: tuple[int, int, int]) -> int:
         """Send the plan; return PID 1's host pid once the command has been exec'ed."""
         self.ready()
         try:
-            wire.send(self._sock, plan, stdio)
+            wire.send(self._sock, ("start", plan), stdio)
         except OSError as e:
             self.discard()
             raise RuntimeFailure(f"starting the container: {e}") from None

@@ -35,28 +35,27 @@ class Daemon:
         self.engine = Engine(root)
         self.running: dict[int, tuple[Running, bool]] = {}  # pidfd -> (running, attached)
         self.execs: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, token)
-        self.prewarm = None  # (cid, cgroup, sandbox)
+        self.prewarm = None  # an Engine.prepare() made after each start
+        self.template = None  # the config of the last container: the next one is prepared like it
         self.client_gone = False
 
     # -- prewarming ----------------------------------------------------------------------------
     def _make_prewarm(self) -> None:
         if self.prewarm is not None or self.client_gone:
             return
-        cid = secrets.token_hex(32)
         try:
-            cg, sandbox = self.engine.prepare_sandbox(cid, "none")
+            network = self.template["spec"]["network"] if self.template else "none"
+            self.prewarm = self.engine.prepare(network, self.template)
         except errors.JupyboxError:
-            return  # no cgroup today: the request will take the slow path and say why
-        self.prewarm = (cid, cg, sandbox)
+            pass  # no cgroup today: the request takes the slow path and says why
 
     def _settle_prewarm(self) -> None:
         """Reap the prewarm's helper as soon as it reports, so no zombie waits for the next request."""
         try:
-            self.prewarm[2].ready()
+            self.prewarm.sandbox.ready()
         except errors.JupyboxError:
-            cg = self.prewarm[1]
-            self.prewarm = None
-            cg.remove()
+            pw, self.prewarm = self.prewarm, None
+            pw.discard()
 
     def _take_prewarm(self):
         pw, self.prewarm = self.prewarm, None
@@ -65,24 +64,25 @@ class Daemon:
     def _drop_prewarm(self) -> None:
         pw = self._take_prewarm()
         if pw:
-            pw[2].discard()
-            pw[1].remove()
-            self.engine.cgroups.remove_parent_if_empty()
+            pw.discard()
 
     # -- requests ------------------------------------------------------------------------------
     def _op_run(self, msg: dict, fds: list[int]) -> dict:
         spec = ContainerSpec.from_dict(msg["spec"])
         pw = self._take_prewarm()
-        cid = pw[0] if pw else None
         try:
-            rec = self.engine.create(spec, cid=cid)
+            rec = self.engine.create(spec, prepared=pw)
         except BaseException:
-            if pw:
-                self.prewarm = pw  # still good for the next request
+            if pw is not None:
+                pw.discard()
             raise
+        if pw is not None and pw.cid != rec.id:
+            pw.discard()  # a wrong guess: the next prewarm follows this container instead
+            pw = None
+        self.template = rec.config
         stdio = tuple(fds[:3]) if len(fds) >= 3 else self._log_stdio(rec)
         try:
-            running = self.engine.start(rec, stdio, prepared=(pw[1], pw[2]) if pw else None)
+            running = self.engine.start(rec, stdio, prepared=pw)
         except BaseException:
             if spec.remove:
                 self.engine.records.delete(rec)
@@ -171,9 +171,12 @@ class Daemon:
             running, _attached = self.running.pop(pidfd)
             os.close(pidfd)
             _, status = os.waitpid(running.pid, 0)
-            state = self.engine.finish(running, status)
-            self.send({"event": "exit", "id": running.record.id, "exit_code": state.exit_code,
-                       "oom_killed": state.oom_killed, "extra": state.extra})
+
+            def notify(state):
+                self.send({"event": "exit", "id": running.record.id, "exit_code": state.exit_code,
+                           "oom_killed": state.oom_killed, "extra": state.extra})
+
+            self.engine.finish(running, status, notify=notify)
         elif pidfd in self.execs:
             pid, token = self.execs.pop(pidfd)
             os.close(pidfd)
@@ -191,22 +194,35 @@ class Daemon:
                     pass
 
     def serve(self) -> None:
+        """One loop: requests, exits, and a prewarm made when nothing else is going on.
+
+        The prewarm's helper writes to cgroup.procs, which on v1 may hold the kernel's cgroup
+        threadgroup lock for an RCU grace period, stalling every fork and exit on the machine:
+        so it is made right after an exit when no container runs, or after a quiet moment,
+        never while a container that just started may be about to exit."""
         sc.set_child_subreaper()
+        want_prewarm = True
         try:
             while not (self.client_gone and not self.running and not self.execs):
-                self._make_prewarm()
+                if want_prewarm and not self.running:
+                    self._make_prewarm()
+                    want_prewarm = False
                 watch = list(self.running) + list(self.execs)
                 if not self.client_gone:
                     watch.append(self.sock.fileno())
                 helper_fd = -1
-                if self.prewarm is not None and self.prewarm[2].pending:
-                    helper_fd = self.prewarm[2].helper_fd()
+                if self.prewarm is not None and self.prewarm.sandbox.pending:
+                    helper_fd = self.prewarm.sandbox.helper_fd()
                     watch.append(helper_fd)
-                ready, _, _ = select.select(watch, [], [])
+                timeout = QUIET if self.prewarm is None and not self.client_gone else None
+                ready, _, _ = select.select(watch, [], [], timeout)
+                if not ready:
+                    self._make_prewarm()  # a quiet moment
+                    continue
                 for fd in ready:
                     if fd == helper_fd:
                         # a request handled in this same round may have taken the prewarm already
-                        if self.prewarm is not None and self.prewarm[2].pending:
+                        if self.prewarm is not None and self.prewarm.sandbox.pending:
                             self._settle_prewarm()
                     elif fd == self.sock.fileno():
                         try:
@@ -219,8 +235,12 @@ class Daemon:
                             self.handle(*got)
                     else:
                         self._reap(fd)
+                        want_prewarm = True
         finally:
             self._drop_prewarm()
+
+
+QUIET = 0.05  # seconds without requests or exits before a prewarm is made while containers run
 
 
 def main(argv=None) -> None:

@@ -104,11 +104,25 @@ class Records:
         self.layout = layout
         self.names = layout.root / "names"
 
-    def create(self, name: str | None, config: dict, cid: str | None = None, prepare=None) -> Record:
-        """Claim the name, make the directory, write config.json and state.json.
+    def stage(self, cid: str) -> Path:
+        """A container directory made ahead of time, in its final place (its root filesystem may be
+        mounted from it before the container is created, so it must never move). It has no
+        config.json yet, so it is no container; its ``staged-by`` file names the process that made
+        it, so that prune can tell a live one from a crash's leftover."""
+        staged = self.layout.containers / cid
+        staged.mkdir()
+        for sub in ("upper", "work", "rootfs"):
+            (staged / sub).mkdir()
+        (staged / "staged-by").write_text(str(os.getpid()))
+        return staged
+
+    def create(self, name: str | None, config: dict, cid: str | None = None, prepare=None,
+               staged: Path | None = None) -> Record:
+        """Claim the name, make the directory (or adopt a staged one), write config.json.
 
         ``prepare(record, config)`` runs before config.json is written (a record without
-        config.json is garbage to prune, so a crash in between leaves nothing that looks alive)."""
+        config.json is garbage to prune, so a crash in between leaves nothing that looks alive).
+        No state.json yet: a record without one is "created"."""
         cid = cid or secrets.token_hex(32)
         name = check_name(name) if name else random_name()
         self.names.mkdir(parents=True, exist_ok=True)
@@ -122,9 +136,12 @@ class Records:
             ) from None
         rec = Record(self.layout, cid)
         try:
-            rec.dir.mkdir(parents=True)
-            for sub in ("upper", "work", "rootfs"):
-                (rec.dir / sub).mkdir()
+            if staged is None:
+                rec.dir.mkdir(parents=True)
+                for sub in ("upper", "work", "rootfs"):
+                    (rec.dir / sub).mkdir()
+            elif staged != rec.dir:
+                raise ValueError(f"staged directory {staged} is not {rec.dir}")
             config = dict(config, id=cid, name=name, created=now_iso())
             config.setdefault("hostname", None)
             if not config["hostname"]:
@@ -133,7 +150,6 @@ class Records:
                 prepare(rec, config)
             write_json_atomic(rec.dir / "config.json", config)
             rec._config = config
-            rec.save_state(State())
         except BaseException:
             self.delete(rec, name)
             raise

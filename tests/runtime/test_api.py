@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 import pytest
 
@@ -106,6 +107,10 @@ def test_200_sequential_rm_runs_leave_nothing(busybox_image):
         assert jupybox.run(BB, ["true"], root=busybox_image.root, remove=True, memory="32m").wait() == 0
     assert len(os.listdir("/proc/self/fd")) == fds_before
     engine = jupybox.engine(busybox_image.root)
+    # the daemon answers wait() first and removes the last --rm container right after
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and [r for r in engine.records.all() if r.config["spec"]["remove"]]:
+        time.sleep(0.01)
     assert [r for r in engine.records.all() if r.config["spec"]["remove"]] == []
     # what remains is the daemon's one prewarmed sandbox, whose PID 1 waits for its plan:
     # no cgroup of a finished container (a cgroup without processes) is left
@@ -119,8 +124,6 @@ def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     from jupybox import api
 
     api._close_launchers()
-    import time
-
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and daemon_alive(daemon):
         time.sleep(0.05)
