@@ -145,7 +145,8 @@ def run_interleaved(
                     r.failures += 1
                     if os.environ.get("JUPYBOX_BENCH_DEBUG"):
                         traceback.print_exc()
-                    if i == 0 or r.failures >= max_failures:
+                    # a time-out leaves a worker in an unknown state: drop the case at once
+                    if i == 0 or r.failures >= max_failures or isinstance(e, TimeoutError):
                         active.remove(c)
                     continue
                 if i >= warmup:
@@ -213,9 +214,14 @@ class Worker:
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1, env=env,
         )
-        hello = self._read(startup_timeout)
-        if not hello.get("ready"):
-            raise RuntimeError(f"worker did not start: {hello}")
+        try:
+            hello = self._read(startup_timeout)
+            if not hello.get("ready"):
+                raise RuntimeError(f"worker did not start: {hello}")
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise
         self.info = hello
 
     def _read(self, timeout: float) -> dict:
@@ -224,14 +230,14 @@ class Worker:
 
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
-            raise TimeoutError(f"worker {self.argv[-1]!r} did not answer in {timeout}s")
+            raise TimeoutError(f"worker {' '.join(self.argv[-3:])!r} did not answer in {timeout}s")
         line = self.proc.stdout.readline()
         if not line:
             rc = self.proc.wait(timeout=5)
             raise RuntimeError(f"worker exited ({rc})")
         return json.loads(line)
 
-    def call(self, timeout: float = 120, **msg) -> dict:
+    def call(self, timeout: float = 30, **msg) -> dict:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()

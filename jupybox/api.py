@@ -49,11 +49,25 @@ def launcher(root=None):
         return client
 
 
+def shutdown(wait: float | None = 5.0) -> None:
+    """Close this process's launcher daemons (containers started attached die with them; detached
+    ones are monitored until they exit). With ``wait``, wait that long for the daemons to go."""
+    with _lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+    if wait:
+        for client in clients:
+            try:
+                client.proc.wait(timeout=wait)
+            except Exception:  # noqa: BLE001 - a daemon still busy with detached containers
+                pass
+
+
 @atexit.register
 def _close_launchers() -> None:
-    for client in list(_clients.values()):
-        client.close()
-    _clients.clear()
+    shutdown(wait=None)
 
 
 def _fds(stdin, stdout, stderr):

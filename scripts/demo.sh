@@ -30,11 +30,9 @@ fi
 
 echo
 echo "== 2. A detached container with 256 MiB and half a CPU, busy for 3 s"
-run "$JUPYBOX" run -d --name demo -m 256m --cpus 0.5 host \
-    python3 -c 'import time
-t = time.time() + 3
-while time.time() < t:
-    pass' || status=1
+busy='import time; t = time.time() + 3; exec("while time.time() < t: pass")'
+bold "$JUPYBOX run -d --name demo -m 256m --cpus 0.5 host python3 -c '$busy'"
+"$JUPYBOX" run -d --name demo -m 256m --cpus 0.5 host python3 -c "$busy" || status=1
 sleep 1
 run "$JUPYBOX" stats --no-stream demo || status=1
 run "$JUPYBOX" inspect demo || status=1

@@ -188,6 +188,15 @@ def _leakcheck_marker(request):
     yield
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _close_launcher_daemons():
+    """Each test module ends with no launcher daemon (and so no prewarmed sandbox) of this process."""
+    yield
+    import jupybox.api
+
+    jupybox.api.shutdown(wait=10)
+
+
 # --- artifacts -------------------------------------------------------------------------------
 @pytest.fixture
 def artifacts_dir(request) -> Path:

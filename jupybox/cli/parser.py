@@ -24,6 +24,7 @@ VERBS = {
     "volume": "volumes",
     "kernel": "kernel",
     "info": "info", "version": "info",
+    "build": "build",
 }
 
 

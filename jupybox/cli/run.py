@@ -37,7 +37,8 @@ def add_run_options(p) -> None:
     p.add_argument("--cap-add", action="append", default=[], help="add a Linux capability")
     p.add_argument("--cap-drop", action="append", default=[], help="drop a Linux capability")
     p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
-    p.add_argument("-t", "--tty", action="store_true", help="(accepted for docker compatibility)")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="accepted for docker compatibility: with -i on a terminal the container uses it directly")
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V", help="set metadata")
 
 
@@ -88,6 +89,41 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_exec, command=[])
 
 
+class _Foreground:
+    """With -i on a terminal, the container's process group gets the terminal while it runs
+    (it was put in its own group so that the terminal's Ctrl-C reaches it through us)."""
+
+    def __init__(self, interactive: bool):
+        self.active = interactive and os.isatty(0)
+        self.previous = None
+
+    def on_start(self, running) -> None:
+        if not self.active:
+            return
+        try:
+            self._set(os.getpgid(running.pid))
+        except OSError:
+            self.active = False
+
+    def restore(self) -> None:
+        if self.active:
+            try:
+                self._set(os.getpgrp())
+            except OSError:
+                pass
+
+    @staticmethod
+    def _set(pgid: int) -> None:
+        import signal
+
+        # a background process that hands the terminal over would get SIGTTOU
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        try:
+            os.tcsetpgrp(0, pgid)
+        finally:
+            signal.signal(signal.SIGTTOU, old)
+
+
 def _stdin(interactive: bool) -> tuple[int, bool]:
     if interactive:
         return 0, False
@@ -117,10 +153,12 @@ def cmd_run(args, ctx) -> int:
             ctx.print(rec.id)
             return 0
         stdin, opened = _stdin(args.interactive)
+        fg = _Foreground(args.interactive)
         try:
             pw = ctx.take_prewarmed() if prewarmed else None
-            state = engine.run_attached(rec, (stdin, 1, 2), prepared=pw)
+            state = engine.run_attached(rec, (stdin, 1, 2), prepared=pw, on_start=fg.on_start)
         finally:
+            fg.restore()
             if opened:
                 os.close(stdin)
         return state.exit_code
@@ -140,9 +178,11 @@ def cmd_start(args, ctx) -> int:
         rec = engine.records.get(ref)
         if args.attach:
             stdin, opened = _stdin(args.interactive)
+            fg = _Foreground(args.interactive)
             try:
-                code = engine.run_attached(rec, (stdin, 1, 2)).exit_code
+                code = engine.run_attached(rec, (stdin, 1, 2), on_start=fg.on_start).exit_code
             finally:
+                fg.restore()
                 if opened:
                     os.close(stdin)
         else:

@@ -143,15 +143,22 @@ def sigint_deferred():
         signal.signal(signal.SIGINT, old)
 
 
-def _pump(fd: int, stream, done: threading.Event | None = None) -> None:
+def _pump(fd: int, stream, tee: str | os.PathLike | None = None) -> None:
     """Copy a pipe into a text stream as bytes arrive (incremental UTF-8 decoding).
 
     An ipykernel stream publishes by itself within 0.2 s and merges what came meanwhile into one
     output; flushing it at every chunk would split a saved notebook's output into fragments.
-    Other streams (a terminal) are flushed at every chunk.
+    Other streams (a terminal) are flushed at every chunk. ``tee``: a log file that gets the bytes
+    too (a kept container's ``stdout.log``, so that ``%container logs`` shows them later).
     """
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     autoflush = getattr(stream, "pub_thread", None) is None
+    log = None
+    if tee is not None:
+        try:
+            log = open(tee, "ab")  # noqa: SIM115
+        except OSError:
+            log = None
     try:
         while True:
             try:
@@ -160,6 +167,9 @@ def _pump(fd: int, stream, done: threading.Event | None = None) -> None:
                 continue
             if not data:
                 break
+            if log is not None:
+                log.write(data)
+                log.flush()
             text = decoder.decode(data)
             if text:
                 try:
@@ -174,8 +184,8 @@ def _pump(fd: int, stream, done: threading.Event | None = None) -> None:
             stream.flush()
     finally:
         os.close(fd)
-        if done is not None:
-            done.set()
+        if log is not None:
+            log.close()
 
 
 def status_text(result: dict, interrupted: bool = False) -> tuple[str, bool]:
@@ -330,30 +340,39 @@ class CellRun:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         t0 = time.monotonic()
-        try:
-            with sigint_deferred() as interrupted_early:
+        # a SIGINT while the container starts is held until it runs with its readers and chart
+        # (then it is handled like any other interrupt: nothing is left behind)
+        with sigint_deferred() as interrupted_early:
+            try:
+                c = jupybox.run(self.image, command, root=self.root, stdin=stdin, stdout=out_w,
+                                stderr=err_w, **self.options)
+            except BaseException:
+                os.close(out_r)
+                os.close(err_r)
+                self.cleanup()
+                raise
+            finally:
+                for fd in (out_w, err_w) + ((stdin,) if stdin is not None else ()):
+                    os.close(fd)
+            self.container = c
+            ctx = contextvars.copy_context()
+            tees = (None, None)
+            if not self.options.get("remove"):
+                rec = c._record  # noqa: SLF001 - a kept container's log files, for %container logs
+                tees = (rec.stdout_log, rec.stderr_log)
+            readers = [threading.Thread(target=ctx.copy().run, args=(_pump, fd, stream, tee), daemon=True,
+                                        name=f"jupybox-{which}")
+                       for fd, stream, tee, which in ((out_r, self.stdout, tees[0], "stdout"),
+                                                      (err_r, self.stderr, tees[1], "stderr"))]
+            for t in readers:
+                t.start()
+            display = None
+            if self.chart or self.summary:
                 try:
-                    c = jupybox.run(self.image, command, root=self.root, stdin=stdin, stdout=out_w,
-                                    stderr=err_w, **self.options)
-                finally:
-                    for fd in (out_w, err_w) + ((stdin,) if stdin is not None else ()):
-                        os.close(fd)
-        except BaseException:
-            os.close(out_r)
-            os.close(err_r)
-            self.cleanup()
-            raise
-        self.container = c
-        ctx = contextvars.copy_context()
-        readers = [threading.Thread(target=ctx.copy().run, args=(_pump, fd, stream), daemon=True,
-                                    name=f"jupybox-{which}")
-                   for fd, stream, which in ((out_r, self.stdout, "stdout"), (err_r, self.stderr, "stderr"))]
-        for t in readers:
-            t.start()
-        display = None
-        if self.chart or self.summary:
-            display = ChartSession.for_options(c, self.image, self.options, chart=self.chart, live=self.live,
-                                               summary=self.summary, rate=self.rate, t0=t0)
+                    display = ChartSession.for_options(c, self.image, self.options, chart=self.chart,
+                                                       live=self.live, summary=self.summary, rate=self.rate, t0=t0)
+                except Exception as e:  # noqa: BLE001 - no chart is no reason to lose the container
+                    print(f"jupybox: no chart: {type(e).__name__}: {e}", file=self.stderr)
         interrupted = False
         try:
             if interrupted_early():
@@ -500,11 +519,22 @@ class CellRun:
         return c
 
 
-def _remove_quietly(c) -> None:
+def _remove_quietly(c, timeout: float = 10.0) -> None:
+    """The container is gone when this returns: --rm's removal (which the launcher daemon finishes
+    just after it reports the exit) is waited for, else the container is removed here."""
+    rec = c._record  # noqa: SLF001
+    deadline = time.monotonic() + timeout
+    while rec.dir.exists() and time.monotonic() < deadline:
+        try:
+            if not rec.config["spec"].get("remove"):
+                break
+        except errors.JupyboxError:
+            return
+        time.sleep(0.01)
     try:
         c.remove(force=True)
     except errors.JupyboxError:
-        pass  # --rm already removed it
+        pass  # removed meanwhile
 
 
 def container_name(c) -> str:

@@ -23,6 +23,7 @@ ipykernel command line)
 
     ``kernel_memory``      bytes charged to the container (the cgroup's memory usage)
     ``kernel_cpu``         CPU use of the whole container, percent of one CPU, since the last request
+                           (the first time: since the kernel started)
     ``host_virtual_memory`` ``{"total": memory limit, "available": limit - usage, "used", "free",
                            "percent"}`` (the host's total when the container has no memory limit)
     ``cpu_count``          the CPUs the container may use (its quota rounded up, else the CPUs it can run on)
@@ -154,26 +155,38 @@ class UsageMeter:
     """Builds ``usage_reply`` contents; remembers the previous CPU sample to compute a rate."""
 
     def __init__(self, root: str = CGROUP_ROOT, proc_self_cgroup: str = PROC_SELF_CGROUP):
+        # nothing is read here: loading the extension must not slow the kernel's start
         self.root = root
         self.proc_self_cgroup = proc_self_cgroup
         self._cgroup = None
-        self._last: tuple[float, int] | None = None
-        try:
-            self._last = self._sample_cpu()
-        except Exception:  # noqa: BLE001 - a baseline is optional
-            pass
+        self._last: tuple[float, int] | None = None  # (monotonic, cpu_usage_ns) of the previous reply
 
     def _group(self):
         if self._cgroup is None:
             self._cgroup = own_cgroup(self.root, self.proc_self_cgroup)
         return self._cgroup
 
-    def _sample_cpu(self) -> tuple[float, int]:
-        return time.monotonic(), self._group().stats().cpu_usage_ns
+    @staticmethod
+    def _since_start() -> tuple[float, int] | None:
+        """A baseline for the first reply: (the monotonic time this process started, 0 ns of CPU).
+
+        The container's processes start with the kernel, so the first figure is the average since then.
+        """
+        try:
+            with open("/proc/self/stat") as f:
+                start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+            with open("/proc/uptime") as f:
+                uptime = float(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+        return (time.monotonic() - age, 0) if age > 0 else None
 
     def content(self) -> dict:
         stats = self._group().stats()
         now = time.monotonic()
+        if self._last is None:
+            self._last = self._since_start()
         kernel_cpu = 0.0
         if self._last is not None and now > self._last[0]:
             kernel_cpu = max(0.0, (stats.cpu_usage_ns - self._last[1]) / ((now - self._last[0]) * 1e9) * 100)

@@ -30,7 +30,7 @@ import threading
 import time
 
 from IPython.core.error import UsageError as IPythonUsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, needs_local_scope
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
 from .. import errors
@@ -582,6 +582,49 @@ class JupyboxMagics(Magics):
             raise IPythonUsageError("%container load: use -i FILE (a notebook has no stdin)")
         return NotImplemented
 
+    # -- %%dockerfile ---------------------------------------------------------------------------
+    @cell_magic
+    def dockerfile(self, line, cell):
+        """Build the cell as a Dockerfile: %%dockerfile NAME[:TAG] [--build-arg K=V] [--context DIR] [--no-cache]
+
+        The context is the notebook's directory by default; the steps are shown as they run;
+        then `%%container NAME` uses the image. Needs the build engine's ``jupybox.build.build()``.
+        """
+        __tracebackhide__ = True  # noqa: F841
+        from ..cli.parser import Parser
+
+        p = Parser(prog="%%dockerfile", add_help=False)
+        p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+        p.add_argument("--context", default=None, help="build context (default: the notebook's directory)")
+        p.add_argument("--no-cache", action="store_true")
+        p.add_argument("--target")
+        p.add_argument("tag", metavar="NAME[:TAG]")
+        try:
+            args = _parse(p, shlex.split(line))
+        except ValueError as e:
+            raise IPythonUsageError(f"%%dockerfile: {e}") from None
+        if args is None:
+            return None
+        try:
+            from ..build import build  # type: ignore[attr-defined]
+        except ImportError:
+            raise one_line(errors.JupyboxError(
+                "%%dockerfile needs the build engine's jupybox.build.build(), which this version does not have"
+            )) from None
+        build_args = {}
+        for item in args.build_arg:
+            k, sep, v = item.partition("=")
+            build_args[k] = v if sep else os.environ.get(k, "")
+        try:
+            image = build(dockerfile=cell, context=args.context or os.getcwd(), tag=args.tag,
+                          build_args=build_args, no_cache=args.no_cache, target=args.target, root=self.root,
+                          on_step=_print_step)
+        except errors.UsageError as e:
+            raise IPythonUsageError(str(e)) from None
+        except errors.JupyboxError as e:
+            raise one_line(e) from None
+        return image
+
     # -- %container monitor ------------------------------------------------------------------
     def _monitor(self, words: list[str], root):
         from ..cli.parser import Parser
@@ -626,6 +669,22 @@ class JupyboxMagics(Magics):
         return None
 
 
+def _print_step(ev) -> None:
+    """A build's ``on_step(StepEvent)``: docker's classic build log, live in the cell."""
+    kind = getattr(ev, "kind", "")
+    if kind == "start":
+        print(f"Step {ev.step}/{ev.total} : {ev.instruction}", flush=True)
+    elif kind == "output":
+        print(f" {ev.line}", flush=True)
+    elif kind == "end":
+        if ev.cached:
+            print(" ---> Using cache")
+        print(f" ---> {(ev.image_id or '').split(':')[-1][:12]}" + (f" ({ev.duration:.1f} s)" if ev.duration else ""),
+              flush=True)
+    elif kind in ("info", "error"):
+        print(ev.message, file=sys.stderr if kind == "error" else sys.stdout, flush=True)
+
+
 def widgets_frontend(shell=None) -> bool:
     """Is an interactive front end (JupyterLab, Notebook, VS Code) running this cell?
 
@@ -659,6 +718,7 @@ def unload_ipython_extension(ip) -> None:
         return
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("container", None)
+    ip.magics_manager.magics["cell"].pop("dockerfile", None)
     try:
         ip.configurables.remove(magics)
     except ValueError:

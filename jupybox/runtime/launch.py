@@ -311,6 +311,10 @@ class Sandbox:
         self._helper = helper
 
     @property
+    def helper_pid(self) -> int:
+        return self._helper
+
+    @property
     def pending(self) -> bool:
         """True while the helper has not reported PID 1 yet (see :meth:`helper_fd`)."""
         return bool(self._helper)

@@ -183,6 +183,30 @@ class Daemon:
             _, status = os.waitpid(pid, 0)
             self.send({"event": "exec-exit", "token": token, "exit_code": exit_code_of(status)})
 
+    def _reap_strays(self) -> None:
+        """Reap exited children nobody waits for: as a subreaper, orphans of our containers'
+        helpers come to us, and an unreaped one in a container's PID namespace would keep that
+        namespace's init from ever finishing its exit."""
+        tracked = {r.pid for r, _ in self.running.values()} | {pid for pid, _ in self.execs.values()}
+        if self.prewarm is not None:
+            tracked.add(self.prewarm.sandbox.pid)
+            tracked.add(self.prewarm.sandbox.helper_pid)
+        try:
+            with open(f"/proc/self/task/{os.getpid()}/children") as f:
+                kids = [int(p) for p in f.read().split()]
+        except OSError:
+            return
+        for pid in kids:
+            if pid in tracked:
+                continue
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    data = f.read()
+                if data[data.rindex(b")") + 2 : data.rindex(b")") + 3] == b"Z":
+                    os.waitpid(pid, os.WNOHANG)
+            except (OSError, ValueError):
+                pass
+
     def _client_left(self) -> None:
         self.client_gone = True
         self._drop_prewarm()
@@ -215,9 +239,11 @@ class Daemon:
                     helper_fd = self.prewarm.sandbox.helper_fd()
                     watch.append(helper_fd)
                 timeout = QUIET if self.prewarm is None and not self.client_gone else None
-                ready, _, _ = select.select(watch, [], [], timeout)
+                ready, _, _ = select.select(watch, [], [], timeout if timeout is not None else STRAYS)
                 if not ready:
-                    self._make_prewarm()  # a quiet moment
+                    if self.prewarm is None and not self.client_gone:
+                        self._make_prewarm()  # a quiet moment
+                    self._reap_strays()
                     continue
                 for fd in ready:
                     if fd == helper_fd:
@@ -236,11 +262,13 @@ class Daemon:
                     else:
                         self._reap(fd)
                         want_prewarm = True
+                self._reap_strays()
         finally:
             self._drop_prewarm()
 
 
 QUIET = 0.05  # seconds without requests or exits before a prewarm is made while containers run
+STRAYS = 1.0  # seconds between looks for stray children when nothing else happens
 
 
 def main(argv=None) -> None:

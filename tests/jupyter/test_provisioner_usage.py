@@ -8,6 +8,7 @@ container) is checked with known numbers.
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,7 @@ def test_usage_reply_contents(tmp_path, monkeypatch):
     v1_tree(root, cpu_ns=5_000_000_000)
     meter = UsageMeter(str(root), proc_cgroup(tmp_path, "4:memory:/\n"))
     # one second later the container has used 0.75 s of CPU: 75 % of one CPU, 50 % of its 1.5
-    meter._last = (meter._last[0] - 1.0, meter._last[1])  # noqa: SLF001
+    meter._last = (time.monotonic() - 1.0, 5_000_000_000)  # noqa: SLF001 - the previous reply
     (root / "cpuacct" / "cpuacct.usage").write_text(str(5_750_000_000))
     monkeypatch.setattr(kernel_usage, "INFO_FILE", str(tmp_path / "none.json"))
     monkeypatch.setenv("JUPYBOX_CONTAINER_ID", "c0ffee")
@@ -147,6 +148,16 @@ def test_usage_reply_contents(tmp_path, monkeypatch):
     assert 49 <= c["host_cpu_percent"] <= 50.01
     assert c["container"]["id"] == "c0ffee" and c["container"]["cgroup"] == 1
     assert c["container"]["pids_limit"] == 300
+
+
+def test_first_reply_averages_since_the_kernel_started(tmp_path):
+    root = tmp_path / "cg"
+    v1_tree(root, cpu_ns=10**18)  # far more CPU than this process can have used since it started
+    meter = UsageMeter(str(root), proc_cgroup(tmp_path, ""))
+    assert meter._last is None  # noqa: SLF001 - nothing read when the extension loads
+    first = meter.content()["kernel_cpu"]
+    assert first > 100  # an average since the start, not the 0.0 psutil gives the first time
+    assert meter.content()["kernel_cpu"] == 0.0  # no CPU used since the first reply
 
 
 def test_usage_reply_without_memory_limit_uses_the_host_total(tmp_path):

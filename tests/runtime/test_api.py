@@ -83,14 +83,6 @@ def test_bad_option_error(busybox_image):
         jupybox.run(BB, ["true"], root=busybox_image.root, colour="blue")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _close_daemons():
-    yield
-    from jupybox import api
-
-    api._close_launchers()
-
-
 def daemon_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -112,18 +104,16 @@ def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     while time.monotonic() < deadline and [r for r in engine.records.all() if r.config["spec"]["remove"]]:
         time.sleep(0.01)
     assert [r for r in engine.records.all() if r.config["spec"]["remove"]] == []
-    # what remains is the daemon's one prewarmed sandbox, whose PID 1 waits for its plan:
-    # no cgroup of a finished container (a cgroup without processes) is left
+    # what remains is the daemon's one prewarmed sandbox (its directory is staged, its PID 1 waits
+    # for a plan): no cgroup of a finished container is left
     from jupybox.cgroups import open_driver
 
     drv = open_driver()
-    assert [name for name in drv.list() if not drv.open(name).pids()] == []
+    assert [name for name in drv.list() if not engine._staged_alive(name) and not drv.open(name).pids()] == []
     daemon = jupybox.launcher(busybox_image.root).proc.pid
     assert len(leaks.children(daemon)) <= 2  # the prewarmed PID 1 and its waiting main process
     assert not leaks.mounts([str(busybox_image.root)])
-    from jupybox import api
-
-    api._close_launchers()
+    jupybox.shutdown(wait=10)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and daemon_alive(daemon):
         time.sleep(0.05)

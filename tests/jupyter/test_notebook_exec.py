@@ -1,0 +1,142 @@
+"""Notebooks executed by nbclient in a real ipykernel (the venv's), with the real magics.
+
+The kernel gets $JUPYBOX_ROOT from the test's store. Interrupts go through the kernel manager
+(SIGINT to the kernel, like the stop button), and must leave no container and no cgroup.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def execute(path: Path, root: Path, tmp_path: Path):
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=240, resources={"metadata": {"path": str(tmp_path)}})
+    assert os.environ["JUPYBOX_ROOT"] == str(root)  # the kernel inherits the test's store
+    client.execute()
+    return nb
+
+
+def outputs(cell) -> list:
+    return cell.get("outputs", [])
+
+
+def text_of(cell, name="stdout") -> str:
+    return "".join(o["text"] for o in outputs(cell) if o["output_type"] == "stream" and o["name"] == name)
+
+
+def cell_with(nb, needle: str):
+    return next(c for c in nb.cells if c.cell_type == "code" and needle in c.source)
+
+
+def jupybox_cgroups() -> set[str]:
+    from jupybox.testing.leaks import cgroups
+
+    return cgroups()
+
+
+def leaf_ids(paths: set[str]) -> set[str]:
+    return {os.path.basename(p) for p in paths}
+
+
+def test_magics_notebook(jupybox_root, tmp_path):
+    nb = execute(HERE / "notebooks" / "magics.ipynb", jupybox_root, tmp_path)
+
+    streamed = cell_with(nb, "for i in range(3)")
+    assert text_of(streamed) == "line 0\nline 1\nline 2\n"
+    assert text_of(streamed, "stderr") == "to stderr\n"
+
+    # -i/-o: the assertion cell ran (it would have stopped the run otherwise) and printed
+    assert text_of(cell_with(nb, "assert total == 45")) == "round trip ok\n"
+
+    failed = cell_with(nb, "sys.exit(3)")
+    errs = [o for o in outputs(failed) if o["output_type"] == "error"]
+    assert [(e["ename"], e["evalue"]) for e in errs] == [("ContainerError", errs[0]["evalue"])]
+    assert "exited with code 3" in errs[0]["evalue"] and len(errs[0]["traceback"]) == 1  # one line
+    assert text_of(failed) == "failing on purpose\n"
+
+    oom = cell_with(nb, "print('survived')")
+    errs = [o for o in outputs(oom) if o["output_type"] == "error"]
+    assert [e["ename"] for e in errs] == ["ContainerOOMError"]
+    assert "memory limit 64MiB" in errs[0]["evalue"] and "peak" in errs[0]["evalue"]
+    assert "survived" not in text_of(oom)
+    assert text_of(cell_with(nb, "except jupybox.ContainerOOMError")) == "caught ContainerOOMError\n"
+
+    # the chart: a PNG and the one-line summary in the saved outputs; no widget in a headless run
+    for c in (streamed, cell_with(nb, "-i numbers,config"), failed, oom):
+        kinds = [set(o.get("data", {})) for o in outputs(c) if o["output_type"] == "display_data"]
+        assert {"image/png", "text/plain"} in kinds, kinds
+        assert not any(WIDGET_VIEW in k for k in kinds)
+    summaries = [o["data"]["text/plain"] for c in nb.cells for o in outputs(c)
+                 if o["output_type"] == "display_data" and "text/html" in o.get("data", {})]
+    assert any("exited 0" in s and "peak memory" in s and "/ 256MiB" in s for s in summaries), summaries
+    assert any("OOM-killed (exit 137)" in s for s in summaries), summaries
+    assert any("exited 3" in s for s in summaries), summaries
+    assert "widgets" not in nb.metadata  # no widget state saved either
+
+    ps = cell_with(nb, "%container ps -a")
+    html = [o["data"]["text/html"] for o in outputs(ps) if o["output_type"] == "execute_result"]
+    assert html and "<table" in html[0] and "no containers" in html[0]
+
+
+def test_quickstart_notebook(jupybox_root, tmp_path):
+    path = REPO / "notebooks" / "00-quickstart.ipynb"
+    committed = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code"), "commit it without outputs"
+    nb = execute(path, jupybox_root, tmp_path)  # every claim of its text is asserted in its cells
+    pngs = [o for c in nb.cells for o in outputs(c) if "image/png" in o.get("data", {})]
+    assert len(pngs) >= 3
+    import jupybox
+
+    assert jupybox.containers(all=True) == []
+
+
+def test_interrupt_through_the_kernel_manager_leaves_nothing(jupybox_root):
+    from jupyter_client.manager import start_new_kernel
+
+    import jupybox
+
+    before = jupybox_cgroups()
+    km, kc = start_new_kernel(kernel_name="python3", env=dict(os.environ, JUPYBOX_ROOT=str(jupybox_root)))
+    try:
+        reply = kc.execute_interactive("%load_ext jupybox", timeout=60)
+        assert reply["content"]["status"] == "ok"
+        msg_id = kc.execute("%%container sh -c 'sleep 60'\n# the cell is sh's stdin, unused with -c\n")
+        deadline = time.monotonic() + 60
+        while not jupybox.containers() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        running = jupybox.containers()
+        assert len(running) == 1 and running[0].status == "running"
+        km.interrupt_kernel()
+        while True:
+            reply = kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert jupybox.containers(all=True) == []  # stopped and removed before the cell returned
+        # while the kernel lives, its launcher daemon may hold one prewarmed sandbox cgroup
+        assert len(leaf_ids(jupybox_cgroups() - before)) <= 1
+        reply = kc.execute_interactive("print('kernel alive')", timeout=60)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    deadline = time.monotonic() + 30
+    while jupybox_cgroups() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert jupybox_cgroups() - before == set()
+    assert jupybox.containers(all=True) == []
