@@ -63,9 +63,9 @@ def _prewarm(ctx: Context, args) -> None:
 
 def execute(argv: list[str], ctx: Context | None = None, prewarm: bool = False) -> int:
     """Parse and run one command line; raise JupyboxError for the caller to report."""
-    from .parser import _HelpShown, build, parse
+    from .parser import _HelpShown, build, parse, verb_of
 
-    parser = build()
+    parser = build(verb=verb_of(argv))
     try:
         args = parse(parser, argv)
     except _HelpShown as h:

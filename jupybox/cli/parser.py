@@ -30,7 +30,9 @@ VERBS = {
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        raise UsageError(f"{self.prog}: {message}")
+        # "run: unrecognized arguments: --bogus"; the CLI adds "jupybox: " in front
+        where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        raise UsageError(f"{where}{message}")
 
     def exit(self, status: int = 0, message: str | None = None):
         if message:
@@ -43,12 +45,44 @@ class _HelpShown(Exception):
         self.status = status
 
 
-def build(prog: str = "jupybox") -> Parser:
+class _Ignored:
+    """Stands in for the parsers of verbs not being parsed: argparse spends ~0.1 ms per option
+    (gettext look-ups included), and the whole CLI has hundreds of them."""
+
+    def __getattr__(self, name):
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+
+class _OnlyVerb:
+    def __init__(self, sub, verb: str):
+        self._sub = sub
+        self._verb = verb
+
+    def add_parser(self, name, **kwargs):
+        return self._sub.add_parser(name, **kwargs) if name == self._verb else _Ignored()
+
+
+def verb_of(argv: list[str]) -> str | None:
+    """The verb of a command line (the first word after the global options), if known."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--root" else 1
+    return argv[i] if i < len(argv) and argv[i] in VERBS else None
+
+
+def build(prog: str = "jupybox", verb: str | None = None) -> Parser:
+    """The parser; with ``verb``, only that verb's sub-parser is made (all of them for help)."""
     parser = Parser(prog=prog, description="Real Linux containers for Jupyter, with a docker-like CLI.")
     parser.add_argument("--root", help="state directory (default $JUPYBOX_ROOT or /var/lib/jupybox)")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
-    for module in dict.fromkeys(VERBS.values()):
-        importlib.import_module(f"jupybox.cli.{module}").add_parsers(sub)
+    if verb in VERBS:
+        importlib.import_module(f"jupybox.cli.{VERBS[verb]}").add_parsers(_OnlyVerb(sub, verb))
+    else:
+        for module in dict.fromkeys(VERBS.values()):
+            importlib.import_module(f"jupybox.cli.{module}").add_parsers(sub)
     parser.verbs = sub.choices
     return parser
 

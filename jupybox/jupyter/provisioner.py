@@ -317,30 +317,31 @@ class JupyboxProvisioner(LocalProvisioner):
         from ..runtime.options import parse_volume
 
         s = self._settings
+        # what a read-write mount must not expose: other kernels' keys, the container store
+        store = os.path.realpath(s.get("root") or default_root())
+        hide = [store]
+        if connection_file:
+            hide.append(os.path.dirname(connection_file))
         mounts: list = [parse_volume(v) for v in s.get("volumes") or []]
         workdir = None
         self._cwd_dest = None
         mount_cwd = s.get("mount_cwd", True)
         if mount_cwd is not False and cwd:
             real = os.path.realpath(cwd)
-            if real in NEVER_MOUNT_CWD:
+            if real in NEVER_MOUNT_CWD or real in hide or _under(real, store):
                 self.log.warning("jupybox: not mounting the working directory %s into the kernel", real)
             elif os.path.isdir(real):
                 dest = real if mount_cwd is True else mount_cwd
                 mounts.append(Mount(destination=dest, source=real, type="bind"))
                 workdir = self._cwd_dest = dest
-        # rw binds must not expose other kernels' keys or the container store
-        hide = []
-        if connection_file:
-            hide.append(os.path.dirname(connection_file))
-        hide.append(os.path.realpath(self._settings.get("root") or default_root()))
         hidden = []
         for m in list(mounts):
             if m.type != "bind" or m.readonly:
                 continue
+            source = os.path.realpath(m.source)
             for path in hide:
-                if _under(path, m.source) and path != m.source:
-                    inside = os.path.join(m.destination, os.path.relpath(path, m.source))
+                if _under(path, source) and path != source:
+                    inside = os.path.join(m.destination, os.path.relpath(path, source))
                     if inside not in hidden:
                         hidden.append(inside)
                         mounts.append(Mount(destination=inside, type="tmpfs", options=["mode=755", "size=1m"]))

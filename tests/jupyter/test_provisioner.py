@@ -111,8 +111,20 @@ def parent_of(pid: int) -> int | None:
         return None
 
 
+def descends(pid: int, ancestor: int | None) -> bool:
+    while ancestor and pid and pid != 1:
+        pid = parent_of(pid)
+        if pid == ancestor:
+            return True
+    return False
+
+
 def assert_nothing_left(root, container_ids, init_pids=()) -> None:
-    """No container, no cgroup and no process of these kernels; only the prewarmed sandbox remains."""
+    """No container, no cgroup and no process of these kernels; only the prewarmed sandbox remains.
+
+    The launcher daemon keeps one sandbox ready (a cgroup holding processes it forked, named by the id
+    of the *next* container): that one, and only that one, may hold processes of ours.
+    """
     eng = jupybox.engine(root)
     deadline = time.monotonic() + 10
     while True:
@@ -121,7 +133,7 @@ def assert_nothing_left(root, container_ids, init_pids=()) -> None:
         alive = [p for p in init_pids if p and os.path.exists(f"/proc/{p}") and parent_of(p) is not None]
         ours = our_cgroups(root)
         daemon = launcher_pid(root)
-        extra = {n: pids for n, pids in ours.items() if not all(parent_of(p) == daemon for p in pids)}
+        extra = {n: pids for n, pids in ours.items() if not all(descends(p, daemon) for p in pids)}
         clean = not left and not cgroups and not alive and not extra and len(ours) <= 1
         if clean or time.monotonic() > deadline:
             break
@@ -136,8 +148,8 @@ def assert_nothing_left(root, container_ids, init_pids=()) -> None:
 class Kernel:
     """A started kernel: a KernelManager, a blocking client and a few helpers."""
 
-    def __init__(self, name: str, cwd=None):
-        self.km = KernelManager(kernel_name=name)
+    def __init__(self, name: str, cwd=None, **km_options):
+        self.km = KernelManager(kernel_name=name, **km_options)
         self.km.start_kernel(cwd=str(cwd) if cwd else None)
         self.kc = self.km.client()
         self.kc.start_channels()
@@ -181,8 +193,8 @@ class Kernel:
 
 
 @contextmanager
-def kernel(name, cwd=None):
-    k = Kernel(name, cwd)
+def kernel(name, cwd=None, **km_options):
+    k = Kernel(name, cwd, **km_options)
     try:
         yield k
     finally:
@@ -264,6 +276,24 @@ def test_notebook_directory_is_mounted_and_the_runtime_dir_is_not(spec, kroot, t
         (tmp_path / "elsewhere.txt").write_text("not for the kernel")
         assert not k.value(f"__import__('os').path.exists({str(tmp_path / 'elsewhere.txt')!r})")
         cid = k.provisioner.container_id
+    assert_nothing_left(kroot, [cid])
+
+
+def test_a_runtime_dir_inside_the_notebook_directory_is_hidden(spec, kroot, tmp_path):
+    """jupyter_server's runtime dir under the notebook dir (JupyterLab started in ~): keys stay hidden."""
+    home = tmp_path / "home"
+    runtime = home / ".local" / "share" / "jupyter" / "runtime"
+    runtime.mkdir(parents=True)
+    (runtime / "kernel-other.json").write_text('{"key": "another kernel\'s key"}')
+    (home / "notes.txt").write_text("mine")
+    name = spec("jbx-home")
+    with kernel(name, cwd=home, connection_file=str(runtime / "kernel-mine.json")) as k:
+        assert k.value("open('notes.txt').read()") == "mine"
+        assert k.value(f"sorted(__import__('os').listdir({str(runtime)!r}))") == ["kernel-mine.json"]
+        assert k.value(f"__import__('json').load(open({str(runtime / 'kernel-mine.json')!r}))['shell_port']") \
+            == k.km.shell_port
+        cid = k.provisioner.container_id
+    assert (runtime / "kernel-other.json").exists()
     assert_nothing_left(kroot, [cid])
 
 
