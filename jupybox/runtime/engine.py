@@ -651,17 +651,26 @@ class Engine:
                 continue
             self.remove(rec)
             removed.append(rec.id)
-        # half-created container dirs (no config.json) and interrupted deletions; a directory
-        # staged ahead of time by a live process is not garbage
+        # A cgroup of this root always has its container directory while it exists (the directory
+        # is made first and removed last), so the directories say which cgroups are ours: other
+        # roots' containers, in the same cgroup parent, are never touched.
+        cgroups_removed = []
         for d in list(self.layout.containers.iterdir()) if self.layout.containers.exists() else []:
-            if (d / "config.json").exists() or d.name in live:
+            if d.name in live or (d / "config.json").exists() or self._staged_alive(d.name):
+                continue  # a running container, or a directory being prepared by a live process
+            # half-created (no config.json), or staged by a process that died: its cgroup and the
+            # processes in it (a waiting PID 1) go with it
+            try:
+                cg = self.cgroups.open(d.name)
+                if cg.exists():
+                    cg.remove()
+                    cgroups_removed.append(d.name)
+            except errors.JupyboxError:
                 continue
-            if not self._staged_alive(d.name):
-                shutil.rmtree(d, ignore_errors=True)
+            shutil.rmtree(d, ignore_errors=True)
         for d in list(self.layout.tmp.iterdir()) if self.layout.tmp.exists() else []:
             if d.name.startswith("rm-"):
                 shutil.rmtree(d, ignore_errors=True)
-
         names = self.records.names
         if names.exists():
             for link in names.iterdir():
@@ -671,17 +680,7 @@ class Engine:
                     continue
                 if not (self.layout.containers / target).exists():
                     link.unlink(missing_ok=True)
-        cgroups_removed = []
         try:
-            for name in self.cgroups.list():
-                if name not in live:
-                    try:
-                        if self.cgroups.open(name).pids() or self._staged_alive(name):
-                            continue  # a container being started or prepared right now
-                        self.cgroups.open(name).remove()
-                        cgroups_removed.append(name)
-                    except errors.JupyboxError:
-                        pass
             self.cgroups.remove_parent_if_empty()
         except errors.JupyboxError:
             pass

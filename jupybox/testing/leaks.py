@@ -6,8 +6,9 @@
 
 Compared: mounts (``/proc/self/mountinfo``) whose mount point contains
 "jupybox" or lies under one of ``roots``; cgroup directories under
-/sys/fs/cgroup (up to depth 4) with "jupybox" in their path; processes that
-descend from this one; this process's open file descriptors.
+/sys/fs/cgroup (up to depth 4) with "jupybox" in their path that are empty or
+hold one of our processes (others belong to other processes' containers);
+processes that descend from this one; this process's open file descriptors.
 
 Processes and cgroups get a short grace period (a container's teardown may
 still be running when the test body returns).
@@ -152,14 +153,29 @@ def snapshot(roots: Iterable[str | os.PathLike] = (), keyword: str = "jupybox") 
     )
 
 
+def _ours(cgroup: str, descendants: dict[int, str]) -> bool:
+    """A new cgroup counts as our leak when it is empty or holds one of our descendants.
+
+    cgroups are machine-wide: one holding only other processes belongs to someone else's
+    container (another test run on the same machine), not to this test.
+    """
+    try:
+        with open(os.path.join(cgroup, "cgroup.procs")) as f:
+            pids = {int(p) for p in f.read().split()}
+    except (OSError, ValueError):
+        return False  # gone meanwhile, or unreadable
+    return not pids or bool(pids & set(descendants))
+
+
 def diff(before: Snapshot, roots: Iterable[str | os.PathLike] = ()) -> dict[str, list[str]]:
     """What is present now and was not in ``before`` (empty lists when clean)."""
     all_roots = tuple(before.roots) + tuple(str(r) for r in roots)
     now_children = children()
     now_fds = fds()
+    new_cgroups = [cg for cg in sorted(cgroups(before.keyword) - before.cgroups) if _ours(cg, now_children)]
     return {
         "mounts": sorted(mounts(all_roots, before.keyword) - before.mounts),
-        "cgroups": sorted(cgroups(before.keyword) - before.cgroups),
+        "cgroups": new_cgroups,
         "processes": [f"{p}: {c}" for p, c in sorted(now_children.items()) if p not in before.children],
         "fds": [f"{fd} -> {t}" for fd, t in sorted(now_fds.items()) if before.fds.get(fd) != t],
     }
@@ -258,3 +274,16 @@ def kill_processes_under(root: str | os.PathLike, timeout: float = 2.0) -> dict[
                 pass
         time.sleep(0.02)
     return victims
+
+
+def new_cgroups(before: set[str], settle: float = 2.0) -> set[str]:
+    """jupybox cgroups present now and not in ``before``, once they have had ``settle`` seconds to go.
+
+    A cgroup that another jupybox process (a second test run, a notebook) holds for a moment is
+    not a leak of ours; one that is still there after the wait is."""
+    deadline = time.monotonic() + settle
+    while True:
+        extra = cgroups() - before
+        if not extra or time.monotonic() > deadline:
+            return extra
+        time.sleep(0.05)

@@ -42,7 +42,7 @@ def cell_with(nb, needle: str):
     return next(c for c in nb.cells if c.cell_type == "code" and needle in c.source)
 
 
-def jupybox_cgroups() -> set[str]:
+def jupybox_cgroups() -> set[str]:  # every cgroup with "jupybox" in its path (the parents excepted)
     from jupybox.testing.leaks import cgroups
 
     return cgroups()
@@ -105,11 +105,24 @@ def test_quickstart_notebook(jupybox_root, tmp_path):
 
 
 def test_interrupt_through_the_kernel_manager_leaves_nothing(jupybox_root):
+    """The stop button: SIGINT to the kernel during ``%%container sh -c 'sleep 60'``.
+
+    cgroups are machine-wide (other sessions' containers show up there), so the cgroups checked
+    are those of this kernel: named by the ids of its container and of the launcher daemon's
+    prewarmed sandboxes, whose directories appear under this test's store."""
     from jupyter_client.manager import start_new_kernel
 
     import jupybox
 
-    before = jupybox_cgroups()
+    seen: set[str] = set()
+
+    def ours() -> set[str]:
+        try:
+            seen.update(os.listdir(jupybox_root / "containers"))
+        except FileNotFoundError:
+            pass
+        return {i for i in leaf_ids(jupybox_cgroups()) if i in seen}
+
     km, kc = start_new_kernel(kernel_name="python3", env=dict(os.environ, JUPYBOX_ROOT=str(jupybox_root)))
     try:
         reply = kc.execute_interactive("%load_ext jupybox", timeout=60)
@@ -120,6 +133,8 @@ def test_interrupt_through_the_kernel_manager_leaves_nothing(jupybox_root):
             time.sleep(0.02)
         running = jupybox.containers()
         assert len(running) == 1 and running[0].status == "running"
+        cid = running[0].id
+        assert cid in ours()  # its cgroup exists, and we can see it
         km.interrupt_kernel()
         while True:
             reply = kc.get_shell_msg(timeout=60)
@@ -128,15 +143,17 @@ def test_interrupt_through_the_kernel_manager_leaves_nothing(jupybox_root):
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "KeyboardInterrupt"
         assert jupybox.containers(all=True) == []  # stopped and removed before the cell returned
-        # while the kernel lives, its launcher daemon may hold one prewarmed sandbox cgroup
-        assert len(leaf_ids(jupybox_cgroups() - before)) <= 1
+        left = ours()
+        assert cid not in left
+        assert len(left) <= 1  # while the kernel lives, its launcher daemon may keep one prewarmed sandbox
         reply = kc.execute_interactive("print('kernel alive')", timeout=60)
         assert reply["content"]["status"] == "ok"
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
     deadline = time.monotonic() + 30
-    while jupybox_cgroups() - before and time.monotonic() < deadline:
+    while ours() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert jupybox_cgroups() - before == set()
+    assert ours() == set()
     assert jupybox.containers(all=True) == []
+    assert not any((jupybox_root / "containers").iterdir()), "staged directories left behind"

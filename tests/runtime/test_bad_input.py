@@ -21,7 +21,7 @@ def cgroups_before():
 
 def nothing_left(cli, before):
     assert cli("ps", "-a", "-q").stdout.strip() == ""
-    assert leaks.cgroups() - before == set()
+    assert leaks.new_cgroups(before) == set()
 
 
 @pytest.mark.parametrize("args,needle", [
