@@ -1,0 +1,51 @@
+"""The built-in `host` image: this machine's programs and Python, read-only, without its secrets (root only)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.root]
+
+
+def test_host_python_and_its_packages(runner):
+    code, out, err, _ = runner.run("host", ["python3", "-c", "import sys, numpy, psutil; print(sys.prefix)"])
+    assert code == 0, err
+    assert out.strip() == sys.prefix
+
+
+def test_host_system_is_read_only(runner):
+    code, out, _ = runner.sh("host", "touch /usr/x 2>/dev/null && echo rw || echo ro; "
+                                     "touch /etc/x 2>/dev/null && echo rw || echo ro; echo t > /tmp/t && cat /tmp/t")
+    assert out.split() == ["ro", "ro", "t"]
+
+
+def test_host_hides_secrets_homes_and_scratch(runner, busybox_image, tmp_path):
+    marker = tmp_path / "host-only"
+    marker.write_text("secret")
+    script = (
+        "wc -c < /etc/shadow; ls -A /home | wc -l; ls -A /tmp | wc -l; ls -A /var | wc -l; "
+        f"test -e {marker} && echo marker-visible || echo marker-hidden; "
+        f"test -e {busybox_image.root} && echo store-visible || echo store-hidden"
+    )
+    code, out, err = runner.sh("host", script)
+    lines = out.split()
+    assert lines[0] == "0"  # /dev/null bound over /etc/shadow
+    assert lines[1:4] == ["0", "0", "1"]  # fresh, empty /home and /tmp; /var holds only an empty tmp/
+    assert lines[4] == "marker-hidden"
+    assert lines[5] == "store-hidden"
+
+
+def test_host_root_shows_only_the_python_prefix(runner):
+    if not sys.prefix.startswith("/root/") and not sys.base_prefix.startswith("/root/"):
+        code, out, _ = runner.sh("host", "ls -A /root | wc -l")
+        assert out.strip() == "0"
+        return
+    code, out, _ = runner.sh("host", "ls -A /root")
+    visible = set(out.split())
+    # only the first component of the prefix path under /root (e.g. .pyenv), never .bashrc or .ssh
+    allowed = {p.split("/")[2] for p in (sys.prefix, sys.base_prefix) if p.startswith("/root/")}
+    assert visible <= allowed
+    assert not os.path.exists("/root/.ssh") or ".ssh" not in visible
