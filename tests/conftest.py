@@ -31,6 +31,9 @@ from jupybox.testing.leaks import cleanup_mounts_under, kill_processes_under
 
 REPO = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
+# this run's containers get a cgroup parent of their own (like docker's --cgroup-parent): the leak
+# checks then see only them, not a notebook's or another run's on the same machine
+os.environ.setdefault("JUPYBOX_CGROUP_PARENT", f"jupybox-test-{os.getpid()}")
 
 
 # --- markers -------------------------------------------------------------------------------
@@ -168,7 +171,12 @@ def leak_check(request):
     before = snapshot()
     yield before
     cleaned = getattr(request.node, "_jbx_cleaned", [])
-    roots = getattr(request.node, "_jbx_roots", ())
+    roots = tuple(getattr(request.node, "_jbx_roots", ()))
+    funcargs = getattr(request.node, "funcargs", {})
+    if "session_root" in funcargs:
+        roots += (str(funcargs["session_root"]),)
+    if "busybox_image" in funcargs and getattr(funcargs["busybox_image"], "root", None):
+        roots += (str(funcargs["busybox_image"].root),)
     try:
         assert_no_leaks(before, roots, grace=opts.get("grace", 2.0), check_fds=opts.get("check_fds", True),
                         fd_slack=opts.get("fd_slack", 0))

@@ -80,6 +80,7 @@ def ps_rows(engine, all_: bool) -> list[dict]:
     from ..runtime.container import age
 
     rows = []
+    published = _published(engine)
     for rec in engine.records.all():
         try:
             state = engine.reconcile(rec)
@@ -93,8 +94,19 @@ def ps_rows(engine, all_: bool) -> list[dict]:
             "CreatedAt": cfg.get("created", ""), "RunningFor": ago(age(cfg.get("created", ""))),
             "State": state.status.value, "Status": _status_text(state), "Names": rec.name,
             "ExitCode": state.exit_code, "Pid": state.pid,
+            "Ports": ", ".join(published.get(rec.id, [])) if state.status.value == "running" else "",
         })
     return rows
+
+
+def _published(engine) -> dict[str, list[str]]:
+    """Container id -> its published ports as ps shows them (nothing to read without networks)."""
+    if not (engine.layout.root / "networks").exists():
+        return {}
+    from ..network import networks
+    from ..network.ports import describe
+
+    return {cid: [describe(p) for p in ports] for cid, ports in networks(engine.layout).ports_by_container().items()}
 
 
 def cmd_ps(args, ctx) -> int:
@@ -109,8 +121,8 @@ def cmd_ps(args, ctx) -> int:
         return 0
     body = [[r["ID"] if args.no_trunc else r["ID"][:12], truncate(r["Image"], 30),
              json.dumps(r["Command"] if args.no_trunc else truncate(r["Command"], 22)),
-             f"{r['RunningFor']} ago", r["Status"], r["Names"]] for r in rows]
-    ctx.print(table(body, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]))
+             f"{r['RunningFor']} ago", r["Status"], r["Ports"], r["Names"]] for r in rows]
+    ctx.print(table(body, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]))
     return 0
 
 

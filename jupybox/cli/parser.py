@@ -25,6 +25,7 @@ VERBS = {
     "kernel": "kernel",
     "info": "info", "version": "info",
     "build": "build",
+    "network": "network", "port": "network",
 }
 
 

@@ -27,7 +27,15 @@ def add_run_options(p) -> None:
     p.add_argument("--cpus", help="number of CPUs (e.g. 0.5)")
     p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight")
     p.add_argument("--pids-limit", help="maximum number of processes (-1 unlimited)")
-    p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("--network", "--net", default="none",
+                   help="none (default), host, bridge or the name of a network (see `network create`)")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOSTPORT:PORT[/udp]",
+                   help="publish a container's port on the host")
+    p.add_argument("-P", "--publish-all", action="store_true", help="publish every exposed port on a free host port")
+    p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
+                   help="another name of the container on its user network")
+    p.add_argument("--dns", action="append", default=[], metavar="IP", help="a nameserver for /etc/resolv.conf")
+    p.add_argument("--add-host", action="append", default=[], metavar="HOST:IP", help="a line for /etc/hosts")
     p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
     p.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
     p.add_argument("--init", dest="init", action="store_true", default=True,
@@ -54,6 +62,8 @@ def options_from_args(args) -> dict:
         "name": args.name, "network": args.network, "read_only": args.read_only, "entrypoint": args.entrypoint,
         "init": args.init, "privileged": args.privileged, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
         "remove": args.remove, "interactive": args.interactive, "tty": args.tty, "labels": labels,
+        "publish": args.publish, "publish_all": args.publish_all, "network_aliases": args.network_alias,
+        "dns": args.dns, "add_hosts": args.add_host,
     }
 
 

@@ -1,7 +1,7 @@
 """The kernel's side of a containerized kernel: its own cgroup, and ipykernel's ``usage_request``.
 
 This module runs *inside* the kernel's container. The provisioner bind-mounts the jupybox package
-read-only at ``/run/jupybox/python/jupybox`` and puts ``/run/jupybox/python`` on PYTHONPATH, so it
+read-only at ``/run/jupybox-python/jupybox`` and puts ``/run/jupybox-python`` on PYTHONPATH, so it
 imports in any image that has a Python 3 (the ``host`` image, a Debian rootfs made with
 mmdebstrap, ...), and it only needs the standard library and :mod:`jupybox.cgroups`.
 
@@ -30,9 +30,9 @@ ipykernel command line)
     ``host_cpu_percent``   CPU use as a percent of that quota
     ``container``          every :class:`CgroupStats` field plus ``id``, ``name`` and ``cgroup`` (1 or 2)
 
-    Loading the extension also exports ``JUPYBOX_CONTAINER_ID`` into the kernel's environment:
-    the id is known only once the container runs, so the provisioner writes it to
-    ``/run/jupybox/container.json`` (read-only inside) right after the start.
+    ``JUPYBOX_CONTAINER_ID`` is known only once the container runs: the provisioner passes it to the
+    kernel's start-up shim on stdin. For a kernel command the shim does not wrap, it writes it to
+    ``/run/jupybox/container.json`` (read-only inside) instead and loading this extension exports it.
 """
 
 from __future__ import annotations

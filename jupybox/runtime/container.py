@@ -143,6 +143,10 @@ class Container:
     def inspect(self) -> dict:
         return inspect_record(self._engine, self._record)
 
+    def ports(self) -> dict:
+        """Published ports while it runs: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}."""
+        return network_settings(self._engine, self._record)["Ports"]
+
 
 def _stdio(stdin, stdout, stderr):
     """File objects, fds or None (/dev/null) → three fds, plus the ones we opened and must close."""
@@ -164,6 +168,32 @@ def _docker_status(state: State) -> str:
     return {Status.EXITED: "exited", Status.RUNNING: "running", Status.CREATED: "created"}.get(
         state.status, state.status.value
     )
+
+
+def network_settings(engine: Engine, rec: Record) -> dict:
+    """docker's NetworkSettings: addresses on each network, published ports (live values)."""
+    spec = rec.config["spec"]
+    if spec["network"] in ("none", "host"):
+        return {"IPAddress": "", "Gateway": "", "MacAddress": "", "Ports": {},
+                "Networks": {spec["network"]: {"IPAddress": "", "Gateway": "", "MacAddress": "", "Aliases": None}}}
+    from ..network import networks
+
+    nets = networks(engine.layout)
+    live = nets.endpoints_of(rec.id)
+    out = {"IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "", "Ports": {}, "Networks": {}}
+    for w in nets.container_networks(rec):
+        net, ep = live.get(w["name"], (None, None))
+        entry = {"Aliases": w.get("aliases") or None, "NetworkID": net["id"] if net else "",
+                 "IPAddress": ep["ip"] if ep else "", "IPPrefixLen": int(net["subnet"].split("/")[1]) if ep else 0,
+                 "Gateway": net["gateway"] if ep else "", "MacAddress": ep["mac"] if ep else ""}
+        out["Networks"][w["name"]] = entry
+        if ep and ep.get("primary"):
+            out.update(IPAddress=entry["IPAddress"], IPPrefixLen=entry["IPPrefixLen"], Gateway=entry["Gateway"],
+                       MacAddress=entry["MacAddress"])
+            for p in ep.get("ports", []):
+                out["Ports"].setdefault(f"{p['container_port']}/{p['protocol']}", []).append(
+                    {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])})
+    return out
 
 
 def inspect_record(engine: Engine, rec: Record) -> dict:
@@ -226,7 +256,12 @@ def inspect_record(engine: Engine, rec: Record) -> dict:
             "CpuShares": limits.get("cpu_shares") or 0,
             "PidsLimit": limits.get("pids"),
             "Tmpfs": {m["destination"]: ",".join(m.get("options", [])) for m in cfg["mounts"] if m["type"] == "tmpfs"} or None,
+            "PortBindings": _port_bindings(cfg.get("ports") or []),
+            "PublishAllPorts": bool(spec.get("publish_all")),
+            "Dns": spec.get("dns") or [],
+            "ExtraHosts": spec.get("add_hosts") or None,
         },
+        "NetworkSettings": network_settings(engine, rec),
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
@@ -249,6 +284,14 @@ def inspect_record(engine: Engine, rec: Record) -> dict:
             "StopSignal": cfg.get("stop_signal", "SIGTERM"),
         },
     }
+
+
+def _port_bindings(ports: list[dict]) -> dict:
+    out: dict = {}
+    for p in ports:
+        out.setdefault(f"{p['container_port']}/{p['protocol']}", []).append(
+            {"HostIp": p["host_ip"], "HostPort": str(p["host_port"]) if p["host_port"] else ""})
+    return out
 
 
 def age(iso: str) -> float:

@@ -37,33 +37,44 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Prepared:
-    """What can be made before a container's spec is known: its id, its cgroup with a process
-    already attached, its namespaces with PID 1 and the main process waiting, its directory with
-    the default /etc files (see :meth:`Engine.prepare`)."""
+    """What can be made before a container's spec is known: its id, its directory with the default
+    /etc files, its cgroup with a process already attached, its namespaces with PID 1 and the main
+    process waiting, and (speculatively, like the last container) its root filesystem.
+
+    All of it is made by the sandbox's helper process, in parallel with the caller, which only
+    forks (see :meth:`Engine.prepare`)."""
 
     def __init__(self, engine: "Engine", cid: str, network: str, template: dict | None = None):
         self.cid = cid
         self.network = network
         self._engine = engine
         self.rootfs_key = None
-        self.staged = engine.records.stage(cid)
-        try:
+        self.staged = engine.layout.containers / cid
+        self.cgroup = engine.cgroups.open(cid)
+        owner = os.getpid()
+
+        def setup():  # in the helper
+            engine.records.stage(cid, owner)
             engine._write_etc_files(self.staged, cid[:12], network, image_is_host=False)
-            self.cgroup = engine.cgroups.create(cid)
-        except BaseException:
-            shutil.rmtree(self.staged, ignore_errors=True)
-            raise
-        try:
-            self.sandbox = launch.Sandbox(self.cgroup.attach_self_paths(), new_net=network != "host")
-            if template is not None and template["spec"]["network"] == network:
-                # speculation: the next container will look like the last one (a re-run cell);
-                # its root filesystem is then assembled now, while nobody waits
+            engine.cgroups.create(cid)
+
+        self.sandbox = launch.Sandbox(self.cgroup.attach_self_paths(), new_net=network != "host", setup=setup)
+        if template is not None and template["spec"]["network"] == network:
+            # speculation: the next container will look like the last one (a re-run cell); its
+            # root filesystem is assembled by PID 1 as soon as it exists, while nobody waits
+            try:
                 self.sandbox.prepare_rootfs(Engine.rootfs_plan(template, self.staged, self.cgroup))
                 self.rootfs_key = Engine.rootfs_key(template)
-        except BaseException:
-            self.cgroup.remove()
-            shutil.rmtree(self.staged, ignore_errors=True)
-            raise
+            except errors.JupyboxError:
+                pass
+
+    def ready(self) -> bool:
+        """Wait for the helper; False if what it made is unusable (then discard it)."""
+        try:
+            self.sandbox.ready()
+            return True
+        except errors.JupyboxError:
+            return False
 
     def fits(self, spec: ContainerSpec) -> bool:
         return (spec.network == "host") == (self.network == "host")
@@ -118,7 +129,9 @@ class Engine:
     @property
     def cgroups(self):
         if self._cgroups is None:
-            self._cgroups = open_driver()
+            # like docker's --cgroup-parent: the test suite uses its own, so that its leak checks
+            # see only its own containers
+            self._cgroups = open_driver(parent=os.environ.get("JUPYBOX_CGROUP_PARENT") or "jupybox")
         return self._cgroups
 
     # -- create ------------------------------------------------------------------------------
@@ -134,8 +147,11 @@ class Engine:
         argv = entrypoint + cmd
         if not argv:
             raise errors.UsageError("no command specified: the image has no Cmd or Entrypoint and none was given")
-        if spec.network not in ("none", "host"):
-            raise errors.UsageError(f"network {spec.network!r} is not supported: use none or host")
+        ports = []
+        if spec.network not in ("none", "host") or spec.ports or spec.publish_all or spec.dns or spec.add_hosts:
+            from ..network import check_spec
+
+            ports = check_spec(self.layout, spec, cfg)
 
         env: dict[str, str] = {}
         for item in cfg.get("Env") or []:
@@ -170,8 +186,10 @@ class Engine:
             "stop_signal": cfg.get("StopSignal") or "SIGTERM",
             "hostname": spec.hostname,
         }
+        if ports:
+            config["ports"] = ports
         staged = None
-        if prepared is not None and prepared.fits_config(config):
+        if prepared is not None and prepared.fits_config(config) and prepared.ready():
             cid, staged = prepared.cid, prepared.staged
         else:
             prepared = None
@@ -180,6 +198,10 @@ class Engine:
             default = prepared is not None and config["hostname"] == rec.id[:12] and not config["image"]["is_host"]
             if not default:
                 self._write_etc_files(rec.dir, config["hostname"], spec.network, config["image"]["is_host"])
+            if spec.network in ("none", "host") and (spec.dns or spec.add_hosts):
+                from ..network import extend_etc
+
+                extend_etc(rec.dir, spec)
 
         return self.records.create(spec.name, config, cid, prepare=prepare, staged=staged)
 
@@ -328,6 +350,7 @@ class Engine:
                 prepared.discard()
             cg = None
             sandbox = None
+        net = None
         try:
             if cg is None:
                 cg = self.cgroups.create(rec.id)
@@ -335,8 +358,15 @@ class Engine:
             plan = self.plan(rec, cg, rootfs_ready)
             if sandbox is None:
                 sandbox = launch.Sandbox(cg.attach_self_paths(), new_net=spec.network != "host")
+            if spec.network not in ("none", "host"):
+                from .. import network
+
+                # the namespace exists (PID 1 holds it): plug it in before the command runs
+                net = network.attach(self.layout, rec, sandbox.ready())
             pid = sandbox.start(plan, stdio)
         except BaseException as e:
+            if net is not None:
+                network.release(self.layout, rec.id, net)
             if sandbox is not None:
                 sandbox.discard()
             if cg is not None:
@@ -357,18 +387,19 @@ class Engine:
             restart_count=state.restart_count + (1 if state.started_at else 0),
         )
         rec.save_state(state)
-        return Running(rec, pid, cg, sandbox)
+        running = Running(rec, pid, cg, sandbox)
+        running.network = net
+        return running
 
-    def finish(self, running: Running, status: int, notify=None) -> State:
-        """Record the exit of a container this process monitored; clean up; --rm removes it.
-
-        ``notify(state)`` is called as soon as the exit is recorded, before the cleanup (the
-        launcher daemon answers the kernel's wait() there: removing the cgroup and the write
-        layer need not delay the cell)."""
+    def record_exit(self, running: Running, exit_code: int) -> State:
+        """Write down the exit of the container's command (state, OOM kill, peak memory)."""
         rec = running.record
-        state = rec.state()
+        try:
+            state = rec.state()
+        except errors.ContainerNotFound:
+            state = State()
         state.status = Status.EXITED
-        state.exit_code = exit_code_of(status)
+        state.exit_code = exit_code
         state.finished_at = now_iso()
         state.pid = 0
         state.monitor_pid = 0
@@ -379,18 +410,38 @@ class Engine:
                            "cpu_usage_ns": stats.cpu_usage_ns}
         except (errors.JupyboxError, OSError):
             pass
-        remove = rec.config["spec"].get("remove")
-        if not remove:
-            rec.save_state(state)
-        if notify is not None:
-            notify(state)
+        if not rec.config["spec"].get("remove"):
+            try:
+                rec.save_state(state)
+            except OSError:
+                pass  # removed meanwhile (rm -f right after the exit)
+        return state
+
+    def cleanup(self, running: Running) -> None:
+        """After PID 1 is reaped: the cgroup goes, and with --rm the container."""
+        if getattr(running, "network", None) is not None:
+            from .. import network
+
+            network.release(self.layout, running.record.id, running.network,
+                            forget=running.record.config["spec"].get("remove"))
         running.sandbox.close()
         try:
             running.cgroup.remove()
         finally:
             self.cgroups.remove_parent_if_empty()
-            if remove:
-                self.records.delete(rec)
+            if running.record.config["spec"].get("remove"):
+                self.records.delete(running.record)
+
+    def finish(self, running: Running, status: int, notify=None) -> State:
+        """Record the exit of a container this process monitored; clean up; --rm removes it.
+
+        ``notify(state)`` is called as soon as the exit is recorded, before the cleanup (the
+        launcher daemon answers the kernel's wait() there: removing the cgroup and the write
+        layer need not delay the cell)."""
+        state = self.record_exit(running, exit_code_of(status))
+        if notify is not None:
+            notify(state)
+        self.cleanup(running)
         return state
 
     def run_attached(self, rec: Record, stdio=(0, 1, 2), prepared=None, on_start=None) -> State:
@@ -497,6 +548,10 @@ class Engine:
         state.finished_at = now_iso()
         state.pid = 0
         self._remove_cgroup(rec.id)
+        if rec.config["spec"]["network"] not in ("none", "host"):
+            from .. import network
+
+            network.release(self.layout, rec.id, forget=rec.config["spec"].get("remove"))
         if rec.config["spec"].get("remove"):
             self.records.delete(rec)
         else:
@@ -604,6 +659,10 @@ class Engine:
             self._remove_cgroup(rec.id)
         except errors.JupyboxError:
             pass
+        if rec.config["spec"]["network"] not in ("none", "host"):
+            from .. import network
+
+            network.release(self.layout, rec.id, forget=True)
         self.records.delete(rec)
 
     def exec(self, rec: Record, argv: list[str], *, env=None, workdir=None, user=None, stdio=(0, 1, 2),
@@ -684,7 +743,15 @@ class Engine:
             self.cgroups.remove_parent_if_empty()
         except errors.JupyboxError:
             pass
-        return {"containers": removed, "cgroups": cgroups_removed}
+        result = {"containers": removed, "cgroups": cgroups_removed}
+        if (self.layout.root / "networks").exists():
+            from .. import network
+
+            try:
+                result["network"] = network.networks(self.layout).prune({r.id for r in self.records.all()})
+            except errors.JupyboxError as e:
+                result["network"] = {"error": str(e)}
+        return result
 
 
 def _wait(pid: int) -> int:

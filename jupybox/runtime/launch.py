@@ -149,7 +149,7 @@ def _main_process(sock: socket.socket, err_w: int) -> None:
     _exec_main(plan, user, err_w)
 
 
-def _sandbox_child(sock: socket.socket, err_w: int, new_net: bool) -> None:
+def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool) -> None:
     """C: PID 1 of fresh namespaces, inside its cgroup, made before the plan is known.
 
     It forks the main process W right away, also ahead of time: a fork of this Python process
@@ -166,6 +166,7 @@ def _sandbox_child(sock: socket.socket, err_w: int, new_net: bool) -> None:
     if child[0] == 0:
         sock.close()
         to_main.close()
+        os.close(status_w)
         try:
             _main_process(main_end, err_w)
         except BaseException as e:  # noqa: BLE001
@@ -225,17 +226,31 @@ def _sandbox_child(sock: socket.socket, err_w: int, new_net: bool) -> None:
         os.close(fd)
     to_main.close()
     os.close(err_w)
-    os._exit(pid1.reap_until(child[0]))
+    code = pid1.reap_until(child[0])
+    # tell the monitor now: the namespaces' teardown in our exit can take a millisecond or two
+    try:
+        os.write(status_w, b"X%d" % code)
+    except OSError:
+        pass
+    os._exit(code)
 
 
-def _helper(sock: socket.socket, err_w: int, procs_files: list[str], new_net: bool) -> None:
+def _close_all_but(keep: set[int]) -> None:
+    lo = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(lo, fd)
+        lo = fd + 1
+    os.closerange(lo, 65536)
+
+
+def _helper(sock: socket.socket, err_w: int, status_w: int, procs_files: list[str], new_net: bool,
+            setup=None) -> None:
     """H: right after fork. Never returns."""
     try:
+        if setup is not None:
+            setup()
         # nothing of the parent's reaches the container but what the plan sends
-        keep = sorted((sock.fileno(), err_w))
-        os.closerange(3, keep[0])
-        os.closerange(keep[0] + 1, keep[1])
-        os.closerange(keep[1] + 1, 65536)
+        _close_all_but({sock.fileno(), err_w, status_w})
         # PID 1 never writes to the caller's terminal or pipes: stdio arrives with the plan
         devnull = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
@@ -249,7 +264,7 @@ def _helper(sock: socket.socket, err_w: int, procs_files: list[str], new_net: bo
         pid = os.fork()
         if pid == 0:
             try:
-                _sandbox_child(sock, err_w, new_net)
+                _sandbox_child(sock, err_w, status_w, new_net)
             except BaseException as e:  # noqa: BLE001
                 _report(err_w, 125, f"starting the container: {e}")
             os._exit(125)
@@ -293,7 +308,9 @@ class Sandbox:
     child when the helper exits.
     """
 
-    def __init__(self, procs_files: list[str], new_net: bool = True):
+    def __init__(self, procs_files: list[str], new_net: bool = True, setup=None):
+        """``setup()`` runs first in the helper, in parallel with the caller (the launcher daemon
+        gives it the container directory and the cgroup to make)."""
         self.new_net = new_net
         self.pid = 0
         self._helper = 0
@@ -301,14 +318,30 @@ class Sandbox:
         sc.set_child_subreaper()
         self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        # PID 1 writes the main process's exit code here before its own, slower, exit
+        self._status_r, status_w = os.pipe2(os.O_CLOEXEC)
         helper = os.fork()
         if helper == 0:
             self._sock.close()
             os.close(self._err_r)
-            _helper(child_sock, err_w, procs_files, new_net)
+            os.close(self._status_r)
+            _helper(child_sock, err_w, status_w, procs_files, new_net, setup)
         child_sock.close()
         os.close(err_w)
+        os.close(status_w)
         self._helper = helper
+
+    def status_fd(self) -> int:
+        """Readable when the main process has exited (see :meth:`exit_status`), or at PID 1's end."""
+        return self._status_r
+
+    def exit_status(self) -> int | None:
+        """The main process's exit code as PID 1 reported it, or None (no init, or it died)."""
+        try:
+            data = os.read(self._status_r, 64)
+        except OSError:
+            return None
+        return int(data[1:]) if data.startswith(b"X") else None
 
     @property
     def helper_pid(self) -> int:
@@ -379,6 +412,7 @@ class Sandbox:
             os.close(self._err_r)
             self._err_r = -1
         self._sock.close()
+        self._close_status()
         if self.pid:
             try:
                 os.kill(self.pid, signal.SIGKILL)
@@ -390,9 +424,15 @@ class Sandbox:
                 pass
             self.pid = 0
 
+    def _close_status(self) -> None:
+        if self._status_r >= 0:
+            os.close(self._status_r)
+            self._status_r = -1
+
     def close(self) -> None:
         """After the container has exited: the lifeline socket is no longer needed."""
         self._sock.close()
+        self._close_status()
 
 
 def _exec_child(pid: int, procs_files: list[str], plan: dict, stdio, err_w: int) -> None:
@@ -401,9 +441,7 @@ def _exec_child(pid: int, procs_files: list[str], plan: dict, stdio, err_w: int)
         for target, fd in enumerate(stdio):
             if fd != target:
                 os.dup2(fd, target, inheritable=True)
-        keep = err_w
-        os.closerange(3, keep)
-        os.closerange(keep + 1, 65536)
+        _close_all_but({err_w})
         for path in procs_files:
             with open(path, "w") as f:
                 f.write("0")

@@ -5,7 +5,8 @@ costs 56 ms here and copies its page tables). At the first ``jupybox.run`` the A
 daemon with posix_spawn, and from then on it creates, monitors and reaps every container the
 kernel starts, over a socketpair (frames of pickled dicts, stdio passed as SCM_RIGHTS).
 
-It is single-threaded and keeps one *prewarmed sandbox* ready: a cgroup with a process already
+It is single-threaded and keeps two *prewarmed sandboxes* ready (two, so that back-to-back runs
+always find one made while the previous container ran): a cgroup with a process already
 attached and the namespaces already made (see ``launch.Sandbox``), so the slow first write to a
 v1 cgroup.procs after an idle moment (an RCU grace period, 8-16 ms here) is never paid while the
 kernel waits. When the kernel goes away (EOF), containers started attached are killed, detached
@@ -34,37 +35,34 @@ class Daemon:
         self.sock = sock
         self.engine = Engine(root)
         self.running: dict[int, tuple[Running, bool]] = {}  # pidfd -> (running, attached)
+        self.early: dict[int, int] = {}  # status fd -> pidfd: PID 1 reports the command's exit there
+        self.notified: set[str] = set()  # containers whose exit the client already knows
         self.execs: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, token)
-        self.prewarm = None  # an Engine.prepare() made after each start
+        self.prewarms: list = []  # Engine.prepare()s, oldest first
         self.template = None  # the config of the last container: the next one is prepared like it
         self.client_gone = False
 
     # -- prewarming ----------------------------------------------------------------------------
     def _make_prewarm(self) -> None:
-        if self.prewarm is not None or self.client_gone:
-            return
-        try:
+        while len(self.prewarms) < POOL and not self.client_gone:
             network = self.template["spec"]["network"] if self.template else "none"
-            self.prewarm = self.engine.prepare(network, self.template)
-        except errors.JupyboxError:
-            pass  # no cgroup today: the request takes the slow path and says why
+            try:
+                self.prewarms.append(self.engine.prepare(network, self.template))
+            except errors.JupyboxError:
+                return  # no cgroup today: requests take the slow path and say why
 
-    def _settle_prewarm(self) -> None:
-        """Reap the prewarm's helper as soon as it reports, so no zombie waits for the next request."""
-        try:
-            self.prewarm.sandbox.ready()
-        except errors.JupyboxError:
-            pw, self.prewarm = self.prewarm, None
+    def _settle_prewarm(self, pw) -> None:
+        """Reap a prewarm's helper as soon as it reports, so no zombie waits for the next request."""
+        if not pw.ready():
+            self.prewarms.remove(pw)
             pw.discard()
 
     def _take_prewarm(self):
-        pw, self.prewarm = self.prewarm, None
-        return pw
+        return self.prewarms.pop(0) if self.prewarms else None
 
     def _drop_prewarm(self) -> None:
-        pw = self._take_prewarm()
-        if pw:
-            pw.discard()
+        while self.prewarms:
+            self.prewarms.pop().discard()
 
     # -- requests ------------------------------------------------------------------------------
     def _op_run(self, msg: dict, fds: list[int]) -> dict:
@@ -93,6 +91,7 @@ class Daemon:
                     os.close(fd)
         pidfd = os.pidfd_open(running.pid)
         self.running[pidfd] = (running, bool(msg.get("attached", True)))
+        self.early[running.sandbox.status_fd()] = pidfd
         return {"id": rec.id, "name": rec.name, "pid": running.pid}
 
     def _log_stdio(self, rec):
@@ -110,7 +109,9 @@ class Daemon:
             if len(fds) < 3:
                 for fd in stdio:
                     os.close(fd)
-        self.running[os.pidfd_open(running.pid)] = (running, bool(msg.get("attached", False)))
+        pidfd = os.pidfd_open(running.pid)
+        self.running[pidfd] = (running, bool(msg.get("attached", False)))
+        self.early[running.sandbox.status_fd()] = pidfd
         return {"id": rec.id, "pid": running.pid}
 
     def _op_exec(self, msg: dict, fds: list[int]) -> dict:
@@ -166,17 +167,37 @@ class Daemon:
             self.client_gone = True
 
     # -- exits ---------------------------------------------------------------------------------
+    def _exit_event(self, running: Running, exit_code: int, oom: bool, extra: dict) -> None:
+        cid = running.record.id
+        if cid in self.notified:
+            return
+        self.notified.add(cid)
+        self.send({"event": "exit", "id": cid, "exit_code": exit_code, "oom_killed": oom, "extra": extra})
+
+    def _early_exit(self, status_fd: int) -> None:
+        """PID 1 reported the command's exit code: tell the client before the namespaces' teardown."""
+        pidfd = self.early.pop(status_fd)
+        running, _ = self.running[pidfd]
+        code = running.sandbox.exit_status()
+        if code is None:
+            return  # no init (or it died): the exit is reported when PID 1 is reaped
+        state = self.engine.record_exit(running, code)
+        self._exit_event(running, state.exit_code, state.oom_killed, state.extra)
+
     def _reap(self, pidfd: int) -> None:
         if pidfd in self.running:
             running, _attached = self.running.pop(pidfd)
+            for fd, pfd in list(self.early.items()):
+                if pfd == pidfd:
+                    del self.early[fd]
             os.close(pidfd)
             _, status = os.waitpid(running.pid, 0)
-
-            def notify(state):
-                self.send({"event": "exit", "id": running.record.id, "exit_code": state.exit_code,
-                           "oom_killed": state.oom_killed, "extra": state.extra})
-
-            self.engine.finish(running, status, notify=notify)
+            if running.record.id in self.notified:
+                self.engine.cleanup(running)  # recorded when PID 1 reported the command's exit
+            else:
+                self.engine.finish(running, status, notify=lambda state: self._exit_event(
+                    running, state.exit_code, state.oom_killed, state.extra))
+            self.notified.discard(running.record.id)
         elif pidfd in self.execs:
             pid, token = self.execs.pop(pidfd)
             os.close(pidfd)
@@ -188,9 +209,9 @@ class Daemon:
         helpers come to us, and an unreaped one in a container's PID namespace would keep that
         namespace's init from ever finishing its exit."""
         tracked = {r.pid for r, _ in self.running.values()} | {pid for pid, _ in self.execs.values()}
-        if self.prewarm is not None:
-            tracked.add(self.prewarm.sandbox.pid)
-            tracked.add(self.prewarm.sandbox.helper_pid)
+        for pw in self.prewarms:
+            tracked.add(pw.sandbox.pid)
+            tracked.add(pw.sandbox.helper_pid)
         try:
             with open(f"/proc/self/task/{os.getpid()}/children") as f:
                 kids = [int(p) for p in f.read().split()]
@@ -231,25 +252,26 @@ class Daemon:
                 if want_prewarm and not self.running:
                     self._make_prewarm()
                     want_prewarm = False
-                watch = list(self.running) + list(self.execs)
+                watch = list(self.running) + list(self.execs) + list(self.early)
                 if not self.client_gone:
                     watch.append(self.sock.fileno())
-                helper_fd = -1
-                if self.prewarm is not None and self.prewarm.sandbox.pending:
-                    helper_fd = self.prewarm.sandbox.helper_fd()
-                    watch.append(helper_fd)
-                timeout = QUIET if self.prewarm is None and not self.client_gone else None
+                helpers = {pw.sandbox.helper_fd(): pw for pw in self.prewarms if pw.sandbox.pending}
+                watch += list(helpers)
+                timeout = QUIET if len(self.prewarms) < POOL and not self.client_gone else None
                 ready, _, _ = select.select(watch, [], [], timeout if timeout is not None else STRAYS)
                 if not ready:
-                    if self.prewarm is None and not self.client_gone:
+                    if not self.client_gone:
                         self._make_prewarm()  # a quiet moment
                     self._reap_strays()
                     continue
                 for fd in ready:
-                    if fd == helper_fd:
+                    if fd in helpers:
                         # a request handled in this same round may have taken the prewarm already
-                        if self.prewarm is not None and self.prewarm.sandbox.pending:
-                            self._settle_prewarm()
+                        pw = helpers[fd]
+                        if pw in self.prewarms and pw.sandbox.pending:
+                            self._settle_prewarm(pw)
+                    elif fd in self.early:
+                        self._early_exit(fd)
                     elif fd == self.sock.fileno():
                         try:
                             got = wire.recv(self.sock)
@@ -267,6 +289,7 @@ class Daemon:
             self._drop_prewarm()
 
 
+POOL = 2  # prewarmed sandboxes kept ready
 QUIET = 0.05  # seconds without requests or exits before a prewarm is made while containers run
 STRAYS = 1.0  # seconds between looks for stray children when nothing else happens
 

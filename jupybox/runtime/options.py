@@ -17,6 +17,7 @@ RUN_OPTIONS = {
     "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "env", "env_file", "workdir", "user",
     "volumes", "tmpfs", "hostname", "name", "network", "read_only", "entrypoint", "init", "privileged",
     "cap_add", "cap_drop", "remove", "interactive", "tty", "labels",
+    "publish", "ports", "publish_all", "network_aliases", "dns", "add_hosts",
 }
 
 
@@ -76,6 +77,20 @@ def _words(value) -> list[str]:
     return [str(v) for v in value]
 
 
+def _list(value) -> list[str]:
+    """One string or a list of them."""
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _add_hosts(value) -> list[str]:
+    """--add-host HOST:IP items, or docker-py's extra_hosts dict {host: ip}."""
+    if isinstance(value, dict):
+        return [f"{h}:{ip}" for h, ip in value.items()]
+    return _list(value)
+
+
 def make_spec(image: str, command=None, **opts) -> ContainerSpec:
     unknown = set(opts) - RUN_OPTIONS
     if unknown:
@@ -116,6 +131,11 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
             raise UsageError("you should always set the memory limit when using the memory-swap limit")
         if limits.memory_swap < limits.memory:
             raise UsageError("minimum memory-swap limit should be larger than the memory limit")
+    ports = []
+    if opts.get("publish") or opts.get("ports"):
+        from ..network.ports import normalize
+
+        ports = normalize(opts.get("publish")) + normalize(opts.get("ports"))
     entrypoint = opts.get("entrypoint")
     if entrypoint is not None:
         entrypoint = _words(entrypoint) if not isinstance(entrypoint, str) or entrypoint else []
@@ -131,6 +151,11 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         mounts=mounts,
         limits=limits,
         network=opts.get("network") or "none",
+        ports=ports,
+        publish_all=bool(opts.get("publish_all")),
+        network_aliases=_list(opts.get("network_aliases")),
+        dns=_list(opts.get("dns")),
+        add_hosts=_add_hosts(opts.get("add_hosts")),
         readonly_rootfs=bool(opts.get("read_only")),
         init=opts.get("init", True) if opts.get("init") is not None else True,
         privileged=bool(opts.get("privileged")),

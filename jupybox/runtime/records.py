@@ -104,7 +104,7 @@ class Records:
         self.layout = layout
         self.names = layout.root / "names"
 
-    def stage(self, cid: str) -> Path:
+    def stage(self, cid: str, owner: int | None = None) -> Path:
         """A container directory made ahead of time, in its final place (its root filesystem may be
         mounted from it before the container is created, so it must never move). It has no
         config.json yet, so it is no container; its ``staged-by`` file names the process that made
@@ -113,7 +113,7 @@ class Records:
         staged.mkdir()
         for sub in ("upper", "work", "rootfs"):
             (staged / sub).mkdir()
-        (staged / "staged-by").write_text(str(os.getpid()))
+        (staged / "staged-by").write_text(str(owner or os.getpid()))
         return staged
 
     def create(self, name: str | None, config: dict, cid: str | None = None, prepare=None,

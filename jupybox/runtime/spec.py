@@ -49,7 +49,12 @@ class ContainerSpec:
     name: str | None = None
     mounts: list[Mount] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
-    network: str = "none"  # none | host (bridge comes with the networking issue)
+    network: str = "none"  # none | host | bridge | a user network's name
+    ports: list[dict] = field(default_factory=list)  # -p: {host_ip, host_port, container_port, protocol}
+    publish_all: bool = False  # -P: the image's ExposedPorts on host ports the kernel picks
+    network_aliases: list[str] = field(default_factory=list)  # other names on a user network
+    dns: list[str] = field(default_factory=list)  # nameservers for /etc/resolv.conf
+    add_hosts: list[str] = field(default_factory=list)  # HOST:IP lines for /etc/hosts
     readonly_rootfs: bool = False
     init: bool = True  # a small PID 1 that reaps zombies and forwards signals
     privileged: bool = False

@@ -6,8 +6,9 @@
 
 Compared: mounts (``/proc/self/mountinfo``) whose mount point contains
 "jupybox" or lies under one of ``roots``; cgroup directories under
-/sys/fs/cgroup (up to depth 4) with "jupybox" in their path that are empty or
-hold one of our processes (others belong to other processes' containers);
+/sys/fs/cgroup (up to depth 4) with "jupybox" in their path that are ours (hold
+one of our processes, or are named after a container directory in ``roots``, or,
+without roots, are empty: see :func:`_ours`);
 processes that descend from this one; this process's open file descriptors.
 
 Processes and cgroups get a short grace period (a container's teardown may
@@ -24,7 +25,12 @@ from typing import Iterable
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 # Parent groups that a runtime creates once and keeps (they are not leaks).
-CGROUP_PARENTS = frozenset({"jupybox"})
+CGROUP_PARENTS = frozenset({"jupybox", os.environ.get("JUPYBOX_CGROUP_PARENT") or "jupybox"})
+
+
+def _keyword() -> str:
+    """The cgroup parent jupybox uses here ($JUPYBOX_CGROUP_PARENT, like docker's --cgroup-parent)."""
+    return os.environ.get("JUPYBOX_CGROUP_PARENT") or "jupybox"
 
 
 class LeakError(AssertionError):
@@ -64,7 +70,9 @@ def mounts(roots: Iterable[str] = (), keyword: str = "jupybox") -> set[str]:
     return found
 
 
-def cgroups(keyword: str = "jupybox", root: str = CGROUP_ROOT, depth: int = 4) -> set[str]:
+def cgroups(keyword: str | None = None, root: str = CGROUP_ROOT, depth: int = 4) -> set[str]:
+    keyword = keyword or _keyword()
+    parents = CGROUP_PARENTS | {keyword}
     found: set[str] = set()
 
     def walk(path: str, level: int) -> None:
@@ -80,7 +88,7 @@ def cgroups(keyword: str = "jupybox", root: str = CGROUP_ROOT, depth: int = 4) -
                     continue
             except OSError:
                 continue
-            if keyword in e.path[len(root):] and e.name not in CGROUP_PARENTS:
+            if keyword in e.path[len(root):] and e.name not in parents:
                 found.add(e.path)
             walk(e.path, level + 1)
 
@@ -145,7 +153,7 @@ def snapshot(roots: Iterable[str | os.PathLike] = (), keyword: str = "jupybox") 
     roots = tuple(str(r) for r in roots)
     return Snapshot(
         mounts=mounts(roots, keyword),
-        cgroups=cgroups(keyword),
+        cgroups=cgroups(),
         children=children(),
         fds=fds(),
         roots=roots,
@@ -153,18 +161,34 @@ def snapshot(roots: Iterable[str | os.PathLike] = (), keyword: str = "jupybox") 
     )
 
 
-def _ours(cgroup: str, descendants: dict[int, str]) -> bool:
-    """A new cgroup counts as our leak when it is empty or holds one of our descendants.
+def _container_ids(roots: Iterable[str]) -> set[str]:
+    ids: set[str] = set()
+    for r in roots:
+        try:
+            ids.update(e.name for e in os.scandir(os.path.join(r, "containers")))
+        except OSError:
+            pass
+    return ids
 
-    cgroups are machine-wide: one holding only other processes belongs to someone else's
-    container (another test run on the same machine), not to this test.
+
+def _ours(cgroup: str, descendants: dict[int, str], roots: tuple[str, ...] = ()) -> bool:
+    """Is a new cgroup a leak of ours (and not of another process's containers)?
+
+    cgroups are machine-wide: other test runs and notebooks on the same machine make them too,
+    some held empty ahead of time. A cgroup is ours when it holds one of our descendants, or,
+    with ``roots``, when one of those stores has a container directory of that name (the runtime
+    makes the directory before the cgroup and removes it after); without roots, when it is empty.
     """
     try:
         with open(os.path.join(cgroup, "cgroup.procs")) as f:
             pids = {int(p) for p in f.read().split()}
     except (OSError, ValueError):
         return False  # gone meanwhile, or unreadable
-    return not pids or bool(pids & set(descendants))
+    if pids & set(descendants):
+        return True
+    if roots:
+        return os.path.basename(cgroup) in _container_ids(roots)
+    return not pids
 
 
 def diff(before: Snapshot, roots: Iterable[str | os.PathLike] = ()) -> dict[str, list[str]]:
@@ -172,7 +196,7 @@ def diff(before: Snapshot, roots: Iterable[str | os.PathLike] = ()) -> dict[str,
     all_roots = tuple(before.roots) + tuple(str(r) for r in roots)
     now_children = children()
     now_fds = fds()
-    new_cgroups = [cg for cg in sorted(cgroups(before.keyword) - before.cgroups) if _ours(cg, now_children)]
+    new_cgroups = [cg for cg in sorted(cgroups() - before.cgroups) if _ours(cg, now_children, all_roots)]
     return {
         "mounts": sorted(mounts(all_roots, before.keyword) - before.mounts),
         "cgroups": new_cgroups,

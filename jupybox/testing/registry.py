@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import email.message
+import http.client
 import json
 import os
 import shutil
@@ -144,7 +145,7 @@ class Registry:
                 return self
             last_error = self.log_tail()
             self._kill()
-            if "address already in use" not in last_error:
+            if "address already in use" not in last_error and "bind" not in last_error:
                 break
         self._cleanup_dir()
         raise RuntimeError(f"docker-registry did not start:\n{last_error}")
@@ -155,10 +156,16 @@ class Registry:
             if self.proc is None or self.proc.poll() is not None:
                 return False
             try:
-                status, _, _ = self.get("/v2/", auth=False, timeout=0.5)
-                if status in (200, 401):
+                status, headers, _ = self.get("/v2/", auth=False, timeout=0.5)
+                # the port may have been taken by another server between _free_port() and listen():
+                # only our registry (still alive) counts
+                if (
+                    status in (200, 401)
+                    and headers.get("Docker-Distribution-Api-Version") == "registry/2.0"
+                    and self.proc.poll() is None
+                ):
                     return True
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass
             time.sleep(0.01)
         return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,6 +75,19 @@ def spec(kroot, jpath):
         return name
 
     return install
+
+
+@pytest.fixture(autouse=True)
+def no_kernel_dirs_left():
+    """The per-kernel host directories (connection copy, info, ipc sockets) go with their kernel."""
+    import glob
+    import tempfile
+
+    pattern = os.path.join(tempfile.gettempdir(), "jupybox-kernel-*")
+    before = set(glob.glob(pattern))
+    yield
+    left = set(glob.glob(pattern)) - before
+    assert not left, f"per-kernel directories left: {sorted(left)}"
 
 
 def close_launcher(root) -> None:
@@ -211,6 +225,8 @@ def test_kernel_runs_in_its_own_container_with_its_limits(spec, kroot, tmp_path)
         init_pid = prov.container.pid
         assert [c.id for c in jupybox.containers(root=kroot)] == [cid]
         assert jupybox.engine(kroot).cgroups.open(cid).exists()
+        labels = jupybox.container(cid, root=kroot).config["spec"]["labels"]
+        assert labels == {"io.jupybox.kernel.id": k.km.kernel_id, "io.jupybox.kernel.name": name}
 
         assert k.value("__import__('socket').gethostname()") != socket.gethostname()
         pid = k.value("__import__('os').getpid()")
@@ -374,6 +390,29 @@ def test_a_crashed_kernel_leaves_nothing_behind(spec, kroot):
     assert_nothing_left(kroot, [cid], [init_pid])
 
 
+def test_provisioner_info_round_trip(spec, kroot):
+    """get_provisioner_info / load_provisioner_info: another provisioner object takes over the kernel."""
+    import asyncio
+
+    name = spec("jbx-info")
+    with kernel(name) as k:
+        info = asyncio.run(k.provisioner.get_provisioner_info())
+        assert info["container_id"] == k.provisioner.container_id
+        assert info["kernel_id"] == k.km.kernel_id and info["connection_info"]["shell_port"] == k.km.shell_port
+        other = JupyboxProvisioner(kernel_id=k.km.kernel_id, kernel_spec=k.km.kernel_spec, root=str(kroot))
+        asyncio.run(other.load_provisioner_info(dict(info)))
+        assert other.has_process
+        assert asyncio.run(other.poll()) is None
+        asyncio.run(other.kill())
+        assert asyncio.run(other.wait()) == 137
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while k.km.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not k.km.is_alive()  # the original manager sees its kernel gone
+        cid = info["container_id"]
+    assert_nothing_left(kroot, [cid])
+
+
 def test_network_none_uses_ipc_sockets_and_has_no_network(spec, kroot):
     name = spec("jbx-nonet", network="none")
     with kernel(name) as k:
@@ -398,7 +437,7 @@ def test_a_killed_server_leaves_no_kernel(spec, kroot, tmp_path):
         km = KernelManager(kernel_name=sys.argv[1])
         km.start_kernel()
         kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=60)
-        print(km.provisioner.container_id, km.provisioner.container.pid, flush=True)
+        print(km.provisioner.container_id, km.provisioner.container.pid, km.provisioner.kernel_dir, flush=True)
         time.sleep(600)
     """))
     proc = subprocess.Popen([sys.executable, str(script), name], stdout=subprocess.PIPE, text=True,
@@ -406,7 +445,7 @@ def test_a_killed_server_leaves_no_kernel(spec, kroot, tmp_path):
     try:
         line = proc.stdout.readline().split()
         assert line, "the server did not start its kernel"
-        cid, init_pid = line[0], int(line[1])
+        cid, init_pid, kernel_dir = line[0], int(line[1]), line[2]
         assert any(c.id == cid for c in jupybox.containers(root=kroot))
         proc.kill()
         proc.wait(10)
@@ -420,6 +459,9 @@ def test_a_killed_server_leaves_no_kernel(spec, kroot, tmp_path):
     assert not os.path.exists(f"/proc/{init_pid}")
     assert jupybox.containers(all=True, root=kroot) == []
     assert not jupybox.engine(kroot).cgroups.open(cid).exists()
+    # like the connection file in Jupyter's runtime dir, the dead server's kernel directory stays
+    assert os.path.isdir(kernel_dir)
+    shutil.rmtree(kernel_dir)
 
 
 # -- other images ---------------------------------------------------------------------------
@@ -451,6 +493,8 @@ def start_fails(name) -> KernelStartError:
     with pytest.raises(KernelStartError) as info:
         km.start_kernel()
     assert not km.has_kernel
+    kdir = km.provisioner.kernel_dir
+    assert kdir is None or not os.path.exists(kdir)  # jupyter_server calls no cleanup() after a failed start
     km.cleanup_resources()
     return info.value
 

@@ -106,10 +106,15 @@ def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     assert [r for r in engine.records.all() if r.config["spec"]["remove"]] == []
     # what remains is the daemon's one prewarmed sandbox (its directory is staged, its PID 1 waits
     # for a plan): no cgroup of a finished container is left
-    from jupybox.cgroups import open_driver
+    drv = engine.cgroups
 
-    drv = open_driver()
-    assert [name for name in drv.list() if not engine._staged_alive(name) and not drv.open(name).pids()] == []
+    def finished_but_present():
+        return [name for name in drv.list() if not engine._staged_alive(name) and not drv.open(name).pids()]
+
+    deadline = time.monotonic() + 5  # the last one is cleaned up right after its exit was reported
+    while time.monotonic() < deadline and finished_but_present():
+        time.sleep(0.01)
+    assert finished_but_present() == []
     daemon = jupybox.launcher(busybox_image.root).proc.pid
     assert len(leaks.children(daemon)) <= 2  # the prewarmed PID 1 and its waiting main process
     assert not leaks.mounts([str(busybox_image.root)])
@@ -118,4 +123,4 @@ def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     while time.monotonic() < deadline and daemon_alive(daemon):
         time.sleep(0.05)
     assert not daemon_alive(daemon)
-    assert [name for name in drv.list() if not drv.open(name).pids()] == []
+    assert finished_but_present() == []
