@@ -15,7 +15,7 @@ import os
 import threading
 
 from .paths import Layout
-from .runtime.container import Container
+from .runtime.container import Container, stdio_fds
 from .runtime.engine import Engine
 from .runtime.options import make_spec
 from .runtime.state import Status
@@ -70,24 +70,6 @@ def _close_launchers() -> None:
     shutdown(wait=None)
 
 
-def _fds(stdin, stdout, stderr):
-    """The three fds for the container, and those we opened and must close after the start."""
-    if stdin is None and stdout is None and stderr is None:
-        return None, []
-    opened = []
-    fds = []
-    for obj, mode in ((stdin, os.O_RDONLY), (stdout, os.O_WRONLY), (stderr, os.O_WRONLY)):
-        if obj is None:
-            fd = os.open("/dev/null", mode | os.O_CLOEXEC)
-            opened.append(fd)
-        elif isinstance(obj, int):
-            fd = obj
-        else:
-            fd = obj.fileno()
-        fds.append(fd)
-    return tuple(fds), opened
-
-
 def run(image: str, command=None, *, root=None, stdin=None, stdout=None, stderr=None, detach: bool = False,
         **options) -> Container:
     """Create and start a container; return at once (``.wait()`` for its exit code).
@@ -101,7 +83,7 @@ def run(image: str, command=None, *, root=None, stdin=None, stdout=None, stderr=
     spec = make_spec(image, command, **options)
     eng = engine(root)
     client = launcher(root)
-    fds, opened = _fds(stdin, stdout, stderr)
+    fds, opened = (None, []) if stdin is None and stdout is None and stderr is None else stdio_fds(stdin, stdout, stderr)
     try:
         reply = client.run(spec.to_dict(), fds, attached=not detach)
     finally:

@@ -269,26 +269,20 @@ def cmd_stats(args, ctx) -> int:
         recs = [engine.records.get(n) for n in args.containers]
     else:
         recs = [r for r in engine.records.all() if engine.reconcile(r).status.value == "running"]
-    prev: dict = {}
-    first = True
-    while True:
+    def take() -> dict:
         sample = {}
         for rec in recs:
             try:
                 sample[rec.id] = (rec, engine.stats(rec))
             except errors.JupyboxError:
                 continue
-        if first:
-            # docker stats --no-stream samples twice to show a CPU rate
-            time.sleep(0.25)
-            prev = {k: v[1] for k, v in sample.items()}
-            sample = {}
-            for rec in recs:
-                try:
-                    sample[rec.id] = (rec, engine.stats(rec))
-                except errors.JupyboxError:
-                    continue
-            first = False
+        return sample
+
+    # docker stats --no-stream samples twice to show a CPU rate
+    prev = {k: v[1] for k, v in take().items()}
+    time.sleep(0.25)
+    while True:
+        sample = take()
         rows = [stats_row(rec, st, prev.get(cid)) for cid, (rec, st) in sample.items()]
         if args.format == "json":
             for r in rows:

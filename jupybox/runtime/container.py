@@ -116,7 +116,7 @@ class Container:
         from .options import _words, parse_env
 
         argv = _words(command)
-        stdio = _stdio(stdin, stdout, stderr)
+        stdio = stdio_fds(stdin, stdout, stderr)
         try:
             if self._client is not None:
                 return self._client.exec(self.id, argv, parse_env(env or {}), workdir, user, stdio[0])
@@ -148,7 +148,7 @@ class Container:
         return network_settings(self._engine, self._record)["Ports"]
 
 
-def _stdio(stdin, stdout, stderr):
+def stdio_fds(stdin, stdout, stderr):
     """File objects, fds or None (/dev/null) → three fds, plus the ones we opened and must close."""
     opened = []
     fds = []

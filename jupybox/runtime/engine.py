@@ -473,6 +473,14 @@ class Engine:
             state = self.finish(running, status)
         return state
 
+    @staticmethod
+    def log_stdio(rec: Record) -> tuple[int, int, int]:
+        """/dev/null and the container's log files: the stdio of a detached container."""
+        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        out = os.open(rec.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        err = os.open(rec.stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        return devnull, out, err
+
     def start_detached(self, rec: Record) -> int:
         """Fork a small daemon that starts the container, monitors it and records its exit."""
         r, w = os.pipe()
@@ -483,9 +491,7 @@ class Engine:
                 os.setsid()
                 if os.fork() != 0:
                     os._exit(0)
-                devnull = os.open("/dev/null", os.O_RDWR)
-                out = os.open(rec.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-                err = os.open(rec.stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+                devnull, out, err = self.log_stdio(rec)
                 for fd in (0, 1, 2):
                     os.dup2(devnull, fd)
                 try:

@@ -78,7 +78,7 @@ class Daemon:
             pw.discard()  # a wrong guess: the next prewarm follows this container instead
             pw = None
         self.template = rec.config
-        stdio = tuple(fds[:3]) if len(fds) >= 3 else self._log_stdio(rec)
+        stdio = tuple(fds[:3]) if len(fds) >= 3 else self.engine.log_stdio(rec)
         try:
             running = self.engine.start(rec, stdio, prepared=pw)
         except BaseException:
@@ -94,15 +94,9 @@ class Daemon:
         self.early[running.sandbox.status_fd()] = pidfd
         return {"id": rec.id, "name": rec.name, "pid": running.pid}
 
-    def _log_stdio(self, rec):
-        devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-        out = os.open(rec.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        err = os.open(rec.stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        return (devnull, out, err)
-
     def _op_start(self, msg: dict, fds: list[int]) -> dict:
         rec = self.engine.records.get(msg["id"])
-        stdio = tuple(fds[:3]) if len(fds) >= 3 else self._log_stdio(rec)
+        stdio = tuple(fds[:3]) if len(fds) >= 3 else self.engine.log_stdio(rec)
         try:
             running = self.engine.start(rec, stdio)
         finally:

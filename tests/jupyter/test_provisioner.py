@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -133,11 +132,21 @@ def descends(pid: int, ancestor: int | None) -> bool:
     return False
 
 
-def assert_nothing_left(root, container_ids, init_pids=()) -> None:
-    """No container, no cgroup and no process of these kernels; only the prewarmed sandbox remains.
+def is_prewarm_process(pid: int, daemon: int | None) -> bool:
+    """A fork of the launcher daemon that has not exec'd anything (a prewarmed sandbox's PID 1/helper)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return True  # gone meanwhile
+    return descends(pid, daemon) and b"jupybox.runtime.launcherd" in cmd
 
-    The launcher daemon keeps one sandbox ready (a cgroup holding processes it forked, named by the id
-    of the *next* container): that one, and only that one, may hold processes of ours.
+
+def assert_nothing_left(root, container_ids, init_pids=()) -> None:
+    """No container, no cgroup and no process of these kernels; only prewarmed sandboxes remain.
+
+    The launcher daemon keeps sandboxes ready (cgroups named by the id of a *future* container,
+    holding processes it forked that have exec'd nothing yet): only those may hold processes of ours.
     """
     eng = jupybox.engine(root)
     deadline = time.monotonic() + 10
@@ -147,8 +156,8 @@ def assert_nothing_left(root, container_ids, init_pids=()) -> None:
         alive = [p for p in init_pids if p and os.path.exists(f"/proc/{p}") and parent_of(p) is not None]
         ours = our_cgroups(root)
         daemon = launcher_pid(root)
-        extra = {n: pids for n, pids in ours.items() if not all(descends(p, daemon) for p in pids)}
-        clean = not left and not cgroups and not alive and not extra and len(ours) <= 1
+        extra = {n: pids for n, pids in ours.items() if not all(is_prewarm_process(p, daemon) for p in pids)}
+        clean = not left and not cgroups and not alive and not extra
         if clean or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -156,7 +165,6 @@ def assert_nothing_left(root, container_ids, init_pids=()) -> None:
     assert not cgroups, f"cgroups of the kernels' containers left: {cgroups}"
     assert not alive, f"kernel processes still alive: {alive}"
     assert not extra, f"cgroups holding our processes: {extra}"
-    assert len(ours) <= 1, f"more than the launcher's prewarmed sandbox: {ours}"
 
 
 class Kernel:
@@ -279,15 +287,14 @@ def test_notebook_directory_is_mounted_and_the_runtime_dir_is_not(spec, kroot, t
         assert k.value("open('data.csv').read()") == "a,b\n1,2\n"
         k.run("open('written-inside.txt', 'w').write('from the kernel')")
         assert (notebooks / "written-inside.txt").read_text() == "from the kernel"
-        # only this kernel's connection file is visible, not the runtime directory's other files
+        # the connection file came through stdin: no host path of the runtime directory is visible
         cf = os.path.realpath(k.km.connection_file)
-        decoy = Path(cf).parent / "kernel-decoy-secret.json"
-        decoy.write_text("{}")
-        try:
-            assert k.value(f"__import__('os').path.exists({cf!r})")
-            assert not k.value(f"__import__('os').path.exists({str(decoy)!r})")
-        finally:
-            decoy.unlink()
+        assert not k.value(f"__import__('os').path.exists({os.path.dirname(cf)!r} + '/' + {os.path.basename(cf)!r})")
+        inside = k.value("__import__('sys').argv[__import__('sys').argv.index('-f') + 1]")
+        assert inside == "/dev/shm/jupybox-connection.json"
+        assert k.value(f"__import__('json').load(open({inside!r}))['shell_port']") == k.km.shell_port
+        assert k.value(f"oct(__import__('os').stat({inside!r}).st_mode & 0o777)") == "0o600"
+        assert k.value("__import__('sys').stdin.closed or __import__('sys').stdin.read() == ''")
         # the rest of the host stays invisible: the notebook directory's parent is not mounted
         (tmp_path / "elsewhere.txt").write_text("not for the kernel")
         assert not k.value(f"__import__('os').path.exists({str(tmp_path / 'elsewhere.txt')!r})")
@@ -305,9 +312,8 @@ def test_a_runtime_dir_inside_the_notebook_directory_is_hidden(spec, kroot, tmp_
     name = spec("jbx-home")
     with kernel(name, cwd=home, connection_file=str(runtime / "kernel-mine.json")) as k:
         assert k.value("open('notes.txt').read()") == "mine"
-        assert k.value(f"sorted(__import__('os').listdir({str(runtime)!r}))") == ["kernel-mine.json"]
-        assert k.value(f"__import__('json').load(open({str(runtime / 'kernel-mine.json')!r}))['shell_port']") \
-            == k.km.shell_port
+        assert k.value(f"sorted(__import__('os').listdir({str(runtime)!r}))") == []  # an empty tmpfs
+        assert k.value(f"sorted(__import__('os').listdir({str(home)!r}))") == [".local", "notes.txt"]
         cid = k.provisioner.container_id
     assert (runtime / "kernel-other.json").exists()
     assert_nothing_left(kroot, [cid])
@@ -413,6 +419,29 @@ def test_provisioner_info_round_trip(spec, kroot):
     assert_nothing_left(kroot, [cid])
 
 
+def test_a_command_the_shim_does_not_wrap_gets_its_connection_file_mounted(spec, kroot, tmp_path):
+    """Not ``python3 -m ...``: the private copy of the connection file and the info dir are mounted."""
+    name = spec("jbx-mounted", argv=["env", "python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    with kernel(name, cwd=tmp_path) as k:
+        cf = os.path.realpath(k.km.connection_file)
+        assert k.value("__import__('sys').argv[__import__('sys').argv.index('-f') + 1]") == cf
+        assert k.value(f"__import__('json').load(open({cf!r}))['shell_port']") == k.km.shell_port
+        decoy = Path(cf).parent / "kernel-decoy-secret.json"
+        decoy.write_text("{}")
+        try:
+            assert not k.value(f"__import__('os').path.exists({str(decoy)!r})")  # only the file is mounted
+        finally:
+            decoy.unlink()
+        cid = k.provisioner.container_id
+        assert k.value("__import__('os').environ['JUPYBOX_CONTAINER_ID']") == cid  # from the info file
+        assert k.value("__import__('json').load(open('/run/jupybox/container.json'))['id']") == cid
+        kernel_dir = k.provisioner.kernel_dir
+        assert os.path.isdir(kernel_dir)
+        assert k.usage()["container"]["id"] == cid
+    assert not os.path.exists(kernel_dir)
+    assert_nothing_left(kroot, [cid])
+
+
 def test_network_none_uses_ipc_sockets_and_has_no_network(spec, kroot):
     name = spec("jbx-nonet", network="none")
     with kernel(name) as k:
@@ -459,9 +488,7 @@ def test_a_killed_server_leaves_no_kernel(spec, kroot, tmp_path):
     assert not os.path.exists(f"/proc/{init_pid}")
     assert jupybox.containers(all=True, root=kroot) == []
     assert not jupybox.engine(kroot).cgroups.open(cid).exists()
-    # like the connection file in Jupyter's runtime dir, the dead server's kernel directory stays
-    assert os.path.isdir(kernel_dir)
-    shutil.rmtree(kernel_dir)
+    assert kernel_dir == "None"  # nothing on the host side to clean after the server's death
 
 
 # -- other images ---------------------------------------------------------------------------
