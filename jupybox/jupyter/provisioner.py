@@ -111,6 +111,7 @@ INSIDE_CONNECTION = "/dev/shm/jupybox-connection.json"  # a tmpfs in every conta
 # provisioner writes on stdin (the connection file, the container's id), writes the connection file
 # inside, sets the environment, then runs MODULE as ``python3 -m`` would. No extra process, no mount.
 SHIM = (
+    "# jupybox kernel shim: the connection file comes on stdin, then python -m MODULE ARGS\n"
     "import json,os,sys\n"
     "d=json.loads(sys.stdin.buffer.read() or b'{}')\n"
     "n=os.open(os.devnull,os.O_RDONLY);os.dup2(n,0);os.close(n)\n"

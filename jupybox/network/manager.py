@@ -404,7 +404,8 @@ class Networks:
                 self._ports(nets, [], ports_gone)
             if touched:
                 self._sync_peers(nets, touched, skip=cid)
-        _quiet_unplug(veths)
+        # a disconnect (the namespace lives on) deletes the pair; after an exit, down is enough
+        _quiet_unplug(veths, delete=only is not None)
         return bool(touched)
 
     # -- connect / disconnect --------------------------------------------------------------------
@@ -513,9 +514,9 @@ def veth_name(cid: str, network_id: str) -> str:
     return f"jv{cid[:8]}-{network_id[:4]}"
 
 
-def _quiet_unplug(veths: list[str]) -> None:
+def _quiet_unplug(veths: list[str], delete: bool = False) -> None:
     try:
-        netlink.unplug(veths)
+        netlink.unplug(veths, delete=delete)
     except OSError:
         pass
 

@@ -150,7 +150,8 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         name=opts.get("name"),
         mounts=mounts,
         limits=limits,
-        network=opts.get("network") or "none",
+        # publishing a port needs a network: -p alone means the default bridge
+        network=opts.get("network") or ("bridge" if ports or opts.get("publish_all") else "none"),
         ports=ports,
         publish_all=bool(opts.get("publish_all")),
         network_aliases=_list(opts.get("network_aliases")),
