@@ -94,6 +94,16 @@ class Net:
         out = self.sh("ip -o link show").stdout
         return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
 
+    def veths(self, expect: int | None = None, timeout: float = 5) -> list[str]:
+        """The host ends of container veths; with ``expect``, waited for (a stopped container's
+        pair goes with its namespace, which the kernel tears down asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [ln for ln in self.links() if ln.startswith("jv")]
+            if expect is None or len(found) == expect or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
     def nft(self) -> str:
         return self.sh("nft list ruleset").stdout
 

@@ -27,16 +27,12 @@ def _wait_gone(pid: int, timeout: float = 5) -> None:
         time.sleep(0.02)
 
 
-def _jv_links(net) -> list[str]:
-    return [ln for ln in net.links() if ln.startswith("jv")]
-
-
 def test_stop_and_rm_remove_veth_rules_and_address(net):
     net.ok("network", "create", "--subnet", "10.221.0.0/24", "tidy")
     net.ok("run", "-d", "--name", "svc", "--network", "tidy", "-p", "127.0.0.1:18100:80", BB, "sh", "-c", HTTPD)
-    assert len(_jv_links(net)) == 1 and "18100" in net.nft()
+    assert len(net.veths()) == 1 and "18100" in net.nft()
     net.ok("stop", "-t", "1", "svc")
-    assert _jv_links(net) == [] and "18100" not in net.nft()
+    assert net.veths(expect=0) == [] and "18100" not in net.nft()
     state = net.network_state("tidy")
     assert state["endpoints"] == {} and list(state["reserved"].values()) == ["10.221.0.2"]  # kept for a restart
     net.ok("rm", "svc")
@@ -59,13 +55,13 @@ def test_kill9_of_the_monitor_then_prune_leaves_nothing(net):
     state = net.network_state("crash")
     assert [ep["name"] for ep in state["endpoints"].values()] == ["survivor"]
     assert state["reserved"] == {}
-    assert len(_jv_links(net)) == 1  # the survivor's
+    assert len(net.veths(expect=1)) == 1  # the survivor's
     # the port and the address are free again
     net.ok("run", "-d", "--name", "next", "--network", "crash", "-p", "127.0.0.1:18101:80", BB, "sh", "-c", HTTPD)
     assert net.ip_of("next") == "10.222.0.2"
     assert net.fetch("http://127.0.0.1:18101/index.html").strip() == "ok"
     net.ok("rm", "-f", "next", "survivor")
-    assert _jv_links(net) == [] and "18101" not in net.nft()
+    assert net.veths(expect=0) == [] and "18101" not in net.nft()
 
 
 def test_prune_removes_leftovers_of_a_crash_mid_start(net):
@@ -97,5 +93,5 @@ def test_prune_removes_leftovers_of_a_crash_mid_start(net):
 def test_attached_runs_leave_no_processes_mounts_or_fds(net):
     for _ in range(3):
         net.ok("run", "--rm", "--network", "bridge", "-p", "127.0.0.1:18103:80", BB, "true")
-    assert _jv_links(net) == [] and "18103" not in net.nft()
+    assert net.veths(expect=0) == [] and "18103" not in net.nft()
     assert net.network_state("bridge")["endpoints"] == {}
