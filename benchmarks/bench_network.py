@@ -80,6 +80,11 @@ def main(argv=None) -> int:
         print("nsenter and ip (util-linux, iproute2) are needed to make the benchmark's namespace", file=sys.stderr)
         return 2
 
+    # both cases import what they use from bytecode, as an installed jupybox does (even when this
+    # environment sets PYTHONDONTWRITEBYTECODE)
+    import compileall
+
+    compileall.compile_dir(str(HERE.parent / "jupybox"), quiet=1)
     ns = f"jbxbench-{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="jbx-bench-net-"))
     root = work / "root"

@@ -37,6 +37,7 @@ class Daemon:
         self.running: dict[int, tuple[Running, bool]] = {}  # pidfd -> (running, attached)
         self.early: dict[int, int] = {}  # status fd -> pidfd: PID 1 reports the command's exit there
         self.notified: set[str] = set()  # containers whose exit the client already knows
+        self.cleanups: list[Running] = []  # exited containers whose cgroup and directory remain
         self.execs: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, token)
         self.prewarms: list = []  # Engine.prepare()s, oldest first
         self.template = None  # the config of the last container: the next one is prepared like it
@@ -186,12 +187,12 @@ class Daemon:
                     del self.early[fd]
             os.close(pidfd)
             _, status = os.waitpid(running.pid, 0)
-            if running.record.id in self.notified:
-                self.engine.cleanup(running)  # recorded when PID 1 reported the command's exit
-            else:
-                self.engine.finish(running, status, notify=lambda state: self._exit_event(
-                    running, state.exit_code, state.oom_killed, state.extra))
+            if running.record.id not in self.notified:  # else recorded when PID 1 reported the exit
+                state = self.engine.record_exit(running, exit_code_of(status))
+                self._exit_event(running, state.exit_code, state.oom_killed, state.extra)
             self.notified.discard(running.record.id)
+            # the cgroup and an --rm container's directory go when nothing else waits
+            self.cleanups.append(running)
         elif pidfd in self.execs:
             pid, token = self.execs.pop(pidfd)
             os.close(pidfd)
@@ -243,21 +244,32 @@ class Daemon:
         want_prewarm = True
         try:
             while not (self.client_gone and not self.running and not self.execs):
-                if want_prewarm and not self.running:
-                    self._make_prewarm()
-                    want_prewarm = False
                 watch = list(self.running) + list(self.execs) + list(self.early)
                 if not self.client_gone:
                     watch.append(self.sock.fileno())
                 helpers = {pw.sandbox.helper_fd(): pw for pw in self.prewarms if pw.sandbox.pending}
                 watch += list(helpers)
-                timeout = QUIET if len(self.prewarms) < POOL and not self.client_gone else None
-                ready, _, _ = select.select(watch, [], [], timeout if timeout is not None else STRAYS)
+                chores = bool(self.cleanups) or (want_prewarm and not self.running)
+                if chores:
+                    timeout = 0.0  # chores only when nothing else is waiting
+                elif len(self.prewarms) < POOL and not self.client_gone:
+                    timeout = QUIET
+                else:
+                    timeout = STRAYS
+                ready, _, _ = select.select(watch, [], [], timeout)
                 if not ready:
-                    if not self.client_gone:
-                        self._make_prewarm()  # a quiet moment
-                    self._reap_strays()
+                    if self.cleanups:
+                        self.engine.cleanup(self.cleanups.pop(0))
+                    elif want_prewarm and not self.running:
+                        self._make_prewarm()
+                        want_prewarm = False
+                    elif timeout == QUIET:
+                        self._make_prewarm()  # a quiet moment while containers run
+                    else:
+                        self._reap_strays()
                     continue
+                # requests first: a client waiting for a start matters more than anything here
+                ready.sort(key=lambda fd: fd != self.sock.fileno())
                 for fd in ready:
                     if fd in helpers:
                         # a request handled in this same round may have taken the prewarm already
@@ -275,13 +287,14 @@ class Daemon:
                             self._client_left()
                         else:
                             self.handle(*got)
-                    else:
+                    elif fd in self.running or fd in self.execs:
                         self._reap(fd)
                         want_prewarm = True
                 self._reap_strays()
         finally:
+            while self.cleanups:
+                self.engine.cleanup(self.cleanups.pop(0))
             self._drop_prewarm()
-
 
 POOL = 2  # prewarmed sandboxes kept ready
 QUIET = 0.05  # seconds without requests or exits before a prewarm is made while containers run

@@ -559,55 +559,125 @@ def test_image_without_ipykernel_fails_with_its_stderr(spec, kroot, debian_tar):
     assert_nothing_left(kroot, [])
 
 
-def test_jupyter_server_reports_the_failure_to_the_browser(spec, kroot, tmp_path, jpath):
-    """POST /api/sessions and /api/kernels as JupyterLab does: the JSON error carries the kernel's message."""
-    pytest.importorskip("jupyter_server")
-    name = spec("jbx-server-noimage", image="no-such-image:2")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    env = dict(os.environ, JUPYTER_PATH=os.environ["JUPYTER_PATH"], JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
-               JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}", "--IdentityProvider.token=t0k",
-         f"--ServerApp.root_dir={tmp_path}", "--ServerApp.port_retries=0", "--allow-root"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
+class JupyterServer:
+    """``jupyter server`` in a subprocess, as JupyterLab's backend; ``.log`` holds its stderr after exit."""
+
+    def __init__(self, tmp_path):
+        pytest.importorskip("jupyter_server")
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={self.port}",
+             "--IdentityProvider.token=t0k", f"--ServerApp.root_dir={tmp_path}", "--ServerApp.port_retries=0",
+             "--allow-root"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = ""
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(f"{base}/api/status?token=t0k", timeout=5).read()
-                break
+                self.request("GET", "/api/status")
+                return
             except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, "jupyter_server exited"
+                assert self.proc.poll() is None, "jupyter_server exited"
                 assert time.monotonic() < deadline, "jupyter_server did not come up"
                 time.sleep(0.1)
-        def post(path, payload):
-            req = urllib.request.Request(f"{base}{path}?token=t0k", data=json.dumps(payload).encode(),
-                                         method="POST", headers={"Content-Type": "application/json"})
-            with pytest.raises(urllib.error.HTTPError) as info:
-                urllib.request.urlopen(req, timeout=60)
-            return info.value.code, json.loads(info.value.read())
 
+    def request(self, method, path, payload=None):
+        data = json.dumps(payload).encode() if payload is not None else None
+        req = urllib.request.Request(f"{self.base}{path}?token=t0k", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=90) as r:
+            body = r.read()
+            return json.loads(body) if body else None
+
+    def error(self, method, path, payload=None):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            self.request(method, path, payload)
+        return info.value.code, json.loads(info.value.read())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, self.log = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, self.log = self.proc.communicate()
+
+
+def test_jupyter_server_reports_the_failure_to_the_browser(spec, kroot, tmp_path):
+    """POST /api/sessions and /api/kernels as JupyterLab does: the JSON error carries the kernel's message."""
+    name = spec("jbx-server-noimage", image="no-such-image:2")
+    server = JupyterServer(tmp_path)
+    try:
         # a notebook opened with that kernel (the sessions handler wraps the error itself)
-        code, reply = post("/api/sessions", {"path": "x.ipynb", "type": "notebook", "name": "x.ipynb",
-                                             "kernel": {"name": name}})
+        code, reply = server.error("POST", "/api/sessions", {"path": "x.ipynb", "type": "notebook",
+                                                             "name": "x.ipynb", "kernel": {"name": name}})
         assert code == 500
         assert "No such image: no-such-image:2" in reply["message"]
         # a bare kernel start: any other exception would reach the browser as "Unhandled error"
-        code, reply = post("/api/kernels", {"name": name})
+        code, reply = server.error("POST", "/api/kernels", {"name": name})
         assert code == 500
         assert "No such image: no-such-image:2" in reply["message"]
         assert reply["reason"] == "Kernel failed to start"
     finally:
-        server.send_signal(signal.SIGINT)
-        server.send_signal(signal.SIGINT)
-        try:
-            _, err = server.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            _, err = server.communicate()
-    assert "No such image: no-such-image:2" in err  # and it is in the server's log
+        server.stop()
+    assert "No such image: no-such-image:2" in server.log  # and it is in the server's log
+    assert_nothing_left(kroot, [])
+
+
+def test_a_notebook_session_in_jupyter_server(spec, kroot, tmp_path):
+    """jupyter_server's own (async) kernel manager: start, restart and shutdown a session's kernel."""
+    (tmp_path / "nb").mkdir()
+    name = spec("jbx-server-ok", memory="256m")
+    server = JupyterServer(tmp_path)
+    seen = []
+    try:
+        session = server.request("POST", "/api/sessions", {"path": "nb/x.ipynb", "type": "notebook",
+                                                           "name": "x.ipynb", "kernel": {"name": name}})
+        kid = session["kernel"]["id"]
+
+        def kernel_container():
+            found = [c for c in jupybox.containers(root=kroot)
+                     if c.config["spec"]["labels"].get("io.jupybox.kernel.id") == kid]
+            assert len(found) == 1
+            return found[0]
+
+        def ask(code):
+            """Run code in the server's kernel, through its connection file (as a second client would)."""
+            from jupyter_client import BlockingKernelClient
+
+            kc = BlockingKernelClient(connection_file=str(tmp_path / "rt" / f"kernel-{kid}.json"))
+            kc.load_connection_file()
+            kc.start_channels()
+            try:
+                kc.wait_for_ready(timeout=REPLY_TIMEOUT)
+                out = []
+                kc.execute_interactive(code, timeout=REPLY_TIMEOUT, output_hook=lambda m: out.append(
+                    m["content"].get("text", "")) if m["msg_type"] == "stream" else None)
+                return "".join(out).strip()
+            finally:
+                kc.stop_channels()
+
+        first = kernel_container()
+        seen.append(first.id)
+        assert ask("import os; print(os.getcwd(), os.environ['JUPYBOX_CONTAINER_ID'])") == \
+            f"{tmp_path / 'nb'} {first.id}"  # in the notebook's directory, in its container
+        server.request("POST", f"/api/kernels/{kid}/restart")  # JupyterLab's "Restart Kernel"
+        second = kernel_container()
+        seen.append(second.id)
+        assert second.id != first.id
+        assert ask("import os; print(os.environ['JUPYBOX_CONTAINER_ID'])") == second.id
+        server.request("DELETE", f"/api/sessions/{session['id']}")  # closing the notebook
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while jupybox.containers(all=True, root=kroot) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jupybox.containers(all=True, root=kroot) == []
+    finally:
+        server.stop()
+    assert_nothing_left(kroot, seen)
