@@ -23,13 +23,13 @@ BENCH_ARGS  ?=
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help deps apt-deps venv test demo bench clean
+.PHONY: help deps apt-deps venv bytecode test demo bench clean
 
 help:
 	@echo "make deps | test | demo | bench | clean"
 
 # --- dependencies -------------------------------------------------------------
-deps: apt-deps $(STAMP)
+deps: apt-deps $(STAMP) bytecode
 
 # dpkg-query costs ~50 ms; apt-get runs only when a package is missing.
 apt-deps:
@@ -56,6 +56,12 @@ $(STAMP): pyproject.toml | $(VPY)
 	@touch $@
 
 venv: $(STAMP)
+
+# Byte-compile the package: this machine sets PYTHONDONTWRITEBYTECODE=1, and without .pyc files
+# every `jupybox` command compiles its modules again (~50 ms of a ~70 ms `jupybox run`).
+# compileall only recompiles what changed.
+bytecode: $(STAMP)
+	@$(VPY) -m compileall -q jupybox
 
 # --- test ---------------------------------------------------------------------
 test: deps

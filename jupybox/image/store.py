@@ -52,7 +52,12 @@ from ..paths import Layout
 from . import digest as dg
 from . import mediatypes as mt
 from .host import HOST_NAME, host_architecture, host_image, is_host_reference
-from .layer import LayerInfo, detect_compression, remove_tree, unpack_layer
+def _layer():
+    """The layer module (tarfile, decompressors, threads): imported when a layer is handled, so
+    that `jupybox run` of an unpacked image does not pay ~6 ms for it."""
+    from . import layer
+
+    return layer
 from .model import Image, now_rfc3339
 from .reference import parse_reference
 
@@ -606,7 +611,7 @@ class ImageStore:
                     size = p.stat().st_size
                 except FileNotFoundError:
                     raise StoreError(f"layer blob {d} not found in the store") from None
-                kind = detect_compression(head)
+                kind = _layer().detect_compression(head)
                 descs.append({"mediaType": mt.LAYER_BY_COMPRESSION.get(kind, mt.OCI_LAYER), "digest": d, "size": size})
             rootfs = config.get("rootfs") or {}
             diff_ids = list(rootfs.get("diff_ids") or [])
@@ -640,7 +645,7 @@ class ImageStore:
     def has_layer(self, diff_id: str) -> bool:
         return self.layer_path(diff_id).is_dir()
 
-    def _ensure_layer(self, desc: dict, diff_id: str | None) -> LayerInfo:
+    def _ensure_layer(self, desc: dict, diff_id: str | None) -> "LayerInfo":
         """Unpack the layer blob ``desc`` unless layers/<diff_id> exists; returns what is known."""
         bdigest = desc.get("digest") if isinstance(desc, dict) else None
         if not dg.is_digest(bdigest):
@@ -649,16 +654,16 @@ class ImageStore:
             dg.validate(diff_id)
             if self.has_layer(diff_id):
                 self._short_link(dg.hex_of(diff_id))
-                return LayerInfo(diff_id, bdigest, int(desc.get("size", 0)), -1, "", 0, str(self.layer_path(diff_id)), True)
+                return _layer().LayerInfo(diff_id, bdigest, int(desc.get("size", 0)), -1, "", 0, str(self.layer_path(diff_id)), True)
         blob = self.blob_path(bdigest)
         if not blob.is_file():
             raise StoreError(f"layer blob {bdigest} is missing from the store (pull the image again)")
         size = desc.get("size")
 
-        def dest(info: LayerInfo) -> str:
+        def dest(info) -> str:
             return str(self.layers_root / dg.hex_of(info.diff_id))
 
-        info = unpack_layer(str(blob), dest, tmp_dir=self.tmp, expected_diff_id=diff_id,
+        info = _layer().unpack_layer(str(blob), dest, tmp_dir=self.tmp, expected_diff_id=diff_id,
                             expected_digest=bdigest, expected_size=int(size) if size is not None else None)
         self._short_link(dg.hex_of(info.diff_id))
         return info
@@ -713,7 +718,7 @@ class ImageStore:
                 os.rename(p, trash)
             except OSError:
                 trash = p
-            remove_tree(trash)
+            _layer().remove_tree(trash)
         for n in SHORT_LINK_LENGTHS:
             lp = self.links_dir / hexd[:n]
             try:
@@ -806,7 +811,7 @@ class ImageStore:
     def _remove_path(self, p: Path) -> None:
         try:
             if p.is_dir() and not p.is_symlink():
-                remove_tree(p)
+                _layer().remove_tree(p)
             else:
                 os.unlink(p)
         except FileNotFoundError:

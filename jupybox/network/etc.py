@@ -46,14 +46,30 @@ def parse_add_host(item: str) -> tuple[str, str]:
     return host, ip
 
 
+_host_resolv: tuple = (None, "")  # (mtime of /etc/resolv.conf, what it gives a container)
+
+
 def render_resolv(dns: list[str], search: list[str] | None = None) -> str:
     """--dns servers, else the host's resolver minus loopback servers (unreachable from a
     container's namespace; with systemd-resolved, its upstream list)."""
+    global _host_resolv
     if dns:
         out = "".join(f"nameserver {d}\n" for d in dns)
         if search:
             out += "search " + " ".join(search) + "\n"
         return out
+    try:
+        mtime = os.stat("/etc/resolv.conf").st_mtime_ns
+    except OSError:
+        mtime = None
+    if mtime is not None and _host_resolv[0] == mtime:
+        return _host_resolv[1]
+    out = _from_host()
+    _host_resolv = (mtime, out)
+    return out
+
+
+def _from_host() -> str:
     text = ""
     for path in ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"):
         try:

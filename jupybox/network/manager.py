@@ -208,13 +208,13 @@ class Networks:
     # -- containers ----------------------------------------------------------------------------
     def container_networks(self, rec) -> list[dict]:
         """[{"name", "aliases"}], the primary network first."""
-        try:
-            return read_json(rec.dir / "networks.json")["networks"]
-        except FileNotFoundError:
-            spec = rec.config["spec"]
-            if spec["network"] in ("none", "host"):
-                return []
-            return [{"name": spec["network"], "aliases": list(spec.get("network_aliases") or [])}]
+        path = rec.dir / "networks.json"
+        if os.path.exists(path):  # connect/disconnect changed them
+            return read_json(path)["networks"]
+        spec = rec.config["spec"]
+        if spec["network"] in ("none", "host"):
+            return []
+        return [{"name": spec["network"], "aliases": list(spec.get("network_aliases") or [])}]
 
     def attach(self, rec, pid: int, only: str | None = None) -> Attachment:
         """Plug the container whose PID 1 is ``pid`` (its network namespace) into its networks.
@@ -326,7 +326,8 @@ class Networks:
                     del net["endpoints"][c]
                     ports_gone += [(p, ep["ip"]) for p in ep.get("ports", [])]
                     veths.append(ep["veth"])
-                    net.setdefault("reserved", {})[c] = ep["ip"]
+                    if (self.layout.containers / c).exists():
+                        net.setdefault("reserved", {})[c] = ep["ip"]
                     changed.add(net["name"])
         return ports_gone, veths, changed
 

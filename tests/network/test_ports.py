@@ -122,3 +122,16 @@ def test_api_run_with_bridge_and_ports(net):
     assert got["ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18085"}]}
     assert got["rc"] == 0 and "eth0" in got["addr"] and "inet " in got["addr"]
     assert net.network_state("bridge")["endpoints"] == {}
+
+
+def test_publish_all_exposed_ports(net, tmp_path):
+    (tmp_path / "Dockerfile").write_text(
+        'FROM busybox:latest\nEXPOSE 80 53/udp\nCMD ["sh", "-c", "echo exposed > /tmp/index.html; exec httpd -f -p 80 -h /tmp"]\n')
+    net.ok("build", "-t", "exposing:1", str(tmp_path), timeout=120)
+    net.ok("run", "-d", "--name", "pa", "-P", "exposing:1")  # -P alone: the default bridge
+    lines = net.ok("port", "pa").splitlines()
+    assert [ln.split(" -> ")[0] for ln in lines] == ["53/udp", "80/tcp"]
+    http = int(net.ok("port", "pa", "80").strip().rsplit(":", 1)[1])
+    assert net.fetch(f"http://127.0.0.1:{http}/index.html").strip() == "exposed"
+    assert json.loads(net.ok("inspect", "-f", ".HostConfig.PublishAllPorts", "pa")) is True
+    net.ok("rm", "-f", "pa")
