@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -20,15 +21,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--progress", default="auto", choices=["auto", "plain", "tty", "quiet"],
                    help="output: auto/plain (one line per step, RUN output), quiet")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id (and errors)")
-    p.add_argument("--runner", choices=["in-process", "daemon"], help=argparse_suppress())
+    p.add_argument("--runner", choices=["in-process", "daemon"], help=argparse.SUPPRESS)
     p.add_argument("context", help="the build context directory (- : none, Dockerfile on stdin)")
     p.set_defaults(func=cmd_build)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _pairs(items: list[str], what: str, from_env: bool = False) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -120,7 +121,7 @@ def cmd_ps(args, ctx) -> int:
             ctx.print(json.dumps(r))
         return 0
     body = [[r["ID"] if args.no_trunc else r["ID"][:12], truncate(r["Image"], 30),
-             json.dumps(r["Command"] if args.no_trunc else truncate(r["Command"], 22)),
+             json.dumps(r["Command"] if args.no_trunc else truncate(r["Command"], 22), ensure_ascii=False),
              f"{r['RunningFor']} ago", r["Status"], r["Ports"], r["Names"]] for r in rows]
     ctx.print(table(body, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]))
     return 0
@@ -163,9 +164,32 @@ def cmd_logs(args, ctx) -> int:
 
 # -- inspect -----------------------------------------------------------------------------------
 def _pick(obj, path: str):
-    for key in [k for k in path.strip().lstrip("{").rstrip("}").strip().split(".") if k]:
+    for key in [k for k in path.split(".") if k]:
         obj = obj.get(key) if isinstance(obj, dict) else None
     return obj
+
+
+def _text(value) -> str:
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+_ACTION = re.compile(r"{{\s*(json\s+)?(\.[\w.]*)\s*}}")
+
+
+def render(template: str, obj) -> str:
+    """The part of Go's text/template that `docker inspect -f` is used with: literal text,
+    ``{{.A.B}}`` and ``{{json .A.B}}``. Anything else is a one-line error, not an empty line."""
+    out = _ACTION.sub(lambda m: json.dumps(_pick(obj, m.group(2))) if m.group(1) else _text(_pick(obj, m.group(2))),
+                      template)
+    if "{{" in out:
+        raise errors.UsageError(f"template: unsupported action in {template!r} (use {{{{.Path}}}} or {{{{json .Path}}}})")
+    return out
 
 
 def cmd_inspect(args, ctx) -> int:
@@ -189,8 +213,7 @@ def cmd_inspect(args, ctx) -> int:
         out.append(item)
     if args.format:
         for item in out:
-            v = _pick(item, args.format)
-            ctx.print(json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else str(v).lower() if isinstance(v, bool) else v))
+            ctx.print(render(args.format, item))
         return 0
     ctx.print(dumps(out))
     return 0

@@ -241,7 +241,7 @@ def cmd_load(args, ctx) -> int:
     if args.input and not os.path.exists(args.input):
         raise errors.NotFound(f"open {args.input}: no such file or directory")
     for img in load(ctx.engine.store, src):
-        refs = list(img.refs)
+        refs = list(getattr(img, "loaded_refs", img.refs))
         if refs:
             for r in refs:
                 ctx.print(f"Loaded image: {r}")

@@ -26,7 +26,7 @@ def add_parsers(sub) -> None:
     q.add_argument("--format", help="'json' or 'table'")
     q.set_defaults(func=cmd_ls)
     q = nsub.add_parser("inspect", help="Network details as JSON")
-    q.add_argument("-f", "--format", help="a key path like .IPAM.Config")
+    q.add_argument("-f", "--format", help="a template like {{.Id}} or {{json .IPAM.Config}}")
     q.add_argument("names", nargs="+")
     q.set_defaults(func=cmd_inspect)
     q = nsub.add_parser("rm", help="Remove networks (refused while containers are attached)", aliases=["remove"])
@@ -106,7 +106,7 @@ def cmd_ls(args, ctx) -> int:
 
 
 def cmd_inspect(args, ctx) -> int:
-    from .containers import _pick
+    from .containers import render
 
     nets = _nets(ctx)
     out = []
@@ -119,8 +119,7 @@ def cmd_inspect(args, ctx) -> int:
         out.append(nets.inspect(nets.get(name)))
     if args.format:
         for item in out:
-            v = _pick(item, args.format)
-            ctx.print(json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else v))
+            ctx.print(render(args.format, item))
         return 0
     ctx.print(dumps(out))
     return 0

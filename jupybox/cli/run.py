@@ -134,6 +134,71 @@ class _Foreground:
             signal.signal(signal.SIGTTOU, old)
 
 
+class _LogTee:
+    """Like docker, a container run in the foreground is logged too (`jupybox logs` shows it): its
+    stdout and stderr come through pipes that two threads copy to ours and to its log files.
+    Not for --rm containers, whose logs nobody can read: they get our fds directly."""
+
+    def __init__(self, rec):
+        self.pipes = [os.pipe(), os.pipe()]
+        self.logs = [open(rec.stdout_log, "ab", buffering=0), open(rec.stderr_log, "ab", buffering=0)]
+        self.threads = []
+
+    def fds(self) -> tuple[int, int]:
+        return self.pipes[0][1], self.pipes[1][1]
+
+    def on_start(self, _running) -> None:
+        import threading
+
+        for (r, w), log, target in zip(self.pipes, self.logs, (1, 2)):
+            os.close(w)  # the container holds the write ends now: EOF when it is gone
+            t = threading.Thread(target=self._copy, args=(r, log, target), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    @staticmethod
+    def _copy(r: int, log, target: int) -> None:
+        while True:
+            data = os.read(r, 65536)
+            if not data:
+                break
+            log.write(data)
+            try:
+                os.write(target, data)
+            except OSError:
+                pass  # our own stdout closed (a pipe whose reader left): keep logging
+        os.close(r)
+
+    def close(self) -> None:
+        for t in self.threads:
+            t.join()
+        if not self.threads:  # the start failed: nothing was handed over
+            for r, w in self.pipes:
+                os.close(r)
+                os.close(w)
+        for log in self.logs:
+            log.close()
+
+
+def _attached(engine, rec, stdin: int, interactive: bool, remove: bool, prepared=None):
+    """Run in the foreground with this process as the monitor; return the final state."""
+    fg = _Foreground(interactive)
+    tee = None if remove else _LogTee(rec)
+
+    def on_start(running):
+        if tee is not None:
+            tee.on_start(running)
+        fg.on_start(running)
+
+    stdio = (stdin, 1, 2) if tee is None else (stdin, *tee.fds())
+    try:
+        return engine.run_attached(rec, stdio, prepared=prepared, on_start=on_start)
+    finally:
+        fg.restore()
+        if tee is not None:
+            tee.close()
+
+
 def _stdin(interactive: bool) -> tuple[int, bool]:
     if interactive:
         return 0, False
@@ -163,12 +228,10 @@ def cmd_run(args, ctx) -> int:
             ctx.print(rec.id)
             return 0
         stdin, opened = _stdin(args.interactive)
-        fg = _Foreground(args.interactive)
         try:
             pw = ctx.take_prewarmed() if prewarmed else None
-            state = engine.run_attached(rec, (stdin, 1, 2), prepared=pw, on_start=fg.on_start)
+            state = _attached(engine, rec, stdin, args.interactive, spec.remove, prepared=pw)
         finally:
-            fg.restore()
             if opened:
                 os.close(stdin)
         return state.exit_code
@@ -188,11 +251,9 @@ def cmd_start(args, ctx) -> int:
         rec = engine.records.get(ref)
         if args.attach:
             stdin, opened = _stdin(args.interactive)
-            fg = _Foreground(args.interactive)
             try:
-                code = engine.run_attached(rec, (stdin, 1, 2), on_start=fg.on_start).exit_code
+                code = _attached(engine, rec, stdin, args.interactive, rec.config["spec"]["remove"]).exit_code
             finally:
-                fg.restore()
                 if opened:
                     os.close(stdin)
         else:

@@ -824,7 +824,10 @@ def _register(store, manifest: bytes, media_type: str, refs: list[str]):
     d = _sha256(manifest)
     if not store.has_blob(d):
         store.write_blob(manifest, media_type=media_type)
-    return store.add_image(d, refs)
+    image = store.add_image(d, refs)
+    # the names this archive gave (the image may have others in the store already)
+    image.loaded_refs = [parse_reference(r).familiar() for r in refs]
+    return image
 
 
 def _oci_manifests(members: _Members) -> dict[str, tuple[bytes, dict]]:

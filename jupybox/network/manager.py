@@ -27,11 +27,13 @@ import fcntl
 import json
 import os
 import re
+import time
 
 from .. import errors
 from ..runtime.state import now_iso, pid_alive, proc_start_time, read_json, write_json_atomic
 from . import etc, ipam, nat, netlink
 
+_DECODER = json.JSONDecoder()
 BUILTIN = ("bridge", "host", "none")
 DEFAULT = "bridge"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
@@ -55,11 +57,32 @@ class Attachment:
         self.cid = cid
         self.owner = owner
         self.sockets = sockets
+        _HELD[cid] = self
 
     def close(self) -> None:
         for s in self.sockets:
             s.close()
         self.sockets = []
+        if _HELD.get(self.cid) is self:
+            del _HELD[self.cid]
+
+
+# the attachments of the containers this process monitors: the launcher daemon tells the kernel
+# a command has exited before it reaps PID 1 and cleans up, and a re-run cell publishing the
+# same port must not find it still taken
+_HELD: dict[str, Attachment] = {}
+
+
+def _exiting(cid: str, ep: dict, timeout: float = 1.0) -> bool:
+    """True if ``ep`` belongs to a container this process monitors whose PID 1 is ending."""
+    if cid not in _HELD:
+        return False
+    deadline = time.monotonic() + timeout
+    while alive(ep):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 class Networks:
@@ -84,9 +107,15 @@ class Networks:
 
     def load(self, name: str) -> dict | None:
         try:
-            return read_json(self.path(name))
+            with open(self.path(name), "rb") as f:
+                data = f.read().decode()
         except FileNotFoundError:
             return None
+        if not data.strip():
+            return None  # a creation killed between open and write: no network
+        try:
+            # what follows the document is the tail of a longer previous version (see save)
+            return _DECODER.raw_decode(data)[0]
         except ValueError:
             raise errors.StoreError(f"network {name}: damaged state file {self.path(name)}") from None
 
@@ -104,15 +133,19 @@ class Networks:
         return out
 
     def save(self, net: dict) -> None:
-        """Atomically, in one write (json.dump would make one write per token)."""
-        path = self.path(net["name"])
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        """In place, under the lock: one pwrite of the whole document, then a truncate.
+
+        A kill between the two leaves the new document followed by the old one's tail, which
+        ``load`` ignores; a kill cannot split the write itself. (A write-and-rename costs a
+        rename, ~0.3 ms here, twice per container run.)"""
+        data = json.dumps(net, separators=(",", ":")).encode()
+        fd = os.open(self.path(net["name"]), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, json.dumps(net, separators=(",", ":")).encode())
+            if os.pwrite(fd, data, 0) != len(data):
+                raise errors.StoreError(f"network {net['name']}: short write to its state file")
+            os.ftruncate(fd, len(data))
         finally:
             os.close(fd)
-        os.replace(tmp, path)
 
     def get(self, name: str) -> dict:
         """A network by name, id or id prefix (the default bridge is made on first use)."""
@@ -162,6 +195,13 @@ class Networks:
                 self._ensure_kernel(net, nets, force=True)
             except BaseException:
                 os.unlink(self.path(name))
+                if netlink.link_index(net["bridge"]):
+                    try:
+                        from . import bridge
+
+                        bridge.delete(net["bridge"])
+                    except errors.JupyboxError:
+                        pass
                 raise
         return net
 
@@ -268,11 +308,19 @@ class Networks:
                             port = dict(port)
                             if port["host_port"]:
                                 for o in nets.values():
-                                    for oep in o["endpoints"].values():
-                                        if any(portlib.clash(port, op) for op in oep.get("ports", [])):
+                                    for oc, oep in list(o["endpoints"].items()):
+                                        if not any(portlib.clash(port, op) for op in oep.get("ports", [])):
+                                            continue
+                                        if not _exiting(oc, oep):
                                             raise errors.Conflict(
                                                 f"Bind for {port['host_ip'] or '0.0.0.0'}:{port['host_port']} failed: "
                                                 f"port is already allocated (by container {oep['name']})")
+                                        # an exited container of ours that is not cleaned up yet
+                                        del o["endpoints"][oc]
+                                        stale_ports += [(q, oep["ip"]) for q in oep.get("ports", [])]
+                                        stale_veths.append(oep["veth"])
+                                        changed.add(o["name"])
+                                        _HELD[oc].close()
                             sockets.append(portlib.reserve(port))
                             ep["ports"].append(port)
                             new_ports.append((port, ip))
@@ -299,7 +347,10 @@ class Networks:
                 except Exception:  # noqa: BLE001 - the first error is the one to report
                     pass
             if isinstance(e, OSError):
-                raise errors.RuntimeFailure(f"connecting the container to its network: {e}") from None
+                what = e.strerror or str(e)
+                if e.filename:
+                    what += f": {e.filename}"
+                raise errors.RuntimeFailure(f"connecting the container to its network: {what}") from None
             raise
         return Attachment(cid, owner, sockets)
 
@@ -324,6 +375,8 @@ class Networks:
             for c, ep in list(net["endpoints"].items()):
                 if not alive(ep):
                     del net["endpoints"][c]
+                    if c in _HELD:  # ours, exited, not cleaned up yet: its ports are free
+                        _HELD[c].close()
                     ports_gone += [(p, ep["ip"]) for p in ep.get("ports", [])]
                     veths.append(ep["veth"])
                     if (self.layout.containers / c).exists():

@@ -108,19 +108,27 @@ class Rtnl:
         self.close()
 
     def request(self, kind: int, flags: int, body: bytes, what: str) -> None:
-        self._seq += 1
-        seq = self._seq
-        self.sock.send(_HDR.pack(_HDR.size + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body)
-        while True:
+        self.batch([(kind, flags, body, what)])
+
+    def batch(self, requests: list[tuple[int, int, bytes, str]]) -> None:
+        """Several requests in one sendmsg: the kernel runs and acknowledges each in order; the
+        first error is raised (after it the socket may hold unread acknowledgements)."""
+        msgs, pending = [], {}
+        for kind, flags, body, what in requests:
+            self._seq += 1
+            pending[self._seq] = what
+            msgs.append(_HDR.pack(_HDR.size + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK, self._seq, 0) + body)
+        self.sock.send(b"".join(msgs))
+        while pending:
             data = self.sock.recv(65536)
             off = 0
             while off + _HDR.size <= len(data):
                 length, mtype, _flags, mseq, _pid = _HDR.unpack_from(data, off)
-                if mtype == NLMSG_ERROR and mseq == seq:
+                if mtype == NLMSG_ERROR and mseq in pending:
                     (err,) = struct.unpack_from("=i", data, off + _HDR.size)
+                    what = pending.pop(mseq)
                     if err:
                         raise OSError(-err, f"{what}: {os.strerror(-err)}")
-                    return
                 if length < _HDR.size:
                     break
                 off += (length + 3) & ~3
@@ -143,7 +151,7 @@ class Rtnl:
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"creating veth {name}")
 
     def set_up(self, index: int) -> None:
-        self.request(RTM_NEWLINK, 0, _ifinfo(index, IFF_UP, IFF_UP), f"bringing up link {index}")
+        self.request(*_up_msg(index))
 
     def set_down(self, name: str) -> None:
         """Down and detached from the bridge: a dying namespace's veth that forwards nothing more."""
@@ -162,18 +170,30 @@ class Rtnl:
 
     # -- addresses and routes ------------------------------------------------------------------
     def add_addr(self, index: int, addr: bytes, prefixlen: int, broadcast: bytes | None = None) -> None:
-        body = struct.pack("=BBBBI", socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
-        body += _attr(IFA_LOCAL, addr) + _attr(IFA_ADDRESS, addr)
-        if broadcast:
-            body += _attr(IFA_BROADCAST, broadcast)
-        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"adding address {socket.inet_ntoa(addr)}")
+        self.request(*_addr_msg(index, addr, prefixlen, broadcast))
 
     def add_default_route(self, gateway: bytes) -> None:
-        # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
-        body = struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
-                           RTN_UNICAST, 0)
-        body += _attr(RTA_GATEWAY, gateway)
-        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"adding default route via {socket.inet_ntoa(gateway)}")
+        self.request(*_route_msg(gateway))
+
+
+def _up_msg(index: int) -> tuple:
+    return RTM_NEWLINK, 0, _ifinfo(index, IFF_UP, IFF_UP), f"bringing up link {index}"
+
+
+def _addr_msg(index: int, addr: bytes, prefixlen: int, broadcast: bytes | None) -> tuple:
+    body = struct.pack("=BBBBI", socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
+    body += _attr(IFA_LOCAL, addr) + _attr(IFA_ADDRESS, addr)
+    if broadcast:
+        body += _attr(IFA_BROADCAST, broadcast)
+    return RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"adding address {socket.inet_ntoa(addr)}"
+
+
+def _route_msg(gateway: bytes) -> tuple:
+    # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+    body = struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
+                       RTN_UNICAST, 0)
+    body += _attr(RTA_GATEWAY, gateway)
+    return RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"adding default route via {socket.inet_ntoa(gateway)}"
 
 
 def plug(pid: int, veth: str, ifname: str, master: int, ip: str, prefixlen: int, gateway: str | None,
@@ -191,10 +211,10 @@ def plug(pid: int, veth: str, ifname: str, master: int, ip: str, prefixlen: int,
                 index = _index_in(inner, ifname)
                 addr = socket.inet_aton(ip)
                 bcast = struct.pack("!I", struct.unpack("!I", addr)[0] | ((1 << (32 - prefixlen)) - 1))
-                inner.add_addr(index, addr, prefixlen, bcast)
-                inner.set_up(index)
+                msgs = [_addr_msg(index, addr, prefixlen, bcast), _up_msg(index)]
                 if gateway:
-                    inner.add_default_route(socket.inet_aton(gateway))
+                    msgs.append(_route_msg(socket.inet_aton(gateway)))
+                inner.batch(msgs)
         except BaseException:
             try:
                 host.delete(veth)

@@ -87,7 +87,7 @@ class Net:
             return json.load(f)
 
     def ip_of(self, container: str, network: str | None = None) -> str:
-        ns = json.loads(self.ok("inspect", "-f", ".NetworkSettings", container))
+        ns = json.loads(self.ok("inspect", "-f", "{{json .NetworkSettings}}", container))
         return ns["Networks"][network]["IPAddress"] if network else ns["IPAddress"]
 
     def links(self) -> list[str]:
@@ -103,6 +103,17 @@ class Net:
             if expect is None or len(found) == expect or time.monotonic() > deadline:
                 return found
             time.sleep(0.05)
+
+    @staticmethod
+    def eventually(check, timeout: float = 5) -> bool:
+        """Poll ``check()`` until true: the launcher daemon cleans up after an exit it already
+        reported, and may do so after its client has gone."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def nft(self) -> str:
         return self.sh("nft list ruleset").stdout

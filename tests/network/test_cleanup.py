@@ -16,7 +16,7 @@ HTTPD = "echo ok > /tmp/index.html; exec httpd -f -p 80 -h /tmp"
 
 
 def _state(net, name: str) -> dict:
-    cid = net.ok("inspect", "-f", ".Id", name).strip()
+    cid = net.ok("inspect", "-f", "{{.Id}}", name).strip()
     with open(os.path.join(net.root, "containers", cid, "state.json")) as f:
         return json.load(f)
 
@@ -95,3 +95,19 @@ def test_attached_runs_leave_no_processes_mounts_or_fds(net):
         net.ok("run", "--rm", "--network", "bridge", "-p", "127.0.0.1:18103:80", BB, "true")
     assert net.veths(expect=0) == [] and "18103" not in net.nft()
     assert net.network_state("bridge")["endpoints"] == {}
+
+
+def test_a_failed_attach_is_a_one_line_error_and_leaves_nothing(net):
+    net.ok("network", "create", "--subnet", "10.224.0.0/24", "broken")
+    state = net.network_state("broken")
+    # the bridge replaced by a link that cannot be a master: plugging the veth fails
+    net.sh(f"ip link del {state['bridge']} && ip link add {state['bridge']} type veth peer name brokenpeer").check_returncode()
+    p = net.jb("run", "--name", "unlucky", "--network", "broken", "-p", "127.0.0.1:18104:80", BB, "true")
+    assert p.returncode == 125
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jupybox: connecting the container to its network: creating veth")
+    assert net.network_state("broken")["endpoints"] == {}
+    assert [v for v in net.veths() if v != state["bridge"]] == [] and "18104" not in net.nft()
+    assert json.loads(net.ok("inspect", "-f", "{{json .State}}", "unlucky"))["Running"] is False
+    # the port is free again
+    net.ok("run", "--rm", "-p", "127.0.0.1:18104:80", BB, "true")

@@ -24,9 +24,9 @@ def test_published_port_reached_from_loopback(net):
     assert net.ok("port", "srv", "80").splitlines() == ["127.0.0.1:18080", "0.0.0.0:18081"]
     ps = net.ok("ps")
     assert "127.0.0.1:18080->80/tcp, 0.0.0.0:18081->80/tcp" in ps and "PORTS" in ps.splitlines()[0]
-    ports = json.loads(net.ok("inspect", "-f", ".NetworkSettings.Ports", "srv"))
+    ports = json.loads(net.ok("inspect", "-f", "{{json .NetworkSettings.Ports}}", "srv"))
     assert ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}, {"HostIp": "0.0.0.0", "HostPort": "18081"}]}
-    bindings = json.loads(net.ok("inspect", "-f", ".HostConfig.PortBindings", "srv"))
+    bindings = json.loads(net.ok("inspect", "-f", "{{json .HostConfig.PortBindings}}", "srv"))
     assert bindings["80/tcp"][0] == {"HostIp": "127.0.0.1", "HostPort": "18080"}
     # a container on the same bridge reaches it through the host port too (DNAT + masquerade)
     gw = net.network_state("bridge")["gateway"]
@@ -121,7 +121,7 @@ def test_api_run_with_bridge_and_ports(net):
     assert got["body"].startswith("served-by-")
     assert got["ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18085"}]}
     assert got["rc"] == 0 and "eth0" in got["addr"] and "inet " in got["addr"]
-    assert net.network_state("bridge")["endpoints"] == {}
+    assert net.eventually(lambda: net.network_state("bridge")["endpoints"] == {})
 
 
 def test_publish_all_exposed_ports(net, tmp_path):
@@ -133,5 +133,23 @@ def test_publish_all_exposed_ports(net, tmp_path):
     assert [ln.split(" -> ")[0] for ln in lines] == ["53/udp", "80/tcp"]
     http = int(net.ok("port", "pa", "80").strip().rsplit(":", 1)[1])
     assert net.fetch(f"http://127.0.0.1:{http}/index.html").strip() == "exposed"
-    assert json.loads(net.ok("inspect", "-f", ".HostConfig.PublishAllPorts", "pa")) is True
+    assert json.loads(net.ok("inspect", "-f", "{{json .HostConfig.PublishAllPorts}}", "pa")) is True
     net.ok("rm", "-f", "pa")
+
+
+def test_api_rerun_with_the_same_port_right_after_the_exit(net):
+    """A re-run cell: the launcher daemon reports the exit before it cleans up; the same port must
+    be free for the next run at once."""
+    script = textwrap.dedent(f"""
+        import jupybox
+        codes = []
+        for i in range(5):
+            c = jupybox.run("{BB}", ["true"], root={net.root!r}, publish=["127.0.0.1:18086:80"], remove=True)
+            codes.append(c.wait())
+        print(codes)
+    """)
+    p = subprocess.run(net.prefix() + [sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[0, 0, 0, 0, 0]"
+    assert net.eventually(lambda: "18086" not in net.nft())
+    assert net.eventually(lambda: net.network_state("bridge")["endpoints"] == {})

@@ -117,3 +117,15 @@ def test_hosts_file():
 def test_resolv_conf():
     assert etc.render_resolv(["10.0.0.53", "10.0.0.54"]) == "nameserver 10.0.0.53\nnameserver 10.0.0.54\n"
     assert "nameserver 127." not in etc.render_resolv([])
+
+
+def test_missing_nft_is_a_one_line_error(monkeypatch):
+    import os
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    real = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: False if str(p).endswith("/nft") else real(p))
+    with pytest.raises(errors.RuntimeFailure) as e:
+        nat.nft_binary()
+    assert str(e.value) == "nft is not installed: bridge networks need nftables (apt-get install nftables)"
