@@ -117,3 +117,24 @@ def test_prune_removes_stopped(cli):
     r = cli("prune")
     assert r.returncode == 0
     assert "p1" not in cli("ps", "-a").stdout
+
+
+def test_foreground_runs_are_logged(cli):
+    r = cli("run", "--name", "fg", BB, "sh", "-c", "echo out; echo err >&2; exit 3")
+    try:
+        assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+        logs = cli("logs", "fg")
+        assert (logs.stdout, logs.stderr) == ("out\n", "err\n")
+    finally:
+        cli("rm", "fg")
+
+
+def test_inspect_format_templates(cli):
+    cli("run", "--name", "tpl", BB, "true")
+    try:
+        r = cli("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{json .Config.Cmd}}", "tpl")
+        assert r.stdout == 'exited 0 ["true"]\n'
+        r = cli("inspect", "-f", "{{range .Mounts}}{{end}}", "tpl")
+        assert r.returncode == 125 and "unsupported" in r.stderr
+    finally:
+        cli("rm", "tpl")
