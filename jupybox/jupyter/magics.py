@@ -254,6 +254,8 @@ class JupyboxMagics(Magics):
                 break
         if words and words[0] == "monitor":
             return self._monitor(words[1:], root)
+        if words and words[0] == "self":
+            return self._self(words[1:])
         from ..cli.parser import _HelpShown, build, parse
 
         parser = build(prog="%container")
@@ -625,6 +627,39 @@ class JupyboxMagics(Magics):
             raise one_line(e) from None
         return image
 
+    # -- %container self ---------------------------------------------------------------------
+    def _self(self, words: list[str]):
+        """Chart this kernel's own cgroup (its container's, in a jupybox kernel) until interrupted
+        or for ``--for SECONDS``."""
+        from ..cli.parser import Parser
+        from .chart import ChartLimits
+
+        p = Parser(prog="%container self", add_help=False)
+        p.add_argument("--rate", type=float)
+        p.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
+        args = _parse(p, words)
+        if args is None:
+            return None
+        own = _OwnCgroup()
+        first = own.stats()
+        limits = ChartLimits.from_stats(first, ChartLimits())
+        t0 = time.monotonic()
+        session = ChartSession(own, image="self", limits=limits, chart=True, live=self._live(), summary=True,
+                               rate=args.rate or self.chart_rate)
+        try:
+            while not session.recorder.wait_stopped(0.25):
+                if args.seconds is not None and time.monotonic() - t0 >= args.seconds:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            series = session.stop()
+        # the CPU seconds of this window, not of the cgroup's whole life
+        used = (series.cpu_ns - first.cpu_usage_ns) if series is not None and series.cpu_ns else 0
+        session.finish({"extra": {"cpu_usage_ns": max(0, used)}}, wall=time.monotonic() - t0,
+                       status=("running (this kernel)", True))
+        return None
+
     # -- %container monitor ------------------------------------------------------------------
     def _monitor(self, words: list[str], root):
         from ..cli.parser import Parser
@@ -667,6 +702,23 @@ class JupyboxMagics(Magics):
                 status = ("stopped and removed", True)
         session.finish(result, wall=wall, status=status)
         return None
+
+
+class _OwnCgroup:
+    """This kernel's own cgroup, looking like a container to the chart (``%container self``):
+    inside a jupybox kernel it is the kernel's container; elsewhere whatever cgroup we are in."""
+
+    def __init__(self):
+        from .kernel_usage import own_cgroup
+
+        self._cgroup = own_cgroup()
+        self.name = os.environ.get("JUPYBOX_CONTAINER_NAME") or "this kernel"
+        self.short_id = (os.environ.get("JUPYBOX_CONTAINER_ID") or "self")[:12]
+        self.image = "self"
+        self.status = "running"
+
+    def stats(self):
+        return self._cgroup.stats()
 
 
 def _print_step(ev) -> None:

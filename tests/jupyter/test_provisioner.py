@@ -277,6 +277,21 @@ def test_usage_request_answers_with_the_container_cgroup(spec, kroot):
     assert_nothing_left(kroot, [cid])
 
 
+def test_container_self_charts_the_kernels_own_cgroup(spec, kroot):
+    name = spec("jbx-self", memory="300m", cpus=0.5)
+    with kernel(name) as k:
+        text, reply = k.run("%load_ext jupybox\n"
+                            "from jupybox.jupyter.magics import _OwnCgroup\n"
+                            "st = _OwnCgroup().stats()\n"
+                            "print(st.memory_limit, st.cpu_quota)\n"
+                            "%container self --for 0.6")
+        assert reply["status"] == "ok", reply
+        limit, quota = text.split()[:2]
+        cid = k.provisioner.container_id
+    assert int(limit) == 300 * MiB and float(quota) == 0.5  # the kernel's container, not the host
+    assert_nothing_left(kroot, [cid])
+
+
 def test_notebook_directory_is_mounted_and_the_runtime_dir_is_not(spec, kroot, tmp_path):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
