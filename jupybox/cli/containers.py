@@ -179,7 +179,8 @@ def _text(value) -> str:
     return str(value)
 
 
-_ACTION = re.compile(r"{{\s*(json\s+)?(\.[\w.]*)\s*}}")
+# single braces too: IPython's line magics turn "{{" into "{" before %container sees the line
+_ACTION = re.compile(r"{{?\s*(json\s+)?(\.[\w.]*)\s*}}?")
 
 
 def render(template: str, obj) -> str:

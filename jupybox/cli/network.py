@@ -111,12 +111,13 @@ def cmd_inspect(args, ctx) -> int:
     nets = _nets(ctx)
     out = []
     for name in args.names:
-        if name in PREDEFINED:
+        net = None if name in PREDEFINED else nets.get(name, make_default=False)
+        if net is None:  # host, none, or the default bridge before its first use (made then)
             out.append({"Name": name, "Id": _pseudo_id(ctx, name), "Scope": "local",
-                        "Driver": "host" if name == "host" else "null", "IPAM": {"Driver": "default", "Config": []},
-                        "Containers": {}, "Options": {}, "Labels": {}})
+                        "Driver": {"host": "host", "none": "null"}.get(name, "bridge"),
+                        "IPAM": {"Driver": "default", "Config": []}, "Containers": {}, "Options": {}, "Labels": {}})
             continue
-        out.append(nets.inspect(nets.get(name)))
+        out.append(nets.inspect(net))
     if args.format:
         for item in out:
             ctx.print(render(args.format, item))

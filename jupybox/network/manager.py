@@ -147,13 +147,14 @@ class Networks:
         finally:
             os.close(fd)
 
-    def get(self, name: str) -> dict:
-        """A network by name, id or id prefix (the default bridge is made on first use)."""
+    def get(self, name: str, make_default: bool = True) -> dict | None:
+        """A network by name, id or id prefix; the default bridge is made on first use (or, with
+        ``make_default`` false, None while it has never been used)."""
         net = self.load(name) if _NAME.match(name or "") else None
         if net is not None:
             return net
         if name == DEFAULT:
-            return self.create(DEFAULT, builtin=True, exist_ok=True)
+            return self.create(DEFAULT, builtin=True, exist_ok=True) if make_default else None
         matches = [n for n in self.load_all().values() if len(name) >= 3 and n["id"].startswith(name)]
         if len(matches) == 1:
             return matches[0]

@@ -138,10 +138,6 @@ def reserve(port: dict) -> socket.socket:
     return sock
 
 
-def key(port: dict) -> tuple:
-    return (port["host_ip"] or "0.0.0.0", port["host_port"], port["protocol"])
-
-
 def clash(a: dict, b: dict) -> bool:
     """Two publications that cannot coexist: same port and protocol, same or wildcard address."""
     if a["host_port"] != b["host_port"] or a["protocol"] != b["protocol"]:

@@ -414,7 +414,7 @@ def test_verbs_render_tables_and_return_objects(ip, monkeypatch):
         assert out.text == "in-exec\n" and err.text == "to-err\n"
         with pytest.raises(errors.ContainerError):
             ip.run_line_magic("container", "exec verbs false")
-        ip.run_line_magic("container", "inspect -f .State.Status verbs")
+        ip.run_line_magic("container", "inspect -f {{.State.Status}} verbs")
         assert out.text.endswith("running\n")
     finally:
         ip.run_line_magic("container", "rm -f verbs")
