@@ -31,7 +31,7 @@ from jupybox.testing import import_image  # noqa: E402
 from jupybox.testing.leaks import children, cleanup_path, kill_processes_under  # noqa: E402
 
 IMAGE = "busybox:latest"
-API_OPTIONS = {"memory": "64m", "cpus": 1, "remove": True}
+API_OPTIONS = {"memory": "64m", "cpus": 1, "remove": True, "network": "none"}  # like the anchors
 SMALL_HOLD = 50 * 1024**2
 BIG_HOLD = 4 * 1024**3
 
@@ -151,7 +151,7 @@ def cli_case(ctx: Context, name: str = "jupybox-cli") -> Case:
     def setup() -> None:
         image = ctx.jupybox_image()
         env = dict(os.environ, JUPYBOX_ROOT=str(ctx.root))
-        state["argv"] = ctx.jupybox_cli() + ["run", "--rm", image, "true"]
+        state["argv"] = ctx.jupybox_cli() + ["run", "--rm", "--network", "none", image, "true"]
         state["env"] = env
 
     def run() -> None:

@@ -34,6 +34,9 @@ IS_ROOT = os.geteuid() == 0
 # this run's containers get a cgroup parent of their own (like docker's --cgroup-parent): the leak
 # checks then see only them, not a notebook's or another run's on the same machine
 os.environ.setdefault("JUPYBOX_CGROUP_PARENT", f"jupybox-test-{os.getpid()}")
+# and no network by default: a bridge (docker's default) would live in the host's network
+# namespace; the networking tests make their own namespaces and ask for bridges explicitly
+os.environ.setdefault("JUPYBOX_DEFAULT_NETWORK", "none")
 
 
 # --- markers -------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ def add_run_options(p) -> None:
     p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight")
     p.add_argument("--pids-limit", help="maximum number of processes (-1 unlimited)")
     p.add_argument("--network", "--net",
-                   help="none (the default; bridge with -p/-P), host, bridge or a network's name (`network create`)")
+                   help="bridge (the default, or $JUPYBOX_DEFAULT_NETWORK), none, host, or a network's name "
+                        "(`network create`)")
     p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOSTPORT:PORT[/udp]",
                    help="publish a container's port on the host")
     p.add_argument("-P", "--publish-all", action="store_true", help="publish every exposed port on a free host port")

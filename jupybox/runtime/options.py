@@ -91,6 +91,12 @@ def _add_hosts(value) -> list[str]:
     return _list(value)
 
 
+def default_network() -> str:
+    """``bridge``, docker's default; ``$JUPYBOX_DEFAULT_NETWORK`` changes it (the test suite sets
+    ``none``: its containers must not make bridges in the host's network namespace)."""
+    return os.environ.get("JUPYBOX_DEFAULT_NETWORK") or "bridge"
+
+
 def make_spec(image: str, command=None, **opts) -> ContainerSpec:
     unknown = set(opts) - RUN_OPTIONS
     if unknown:
@@ -150,8 +156,8 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         name=opts.get("name"),
         mounts=mounts,
         limits=limits,
-        # publishing a port needs a network: -p alone means the default bridge
-        network=opts.get("network") or ("bridge" if ports or opts.get("publish_all") else "none"),
+        # docker's default; publishing a port needs a network, so -p/-P always mean bridge then
+        network=opts.get("network") or ("bridge" if ports or opts.get("publish_all") else default_network()),
         ports=ports,
         publish_all=bool(opts.get("publish_all")),
         network_aliases=_list(opts.get("network_aliases")),
