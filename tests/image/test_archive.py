@@ -537,3 +537,37 @@ def test_docker_loads_our_archive_and_we_load_docker_save(tmp_path, store_factor
     s3 = store_factory()
     (img,) = load(s3, io.BufferedReader(io.BytesIO(r.stdout)))
     assert img.id == a.id and rootfs_file(s3, img, "etc/hello") == b"A2\n"
+
+
+def test_podman_loads_our_archive_and_we_load_podman_save(tmp_path, busybox_image):
+    """podman (Debian's 4.3) reads what `jupybox save` writes, and `jupybox load` reads `podman save`."""
+    if not shutil.which("podman") or os.geteuid() != 0:
+        pytest.skip("needs root and podman")
+    import sys as _sys
+
+    import tempfile
+
+    runroot = tempfile.mkdtemp(prefix="jbx-pm-", dir="/run" if os.path.isdir("/run") else "/tmp")  # podman: <= 50 chars
+    pm = [shutil.which("podman"), "--root", str(tmp_path / "pm-root"), "--runroot", runroot,
+          "--storage-driver", "vfs", "--events-backend", "file"]
+    try:
+        jb = [_sys.executable, "-m", "jupybox", "--root", str(busybox_image.root)]
+        ours = tmp_path / "ours.tar"
+        assert subprocess.run(jb + ["save", "-o", str(ours), "busybox:latest"]).returncode == 0
+        r = subprocess.run(pm + ["load", "-i", str(ours)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "busybox:latest" in r.stdout, r.stderr
+        r = subprocess.run(pm + ["images", "--format", "{{.ID}}"], capture_output=True, text=True, timeout=60)
+        assert busybox_image.store.resolve("busybox:latest").id.split(":")[1].startswith(r.stdout.strip())
+        theirs = tmp_path / "theirs.tar"
+        r = subprocess.run(pm + ["save", "-o", str(theirs), "localhost/busybox:latest"], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(jb + ["load", "-i", str(theirs)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "localhost/busybox:latest" in r.stdout, r.stderr
+        r = subprocess.run(jb + ["run", "--rm", "localhost/busybox:latest", "echo", "from-podman"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.stdout == "from-podman\n", r.stderr
+        subprocess.run(jb + ["rmi", "localhost/busybox:latest"], capture_output=True)
+        subprocess.run(pm + ["rmi", "-a", "-f"], capture_output=True, timeout=60)
+    finally:
+        shutil.rmtree(runroot, ignore_errors=True)
