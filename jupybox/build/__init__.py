@@ -1,0 +1,187 @@
+"""Build images from Dockerfiles: ``jupybox build`` and :func:`build`.
+
+    import jupybox.build
+    img = jupybox.build.build("path/to/context", tags=["app:1"], build_args={"V": "2"},
+                              on_step=lambda ev: print(ev.kind, ev.instruction))
+
+Modules: :mod:`.parser` (text → nodes), :mod:`.expand` (variables), :mod:`.instructions` (typed
+instructions and stages), :mod:`.dockerignore`, :mod:`.context` (what COPY reads),
+:mod:`.copier` (COPY/ADD), :mod:`.layers` (layers from overlay upper dirs), :mod:`.cache`,
+:mod:`.runner` (RUN containers: in-process or through the launcher daemon), :mod:`.builder`,
+:mod:`.progress` (the text display).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+__all__ = ["StepEvent", "apply_changes", "build", "parse"]
+
+
+def __getattr__(name: str):
+    if name == "StepEvent":
+        from .builder import StepEvent
+
+        return StepEvent
+    raise AttributeError(f"module 'jupybox.build' has no attribute {name!r}")
+
+
+def parse(text: str, filename: str = "Dockerfile"):
+    """Parse and validate a Dockerfile; returns its stages (:class:`.instructions.ParsedFile`)."""
+    from .instructions import parse_stages
+    from .parser import parse as parse_text
+
+    return parse_stages(parse_text(text, filename))
+
+
+def _read_dockerfile(context, dockerfile) -> tuple[str, str, str | None]:
+    """(text, display name, path for <Dockerfile>.dockerignore or None)."""
+    from ..errors import UsageError
+
+    if dockerfile is None:
+        if context is None:
+            raise UsageError("no context and no Dockerfile given")
+        path = os.path.join(os.fspath(context), "Dockerfile")
+        if not os.path.exists(path) and os.path.exists(os.path.join(os.fspath(context), "dockerfile")):
+            path = os.path.join(os.fspath(context), "dockerfile")
+        dockerfile = path
+        name = "Dockerfile"
+    elif hasattr(dockerfile, "read"):
+        data = dockerfile.read()
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        return text, getattr(dockerfile, "display_name", "Dockerfile"), None
+    elif isinstance(dockerfile, str) and not os.path.exists(dockerfile) and (
+            "\n" in dockerfile or re.match(r"\s*(#|(FROM|ARG)\s)", dockerfile, re.IGNORECASE)):
+        return dockerfile, "Dockerfile", None
+    else:
+        name = os.fspath(dockerfile)
+        if (not os.path.isabs(name) and not os.path.exists(name) and context is not None
+                and os.path.exists(os.path.join(os.fspath(context), name))):
+            dockerfile = os.path.join(os.fspath(context), name)  # docker: -f relative to the context too
+    path = os.fspath(dockerfile)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise UsageError(f"unable to prepare context: the Dockerfile ({path}) cannot be found") from None
+    except IsADirectoryError:
+        raise UsageError(f"the Dockerfile {path} is a directory") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+    return text, name, path
+
+
+def build(context=None, dockerfile=None, *, tags=(), build_args=None, target=None, no_cache: bool = False,
+          labels=None, network: str = "none", progress: str | None = None, root=None, on_step=None,
+          runner: str | None = None, pull: bool = True, out=None, err=None, tag: str | None = None):
+    """Build the Dockerfile ``dockerfile`` (default ``CONTEXT/Dockerfile``; a path, a file object,
+    or Dockerfile text: a string with a newline, or starting with FROM/ARG/#) with the build
+    context directory ``context`` (None: no context). Returns the built
+    :class:`jupybox.image.Image`, tagged ``tags`` (``tag``: one more name).
+
+    ``on_step(event)`` receives a :class:`StepEvent` per step start/output line/end/error;
+    ``progress`` ("auto", "plain", "quiet") prints the default display instead (to ``out``).
+    ``runner``: "in-process" (this process monitors RUN containers: the CLI) or "daemon" (the
+    launcher daemon does: notebooks; the default when this process has threads or is a kernel).
+    Raises :class:`jupybox.errors.BuildError` ("FILE:LINE: message") when the build fails;
+    nothing is tagged then and no container is left."""
+    from ..errors import UsageError
+    from ..image.reference import parse_reference
+    from ..image.store import ImageStore
+    from ..paths import Layout
+    from .builder import Builder
+    from .context import ContextFS
+    from .dockerignore import read_dockerignore
+    from .instructions import parse_stages
+    from .parser import parse as parse_text
+
+    if network not in ("none", "host", "default"):
+        raise UsageError(f"network mode {network!r} is not supported: use none or host")
+    if network == "default":
+        network = "none"
+    if isinstance(tags, str):
+        tags = [tags]
+    tags = list(tags or ()) + ([tag] if tag else [])
+    refs = []
+    for t in tags or ():
+        ref = parse_reference(t)
+        if ref.digest is not None:
+            raise UsageError(f"invalid tag {t!r}: a tag cannot contain a digest")
+        refs.append(str(ref))
+    if context is not None:
+        cpath = os.fspath(context)
+        if not os.path.isdir(cpath):
+            raise UsageError(f"unable to prepare context: path {cpath!r} not found or not a directory")
+    text, name, dfpath = _read_dockerfile(context, dockerfile)
+    parsed = parse_stages(parse_text(text, name))
+    try:
+        patterns = read_dockerignore(context, dfpath)
+        ctxfs = ContextFS(context, patterns)
+    except ValueError as e:
+        raise UsageError(f".dockerignore: {e}") from None
+    layout = Layout(root).ensure()
+    store = ImageStore(layout)
+    if on_step is None and progress is not None:
+        from .progress import Printer
+
+        on_step = Printer(progress, out, err, multi_stage=len(parsed.stages) > 1)
+    builder = Builder(store, layout.root, ctxfs, parsed, build_args=dict(build_args or {}), target=target,
+                      no_cache=no_cache, labels=dict(labels or {}), network=network, runner_kind=runner,
+                      on_step=on_step, pull=pull)
+    with store.lease():
+        try:
+            state = builder.run()
+            image = builder.finish(state, refs)
+        finally:
+            builder.cleanup()
+    image.build_warnings = builder.warnings
+    return image
+
+
+CHANGE_INSTRUCTIONS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME",
+                       "WORKDIR")
+
+
+def apply_changes(changes, config: dict | None = None) -> dict:
+    """``docker import/commit --change`` lines (``CMD ["sh"]``, ``ENV K=V``, ``WORKDIR /x``, ...) applied
+    to an image config's ``config`` section with the Dockerfile's own rules (parsing, JSON and shell
+    forms, quotes, ``$VAR`` expansion with the config's Env). Returns the new section; raises
+    UsageError. (The same code as ``jupybox build``: ``jupybox.image.importer.parse_changes`` can
+    delegate here.)"""
+    import copy
+    import posixpath
+
+    from ..errors import BuildError, UsageError
+    from .builder import meta_effect
+    from .expand import ExpandError, Lexer
+    from .instructions import WorkdirInstr, from_node
+    from .parser import parse as parse_text
+
+    section = copy.deepcopy(config or {})
+    if isinstance(changes, str):
+        changes = [changes]
+    lexer = Lexer()
+    for raw in changes or []:
+        text = str(raw).strip()
+        if not text or text.startswith("#"):
+            continue
+        word = text.split(None, 1)[0].upper()
+        if word not in CHANGE_INSTRUCTIONS:
+            raise UsageError(f"invalid change {text!r}: {word} is not a valid change command "
+                             f"({', '.join(CHANGE_INSTRUCTIONS)})")
+        try:
+            instr = from_node(parse_text(text, "change").nodes[0])
+            env = dict(e.partition("=")[::2] for e in section.get("Env") or [])
+            if isinstance(instr, WorkdirInstr):
+                path = lexer.process_word(instr.value, env)
+                section["WorkingDir"] = posixpath.normpath(posixpath.join(section.get("WorkingDir") or "/", path))
+                continue
+            mutate, _author, _ = meta_effect(instr, env, lexer, section, cmd_set=True)
+        except (BuildError, ExpandError) as e:
+            raise UsageError(f"invalid change {text!r}: {str(e).split(': ', 1)[-1]}") from None
+        if mutate is not None:
+            mutate(section)
+    return section

@@ -1,0 +1,110 @@
+"""Variable expansion (BuildKit's shell lexer rules) and .dockerignore (moby/patternmatcher rules)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jupybox.build.context import ContextFS
+from jupybox.build.dockerignore import Matcher, clean, read_patterns
+from jupybox.build.expand import ExpandError, Lexer
+
+ENV = {"A": "a b", "E": "", "P": "/usr/local/bin/file.tar.gz", "N": "1"}
+
+
+@pytest.mark.parametrize("word,expected", [
+    ("$A", "a b"), ("${A}x", "a bx"), ("x$Ny", "x"), ("x${N}y", "x1y"), ("$UNSET", ""), ("${UNSET}", ""),
+    ("$", "$"), ("$$", ""), ("a$", "a$"), ("${A:-d}", "a b"), ("${UNSET:-d}", "d"), ("${E:-d}", "d"),
+    ("${E-d}", ""), ("${UNSET-d}", "d"), ("${A:+s}", "s"), ("${E:+s}", ""), ("${E+s}", "s"), ("${UNSET+s}", ""),
+    ("${UNSET:-$N}", "1"), ("${UNSET:-${A:+nested}}", "nested"),
+    ("${P#*/}", "usr/local/bin/file.tar.gz"), ("${P##*/}", "file.tar.gz"), ("${P%.*}", "/usr/local/bin/file.tar"),
+    ("${P%%.*}", "/usr/local/bin/file"), ("${P/local/opt}", "/usr/opt/bin/file.tar.gz"),
+    ("${P//l/L}", "/usr/LocaL/bin/fiLe.tar.gz"),
+    ("'$A'", "$A"), ('"$A"', "a b"), ('"\\$A"', "$A"), ("\\$A", "$A"), ('"a\\"b"', 'a"b'), ('"a\\x"', "a\\x"),
+    ("a\\ b", "a b"), ("'a'\"b\"c", "abc"), ('"${A}"-x', "a b-x"),
+])
+def test_expansion(word, expected):
+    assert Lexer().process_word(word, ENV) == expected
+
+
+def test_words_split_after_expansion():
+    lx = Lexer()
+    assert lx.process_words("$A c", ENV) == ["a", "b", "c"]
+    assert lx.process_words('"$A" c', ENV) == ["a b", "c"]
+    assert lx.process_words("x\\ y z", ENV) == ["x y", "z"]
+
+
+def test_backtick_escape():
+    lx = Lexer("`")
+    assert lx.process_word("c:\\dir `$A", ENV) == "c:\\dir $A"
+
+
+def test_used_names_are_recorded():
+    r = Lexer().process("$A ${UNSET:-x} '$SKIPPED'", ENV)
+    assert r.used == {"A", "UNSET"}
+
+
+@pytest.mark.parametrize("word,message", [
+    ("${A", "missing '}'"), ("${}", "bad substitution"), ("${:x}", "bad substitution"),
+    ("'open", "matching single-quote"), ('"open', "matching double-quote"), ("${UNSET:?must be set}", "must be set"),
+    ("${UNSET?}", "is not allowed to be unset"), ("${E:?}", "is not allowed to be empty"),
+    ("${A:x}", "unsupported modifier"),
+])
+def test_expansion_errors(word, message):
+    with pytest.raises(ExpandError, match=message):
+        Lexer().process_word(word, ENV)
+
+
+# ------------------------------------------------------------------------------ .dockerignore
+
+@pytest.mark.parametrize("pattern,path,hit", [
+    ("**", "file", True), ("**", "dir/file", True), ("**/", "dir/file", True), ("**/**", "dir/file", True),
+    ("dir/**", "dir/file", True), ("dir/**", "dir/dir2/file", True), ("**/dir", "dir", True),
+    ("**/dir", "dir/file", True), ("**/dir2/*", "dir/dir2/file", True), ("**/dir2/**", "dir/dir2/dir3/file", True),
+    ("**file", "dir/file", True), ("**/file*.txt", "dir/dir/file.txt", True), ("**/**/*.txt2", "dir/dir/file.txt", False),
+    ("**/*.txt", "file.txt", True), ("a**/*.txt", "a/dir/file.txt", True), ("a/*.txt", "a/dir/file.txt", False),
+    ("a/*.txt", "a/file.txt", True), ("a[b-d]e", "ace", True), ("a[b-d]e", "aae", False), ("a[^b-d]e", "aze", True),
+    (".*", ".foo", True), (".*", "foo", False), ("abc.def", "abcdef", False), ("abc?def", "abcZdef", True),
+    ("**/foo/bar", "foo/bar", True), ("abc/**", "abc", False), ("abc/**", "abc/def/ghi", True),
+    ("**/.foo", ".foo", True), ("**/.foo", "bar.foo", False), ("a(b)c/def", "a(b)c/def", True),
+    ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True),
+    ("a\\*b", "a*b", True), ("*", "fileutils.go", True), ("*.go", "fileutils.go", True),
+    ("docs", "docs/README.md", True), ("docs/", "docs/README.md", True), ("/docs", "docs/x", True),
+    ("*/tmp", "x/tmp/y", True), ("*/tmp", "x/y/tmp", False),
+])
+def test_patterns(pattern, path, hit):
+    assert Matcher(read_patterns(pattern)).excluded(path) is hit
+
+
+@pytest.mark.parametrize("patterns,path,hit", [
+    (["*.go", "!fileutils.go"], "fileutils.go", False), (["!fileutils.go", "*.go"], "fileutils.go", True),
+    (["docs", "!docs/README.md"], "docs/README.md", False), (["docs/*", "!docs/README.md"], "docs/README.md", False),
+    (["**", "!util/docker/web"], "util/docker/web/foo", False),
+    (["**", "!util/docker/web", "util/docker/web/foo"], "util/docker/web/foo", True),
+])
+def test_exclusions_last_match_wins(patterns, path, hit):
+    assert Matcher(patterns).excluded(path) is hit
+
+
+def test_read_patterns_rules():
+    text = "\ufeff# comment\n  spaced  \n\n/abs/path\n!  keep\n./a/../b\n #not a comment\n"
+    assert read_patterns(text) == ["spaced", "abs/path", "!keep", "b", "#not a comment"]
+    assert clean("a//b/./c/..") == "a/b"
+    with pytest.raises(ValueError):
+        Matcher(["!"])
+    with pytest.raises(ValueError):
+        Matcher(["["])
+
+
+def test_context_filtering(tmp_path):
+    root = tmp_path / "ctx"
+    for p in ["a.txt", "b.log", "logs/x.log", "logs/keep.log", "node_modules/m/i.js", "src/app.py",
+              "src/deep/test.tmp", ".git/HEAD"]:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_text(p)
+    fs = ContextFS(root, read_patterns("*.log\nlogs\n!logs/keep.log\nnode_modules\n**/*.tmp\n.git\n"))
+    walked = sorted(p for p, st in fs.walk("") if not os.path.isdir(fs.host_path(p)))
+    assert walked == ["a.txt", "logs/keep.log", "src/app.py"]
+    assert fs.lstat("b.log") is None and fs.lstat("node_modules") is None and fs.lstat("a.txt") is not None
+    assert fs.listdir("") == ["a.txt", "logs", "src"]
