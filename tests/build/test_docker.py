@@ -16,46 +16,14 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def docker(tmp_path_factory):
-    """``docker ...`` against a private dockerd (Debian's docker.io), stopped by its pid at the end."""
-    dockerd = shutil.which("dockerd")
-    cli = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
-    if not dockerd or not cli or os.geteuid() != 0:
-        pytest.skip("needs root and Debian's docker.io (dockerd)")
-    d = tmp_path_factory.mktemp("dockerd")
-    sock = d / "docker.sock"
-    log = open(d / "log", "wb")
-    proc = subprocess.Popen(
-        [dockerd, "--data-root", str(d / "data"), "--exec-root", str(d / "exec"), "--pidfile", str(d / "pid"),
-         "-H", f"unix://{sock}", "--storage-driver", "overlay2", "--iptables=false", "--ip6tables=false",
-         "--bridge=none"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
+    """``docker ...`` (text output) against a private dockerd, stopped at the end of the module."""
+    from jupybox.testing.dockerd import DockerdUnavailable, private_dockerd
 
-    def run(*args, **kw):
-        return subprocess.run([cli, *map(str, args)], capture_output=True, text=True, env=env, timeout=120, **kw)
-
-    deadline = time.monotonic() + 30
-    while run("version").returncode != 0:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            log.close()
-            shutil.rmtree(d, ignore_errors=True)
-            pytest.skip(f"dockerd did not start: {(d / 'log').read_text()[-500:] if (d / 'log').exists() else ''}")
-        time.sleep(0.2)
     try:
-        yield run
-    finally:
-        run("rm", "-f", *run("ps", "-aq").stdout.split())
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        subprocess.run(["umount", "-R", "-l", str(d / "data")], capture_output=True)
-        subprocess.run(["umount", "-R", "-l", str(d / "exec")], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
+        with private_dockerd(tmp_path_factory.mktemp("dockerd"), text=True) as run:
+            yield run
+    except DockerdUnavailable as e:
+        pytest.skip(str(e))
 
 
 def test_built_image_runs_in_docker(bb, docker, tmp_path):

@@ -479,40 +479,13 @@ def test_not_an_image_archive(tmp_path, store):
 @pytest.fixture(scope="module")
 def docker_cli(tmp_path_factory):
     """``docker ...`` against a private dockerd started for this module (Debian's docker.io, 20.10)."""
-    dockerd, docker = shutil.which("dockerd"), "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else None
-    if not dockerd or not docker or os.geteuid() != 0:
-        pytest.skip("needs root and Debian's docker.io (dockerd)")
-    d = tmp_path_factory.mktemp("dockerd")
-    sock = d / "docker.sock"
-    log = open(d / "log", "wb")
-    proc = subprocess.Popen(
-        [dockerd, "--data-root", str(d / "data"), "--exec-root", str(d / "exec"), "--pidfile", str(d / "pid"),
-         "-H", f"unix://{sock}", "--storage-driver", "overlay2", "--iptables=false", "--ip6tables=false",
-         "--bridge=none"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
+    from jupybox.testing.dockerd import DockerdUnavailable, private_dockerd
 
-    def run(*args, **kw):
-        return subprocess.run([docker, *args], capture_output=True, env=env, timeout=120, **kw)
-
-    import time
-    deadline = time.monotonic() + 30
-    while run("version").returncode != 0:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"dockerd did not start: {(d / 'log').read_text()[-500:]}")
-        time.sleep(0.2)
     try:
-        yield run
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        subprocess.run(["umount", "-R", "-l", str(d / "data")], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
+        with private_dockerd(tmp_path_factory.mktemp("dockerd")) as run:
+            yield run
+    except DockerdUnavailable as e:
+        pytest.skip(str(e))
 
 
 def test_docker_loads_our_archive_and_we_load_docker_save(tmp_path, store_factory, docker_cli):
