@@ -163,6 +163,48 @@ def registry(registry_factory) -> Registry:
 
 
 # --- leaks -----------------------------------------------------------------------------------
+def _reap_zombie_children(settle: float = 1.0) -> None:
+    """Reap exited children of this process that nobody waits for.
+
+    Once a test has used the runtime in-process, pytest is a subreaper (a container's monitor must
+    be), so orphans of other tests' processes (the children of a shell killed in a cgroup test)
+    come to it and would stay zombies: exited processes, not leaks of the test being checked."""
+    import time
+
+    if not _is_subreaper():
+        return
+    deadline = time.monotonic() + settle
+    while True:
+        reaped = 0
+        try:
+            with open(f"/proc/self/task/{os.getpid()}/children") as f:
+                kids = [int(p) for p in f.read().split()]
+        except OSError:
+            return
+        for pid in kids:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    data = f.read()
+                if data[data.rindex(b")") + 2 : data.rindex(b")") + 3] == b"Z":
+                    os.waitpid(pid, os.WNOHANG)
+                    reaped += 1
+            except (OSError, ValueError):
+                pass
+        # orphans are re-parented to us a moment after their parent dies: look again briefly
+        if time.monotonic() > deadline or (not reaped and time.monotonic() > deadline - settle + 0.2):
+            return
+        time.sleep(0.02)
+
+
+def _is_subreaper() -> bool:
+    from jupybox.linux import syscalls
+
+    try:
+        return bool(syscalls.get_child_subreaper())
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def leak_check(request):
     """Snapshot before the test; after it, fail on new mounts/cgroups/descendants/fds.
@@ -173,6 +215,7 @@ def leak_check(request):
     opts = dict(marker.kwargs) if marker else {}
     before = snapshot()
     yield before
+    _reap_zombie_children()
     cleaned = getattr(request.node, "_jbx_cleaned", [])
     roots = tuple(getattr(request.node, "_jbx_roots", ()))
     funcargs = getattr(request.node, "funcargs", {})
