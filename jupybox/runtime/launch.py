@@ -244,9 +244,14 @@ def _close_all_but(keep: set[int]) -> None:
 
 
 def _helper(sock: socket.socket, err_w: int, status_w: int, procs_files: list[str], new_net: bool,
-            setup=None) -> None:
+            setup=None, parent: int = 0) -> None:
     """H: right after fork. Never returns."""
     try:
+        # a monitor killed now must not leave a helper making a cgroup and a directory after the
+        # next `prune` has looked: the helper dies with it
+        sc.set_pdeathsig(signal.SIGKILL)
+        if parent and os.getppid() != parent:
+            os._exit(1)
         if setup is not None:
             setup()
         # nothing of the parent's reaches the container but what the plan sends
@@ -320,12 +325,13 @@ class Sandbox:
         self._err_r, err_w = os.pipe2(os.O_CLOEXEC)
         # PID 1 writes the main process's exit code here before its own, slower, exit
         self._status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        parent = os.getpid()
         helper = os.fork()
         if helper == 0:
             self._sock.close()
             os.close(self._err_r)
             os.close(self._status_r)
-            _helper(child_sock, err_w, status_w, procs_files, new_net, setup)
+            _helper(child_sock, err_w, status_w, procs_files, new_net, setup, parent)
         child_sock.close()
         os.close(err_w)
         os.close(status_w)

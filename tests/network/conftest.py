@@ -122,4 +122,10 @@ class Net:
 @pytest.fixture
 def net(netns, jupybox_root, busybox_tar):
     import_image(jupybox_root, busybox_tar, BB)
-    return Net(netns, jupybox_root)
+    n = Net(netns, jupybox_root)
+    yield n
+    # a test that failed half-way leaves its detached containers: they go with the namespace
+    ids = n.jb("ps", "-a", "-q", "--no-trunc").stdout.split()
+    if ids:
+        n.jb("rm", "-f", *ids)
+    n.jb("prune")
