@@ -21,16 +21,6 @@ _API = {
 __all__ = sorted(_API) + ["__version__"]
 
 
-def __getattr__(name: str):
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jupybox' has no attribute {name!r}")
-    import importlib
+from ._lazy import lazy_exports  # noqa: E402
 
-    value = getattr(importlib.import_module(f"jupybox.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _API, globals())

@@ -22,16 +22,6 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name: str):
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jupybox.image' has no attribute {name!r}")
-    import importlib
+from .._lazy import lazy_exports  # noqa: E402
 
-    value = getattr(importlib.import_module(f"jupybox.image.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES, globals())
