@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import errors
+from ..runtime.fdio import chunks
 
 
 @dataclass
@@ -44,19 +45,14 @@ class _Reader(threading.Thread):
     def run(self) -> None:
         pending = b""
         try:
-            while True:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except InterruptedError:
-                    continue
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                pending += chunk
-                while b"\n" in pending:
-                    line, _, pending = pending.partition(b"\n")
-                    self._line(line)
+            try:
+                for chunk in chunks(self.fd):
+                    pending += chunk
+                    while b"\n" in pending:
+                        line, _, pending = pending.partition(b"\n")
+                        self._line(line)
+            except OSError:
+                pass  # the container's end of the pipe went away: what came is what there is
             if pending:
                 self._line(pending)
         finally:

@@ -159,10 +159,9 @@ class _LogTee:
 
     @staticmethod
     def _copy(r: int, log, target: int) -> None:
-        while True:
-            data = os.read(r, 65536)
-            if not data:
-                break
+        from ..runtime.fdio import chunks
+
+        for data in chunks(r):
             log.write(data)
             try:
                 os.write(target, data)

@@ -35,6 +35,7 @@ import threading
 import time
 
 from .. import errors
+from ..runtime.fdio import chunks
 
 CELL_DIR = "/run/jupybox-cell"
 PICKLE_PROTOCOL = 4  # readable by any Python >= 3.4 inside an image
@@ -160,13 +161,7 @@ def _pump(fd: int, stream, tee: str | os.PathLike | None = None) -> None:
         except OSError:
             log = None
     try:
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except InterruptedError:
-                continue
-            if not data:
-                break
+        for data in chunks(fd):
             if log is not None:
                 log.write(data)
                 log.flush()

@@ -99,6 +99,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Unicode
 
 from .. import errors
+from ..runtime.fdio import chunks
 from ..runtime.spec import Mount
 from .kernelspec import validate_config
 
@@ -186,15 +187,7 @@ class _StderrTail(threading.Thread):
 
     def run(self) -> None:
         try:
-            while True:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except InterruptedError:
-                    continue
-                except OSError:
-                    break
-                if not chunk:
-                    break
+            for chunk in chunks(self.fd):
                 if self.dest is not None:
                     view = memoryview(chunk)
                     while view:
@@ -205,6 +198,8 @@ class _StderrTail(threading.Thread):
                 with self.lock:
                     self.buf += chunk
                     del self.buf[:-STDERR_TAIL]
+        except OSError:
+            pass  # the kernel's end of the pipe went away
         finally:
             os.close(self.fd)
 

@@ -29,6 +29,7 @@ from ..linux import seccomp as lseccomp
 from ..linux import syscalls as sc
 from ..paths import Layout
 from . import launch
+from .fdio import read_all
 from .records import Record, Records
 from .spec import ContainerSpec, Mount
 from .state import State, Status, now_iso, pid_alive, proc_start_time, process_running
@@ -509,12 +510,7 @@ class Engine:
             os._exit(0)
         os.close(w)
         os.waitpid(child, 0)
-        data = b""
-        while True:
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            data += chunk
+        data = read_all(r)
         os.close(r)
         if data.startswith(b"OK"):
             return rec.state().pid

@@ -36,6 +36,7 @@ from ..linux import netdev
 from ..linux import syscalls as sc
 from . import init as pid1
 from . import rootfs, security, wire
+from .fdio import read_all
 
 NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP
 
@@ -391,15 +392,10 @@ class Sandbox:
         except OSError as e:
             self.discard()
             raise RuntimeFailure(f"starting the container: {e}") from None
-        chunks = []
-        while True:
-            chunk = os.read(self._err_r, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        data = read_all(self._err_r)
         os.close(self._err_r)
         self._err_r = -1
-        _pid, error = _parse(b"".join(chunks))
+        _pid, error = _parse(data)
         if error is not None:
             self.discard()
             _raise(error)
@@ -488,15 +484,10 @@ def exec_in(pid: int, procs_files: list[str], plan: dict, stdio=(0, 1, 2)) -> in
         os.close(err_r)
         _exec_child(pid, procs_files, plan, stdio, err_w)
     os.close(err_w)
-    chunks = []
-    while True:
-        chunk = os.read(err_r, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
+    data = read_all(err_r)
     os.close(err_r)
     os.waitpid(helper, 0)
-    xpid, error = _parse(b"".join(chunks))
+    xpid, error = _parse(data)
     if error is not None:
         if xpid:
             try:
