@@ -6,10 +6,14 @@ store as the layer's unpacked directory (``layers/<diff-id>``), which has exactl
 format (whiteouts as 0/0 character devices, opaque directories by xattr). Per entry:
 
 * a 0/0 character device (overlay's whiteout) → an empty ``DIR/.wh.NAME``;
-* a directory with ``trusted.overlay.opaque=y`` → the directory, then ``DIR/.wh..wh..opq``;
+* a directory with the store's opaque xattr (:func:`jupybox.image.markers.opaque_xattr`:
+  ``trusted.overlay.opaque=y`` as root, ``user.overlay.opaque=y`` rootless, where overlayfs is
+  mounted with ``userxattr``) → the directory, then ``DIR/.wh..wh..opq``;
 * regular files (hard links within the layer become tar hard links), symlinks, devices, fifos;
   sockets are skipped (as docker does); mode bits (setuid, setgid, sticky), numeric uid/gid, mtime
-  (seconds) and xattrs (pax ``SCHILY.xattr.*``; overlay's own ``trusted.overlay.*`` are dropped);
+  (seconds) and xattrs (pax ``SCHILY.xattr.*``; overlay's own ``trusted.overlay.*`` and
+  ``user.overlay.*`` are dropped). Rootless, the upper dir holds host ids: they are written as the
+  ids inside the container's user namespace (the user → 0, sub-ids → 1.., see :func:`id_mapper`);
 * what the runtime, not the command, put in the upper dir is left out (:func:`runtime_artifacts`):
   ``etc/hosts``, ``etc/hostname``, ``etc/resolv.conf`` — the runtime creates them *empty* in
   ``upper/etc`` as bind-mount targets, and anything the command writes to them goes to the bound
@@ -26,6 +30,11 @@ format (whiteouts as 0/0 character devices, opaque directories by xattr). Per en
 content hash (for the cache), the tar blob and the unpacked directory, so the layer is ready for
 later RUN steps without unpacking it again.
 
+Rootless (euid != 0, :mod:`jupybox.image.markers`), the unpacked directory is written as the
+store's extractor writes one: no chown (everything is the user's, root inside the user namespace;
+the tar keeps the ids asked for), no device nodes (the tar keeps them), no ``trusted.*`` or
+``security.*`` xattrs, ``user.overlay.opaque`` for opaque directories.
+
 Blobs are stored uncompressed (``application/vnd.oci.image.layer.v1.tar``, digest = diff_id), like
 ``jupybox import``: a build pays no deflate; a push compresses on the way out.
 """
@@ -40,15 +49,17 @@ import stat
 import tarfile
 import tempfile
 
+from ..image import markers
 from ..image import mediatypes as mt
 
 CHUNK = 1 << 20
 BLOCK = 512
-_SKIP_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+_SKIP_XATTR_PREFIXES = markers.OVERLAY_XATTR_PREFIXES
 RUNTIME_ETC_FILES = ("hosts", "hostname", "resolv.conf")
 RUNTIME_MOUNT_DIRS = ("proc", "sys", "dev")
-OPAQUE_MARKER = ".wh..wh..opq"
-WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = markers.OPAQUE_MARKER
+WHITEOUT_PREFIX = markers.WHITEOUT_PREFIX
+OVERFLOW_ID = 65534  # what the kernel shows for an id with no mapping (nobody/nogroup)
 
 
 class LayerRef:
@@ -142,7 +153,10 @@ class LayerWriter:
         self._names: set[str] = set()
         self._dirset: set[str] = {""}
         self.entries = 0
+        self.skipped_devices = 0  # device nodes in the tar but not in the directory (rootless)
+        self._skipped: set[str] = set()
         self.committed: LayerRef | None = None
+        self._privileged = markers.privileged()
 
     # ---- entries
     def _claim(self, name: str) -> None:
@@ -167,13 +181,13 @@ class LayerWriter:
         if self.dir is not None:
             p = os.path.join(self.dir, name)
             os.mkdir(p, 0o700)
-            os.chown(p, uid, gid, follow_symlinks=False)
+            self._chown(p, uid, gid)
             self._set_xattrs(p, pax)
             self._dirs.append((p, mode, uid, gid, mtime))
         if opaque:
             self.out.write(_header(name + "/" + OPAQUE_MARKER, tarfile.REGTYPE, 0, uid, gid, mtime))
             if self.dir is not None:
-                os.setxattr(os.path.join(self.dir, name), "trusted.overlay.opaque", b"y", follow_symlinks=False)
+                markers.set_opaque(os.path.join(self.dir, name))
 
     def add_file(self, name: str, mode: int, uid: int, gid: int, mtime: float, *, src: str | None = None,
                  data: bytes | None = None, size: int | None = None, pax: dict | None = None,
@@ -209,7 +223,7 @@ class LayerWriter:
             if pad:
                 self.out.write(b"\0" * pad)
             if fd_out >= 0:
-                os.fchown(fd_out, uid, gid)
+                self._chown(fd_out, uid, gid)
                 os.fchmod(fd_out, mode & 0o7777)
                 self._set_xattrs(fd_out, pax)
                 ns = int(mtime * 1e9) if isinstance(mtime, float) else mtime * 1_000_000_000
@@ -233,7 +247,7 @@ class LayerWriter:
         if self.dir is not None:
             p = os.path.join(self.dir, name)
             os.symlink(target, p)
-            os.chown(p, uid, gid, follow_symlinks=False)
+            self._chown(p, uid, gid)
             ns = int(mtime) * 1_000_000_000
             os.utime(p, ns=(ns, ns), follow_symlinks=False)
 
@@ -241,6 +255,10 @@ class LayerWriter:
         self._claim(name)
         self.out.write(_header(name, tarfile.LNKTYPE, 0o644, uid, gid, mtime, linkname=target))
         if self.dir is not None:
+            if target in self._skipped:  # a link to a device left out (rootless)
+                self._skipped.add(name)
+                self.skipped_devices += 1
+                return
             os.link(os.path.join(self.dir, target), os.path.join(self.dir, name), follow_symlinks=False)
 
     def add_special(self, name: str, st: os.stat_result, uid: int, gid: int, pax: dict | None = None) -> None:
@@ -257,17 +275,34 @@ class LayerWriter:
             if typ == tarfile.FIFOTYPE:
                 os.mkfifo(p, 0o600)
             else:
-                os.mknod(p, (stat.S_IFCHR if typ == tarfile.CHRTYPE else stat.S_IFBLK) | 0o600, st.st_rdev)
-            os.chown(p, uid, gid, follow_symlinks=False)
+                kind = stat.S_IFCHR if typ == tarfile.CHRTYPE else stat.S_IFBLK
+                if not markers.may_mknod(kind, st.st_rdev):
+                    self.skipped_devices += 1  # rootless: in the tar, not in the directory
+                    self._skipped.add(name)
+                    return
+                os.mknod(p, kind | 0o600, st.st_rdev)
+            self._chown(p, uid, gid)
             os.chmod(p, m & 0o7777)
             ns = int(st.st_mtime) * 1_000_000_000
             os.utime(p, ns=(ns, ns), follow_symlinks=False)
+
+    def _chown(self, target, uid: int, gid: int) -> None:
+        """Ownership in the unpacked directory: root store only (rootless, the user's own files
+        are root's inside the user namespace; the tar header carries the ids)."""
+        if not self._privileged:
+            return
+        if isinstance(target, int):
+            os.fchown(target, uid, gid)
+        else:
+            os.chown(target, uid, gid, follow_symlinks=False)
 
     def _set_xattrs(self, target, pax: dict | None) -> None:
         if not pax:
             return
         for k, v in pax.items():
             if k.startswith("SCHILY.xattr."):
+                if not markers.keep_xattr(k[13:], self._privileged):
+                    continue
                 try:
                     os.setxattr(target, k[13:], v.encode("utf-8", "surrogateescape"))
                 except OSError:
@@ -354,7 +389,8 @@ def runtime_artifacts(upper: str, image_fs) -> None:
         if not os.listdir(etc):
             os.rmdir(etc)
         elif image_etc is not None and stat.S_ISDIR(image_etc.st_mode):
-            os.chown(etc, image_etc.st_uid, image_etc.st_gid, follow_symlinks=False)
+            if markers.may_chown():  # rootless: both are the user's (root inside)
+                os.chown(etc, image_etc.st_uid, image_etc.st_gid, follow_symlinks=False)
             os.chmod(etc, stat.S_IMODE(image_etc.st_mode))
             os.utime(etc, ns=(image_etc.st_atime_ns, image_etc.st_mtime_ns), follow_symlinks=False)
     for name in RUNTIME_MOUNT_DIRS:
@@ -368,7 +404,8 @@ def runtime_artifacts(upper: str, image_fs) -> None:
 
 
 def _check_overlay_features(path: str) -> None:
-    for attr in ("trusted.overlay.metacopy", "trusted.overlay.redirect"):
+    prefix = markers.overlay_xattr_prefix()  # rootless (userxattr), the kernel refuses both anyway
+    for attr in (prefix + "metacopy", prefix + "redirect"):
         try:
             os.getxattr(path, attr, follow_symlinks=False)
         except OSError:
@@ -377,9 +414,37 @@ def _check_overlay_features(path: str) -> None:
                                      f"(mount without metacopy/redirect_dir)")
 
 
-def write_tree(w: LayerWriter, root: str, rel: str = "") -> None:
-    """Tar the directory tree ``root/rel`` (an overlay upper dir) into ``w`` (which must not unpack)."""
+def _reverse(ranges):
+    def f(outside: int) -> int:
+        for inside, start, count in ranges:
+            if start <= outside < start + count:
+                return inside + outside - start
+        return OVERFLOW_ID
+    return f
+
+
+def id_mapper(idmap=None):
+    """``(uid_of, gid_of)``: host ids in an upper dir → the ids inside the container. Root store:
+    the identity. Rootless: through the user-namespace map of :mod:`jupybox.linux.userns` (the user
+    → 0, sub-ids → 1..; an id outside the map → 65534, as the kernel shows it)."""
+    if idmap is None:
+        if markers.privileged():
+            return (lambda u: u), (lambda g: g)
+        try:
+            from ..linux.userns import current_idmap
+
+            idmap = current_idmap()
+        except Exception:  # the map cannot be read: the single mapping is always right for the user
+            return _reverse(((0, os.geteuid(), 1),)), _reverse(((0, os.getegid(), 1),))
+    return _reverse(idmap.uids), _reverse(idmap.gids)
+
+
+def write_tree(w: LayerWriter, root: str, rel: str = "", idmap=None) -> None:
+    """Tar the directory tree ``root/rel`` (an overlay upper dir) into ``w`` (which must not unpack).
+    ``idmap`` (rootless): the container's user-namespace map; default: this user's."""
     links: dict[tuple[int, int], str] = {}
+    uid_of, gid_of = id_mapper(idmap)
+    is_opaque = markers.is_opaque
     base = os.path.join(root, rel) if rel else root
     try:
         names = sorted(os.listdir(base))
@@ -392,11 +457,10 @@ def write_tree(w: LayerWriter, root: str, rel: str = "") -> None:
             p = os.path.join(root, name)
             st = os.lstat(p)
             m = st.st_mode
+            uid, gid = uid_of(st.st_uid), gid_of(st.st_gid)
             if stat.S_ISDIR(m):
                 _check_overlay_features(p)
-                from .context import is_opaque
-
-                w.add_dir(name, m, st.st_uid, st.st_gid, st.st_mtime, pax=_xattrs(p) or None, opaque=is_opaque(p))
+                w.add_dir(name, m, uid, gid, st.st_mtime, pax=_xattrs(p) or None, opaque=is_opaque(p))
                 visit(name, sorted(os.listdir(p)))
             elif stat.S_ISREG(m):
                 _check_overlay_features(p)
@@ -404,19 +468,18 @@ def write_tree(w: LayerWriter, root: str, rel: str = "") -> None:
                     key = (st.st_dev, st.st_ino)
                     first = links.get(key)
                     if first is not None:
-                        w.add_hardlink(name, first, st.st_uid, st.st_gid, st.st_mtime)
+                        w.add_hardlink(name, first, uid, gid, st.st_mtime)
                         continue
                     links[key] = name
-                w.add_file(name, m, st.st_uid, st.st_gid, st.st_mtime, src=p, size=st.st_size,
-                           pax=_xattrs(p) or None)
+                w.add_file(name, m, uid, gid, st.st_mtime, src=p, size=st.st_size, pax=_xattrs(p) or None)
             elif stat.S_ISLNK(m):
-                w.add_symlink(name, os.readlink(p), st.st_uid, st.st_gid, st.st_mtime, pax=_xattrs(p) or None)
-            elif stat.S_ISCHR(m) and st.st_rdev == 0:
+                w.add_symlink(name, os.readlink(p), uid, gid, st.st_mtime, pax=_xattrs(p) or None)
+            elif markers.is_whiteout(st):
                 parent, _, base_name = name.rpartition("/")
                 wh = (parent + "/" if parent else "") + WHITEOUT_PREFIX + base_name
-                w.add_file(wh, 0, st.st_uid, st.st_gid, st.st_mtime, data=b"")
+                w.add_file(wh, 0, uid, gid, st.st_mtime, data=b"")
             elif stat.S_ISCHR(m) or stat.S_ISBLK(m) or stat.S_ISFIFO(m):
-                w.add_special(name, st, st.st_uid, st.st_gid, pax=_xattrs(p) or None)
+                w.add_special(name, st, uid, gid, pax=_xattrs(p) or None)
             # sockets: skipped
 
     visit(rel, names)
@@ -424,7 +487,9 @@ def write_tree(w: LayerWriter, root: str, rel: str = "") -> None:
 
 def strip_overlay_xattrs(root: str) -> None:
     """Drop overlay's bookkeeping xattrs (origin, impure) from a former upper dir: as a lower
-    layer it must carry only whiteouts and opaque markers."""
+    layer it must carry only whiteouts and opaque markers (in the store's namespace)."""
+    prefix = markers.overlay_xattr_prefix()
+    opaque = markers.opaque_xattr()
     for dirpath, dirnames, filenames in os.walk(root):
         for n in [dirpath] + [os.path.join(dirpath, x) for x in dirnames + filenames]:
             try:
@@ -432,21 +497,22 @@ def strip_overlay_xattrs(root: str) -> None:
             except OSError:
                 continue
             for a in names:
-                if a.startswith("trusted.overlay.") and a != "trusted.overlay.opaque":
+                if a.startswith(prefix) and a != opaque:
                     try:
                         os.removexattr(n, a, follow_symlinks=False)
                     except OSError:
                         pass
 
 
-def commit_upper(store, upper: str, image_fs) -> LayerRef | None:
+def commit_upper(store, upper: str, image_fs, idmap=None) -> LayerRef | None:
     """The layer of a finished RUN step; None when the step changed nothing. ``upper`` is
-    consumed: it becomes the store's unpacked layer directory."""
+    consumed: it becomes the store's unpacked layer directory. ``idmap``: rootless, the user
+    namespace map the step ran with (default: this user's, :func:`id_mapper`)."""
     runtime_artifacts(upper, image_fs)
     if not os.listdir(upper):
         return None
     with LayerWriter(store, unpack=False) as w:
-        write_tree(w, upper)
+        write_tree(w, upper, idmap=idmap)
         ref = w.commit()
     strip_overlay_xattrs(upper)
     os.chmod(upper, 0o755)

@@ -7,6 +7,6 @@
 
 from .base import Cgroup, CgroupDriver, CgroupStats
 from .detect import detect_layout
-from .factory import open_driver
+from .factory import open_driver, open_user_driver
 
-__all__ = ["open_driver", "CgroupDriver", "Cgroup", "CgroupStats", "detect_layout"]
+__all__ = ["open_driver", "open_user_driver", "CgroupDriver", "Cgroup", "CgroupStats", "detect_layout"]

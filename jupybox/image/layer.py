@@ -24,10 +24,17 @@ updates its metadata).
 
 OCI whiteouts: ``.wh.NAME`` becomes a 0/0 character device ``NAME`` (unless ``NAME`` is already
 content of this same layer: whiteouts only hide lower layers), ``DIR/.wh..wh..opq`` becomes the
-xattr ``trusted.overlay.opaque=y`` on ``DIR`` (applied at the end, so tar order never matters
-and entries of the same layer are never deleted); other ``.wh..wh.*`` (aufs metadata) are
-skipped; markers are never extracted. Unprivileged, ownership is not changed, device nodes are
-skipped and the opaque xattr falls back to ``user.overlay.opaque`` (overlay's ``userxattr``).
+opaque xattr on ``DIR`` (applied at the end, so tar order never matters and entries of the same
+layer are never deleted); other ``.wh..wh.*`` (aufs metadata) are skipped; markers are never
+extracted.
+
+Root store or rootless store (euid != 0): :mod:`.markers` decides. Rootless, the opaque xattr is
+``user.overlay.opaque`` (overlayfs mounted with ``userxattr`` in the container's user namespace),
+whiteouts are the same 0/0 character devices (an unprivileged ``mknod`` of one is allowed since
+Linux 5.8), everything is owned by the user (root inside the user namespace; no chown is tried),
+device nodes are skipped and counted (:attr:`LayerInfo.skipped_devices`; a hard link to a skipped
+device is skipped too), ``trusted.*``/``security.*`` xattrs are skipped (``user.*`` kept);
+modes, setuid/setgid bits included, are kept. The safety checks are the same in both modes.
 
 :func:`unpack_layer` extracts into a fresh directory under ``tmp_dir`` (flock'ed while in use so
 a concurrent ``gc`` leaves it alone) and commits it with one ``rename``; on any error the partial
@@ -41,6 +48,7 @@ import bz2
 import errno
 import fcntl
 import hashlib
+import logging
 import lzma
 import os
 import queue
@@ -54,6 +62,9 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import DigestMismatch, JupyboxError, StoreError, UnsafeArchive
+from . import markers
+
+log = logging.getLogger(__name__)
 
 MAX_MEMBER_SIZE = 1 << 40  # 1 TiB: anything larger in a header is hostile or corrupt
 MAX_HEADER_READ = 16 << 20  # pax/GNU long-name headers larger than this are refused
@@ -65,14 +76,13 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BZIP2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 
-WHITEOUT_PREFIX = ".wh."
+WHITEOUT_PREFIX = markers.WHITEOUT_PREFIX
 WHITEOUT_META_PREFIX = ".wh..wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-OPAQUE_XATTR = "trusted.overlay.opaque"
-USER_OPAQUE_XATTR = "user.overlay.opaque"
+OPAQUE_MARKER = markers.OPAQUE_MARKER
+OPAQUE_XATTR = markers.TRUSTED_OVERLAY + "opaque"  # root store; rootless: USER_OPAQUE_XATTR
+USER_OPAQUE_XATTR = markers.USER_OVERLAY + "opaque"
 
 _XATTR_PREFIX = "SCHILY.xattr."
-_DROPPED_XATTRS = ("trusted.overlay.", "user.overlay.")
 _IGNORED_XATTR_ERRNOS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EINVAL}
 
 
@@ -88,6 +98,7 @@ class LayerInfo:
     entries: int = 0  # tar members seen
     path: str | None = None  # the committed directory (unpack_layer)
     existed: bool = False  # another process committed the same layer first
+    skipped_devices: int = 0  # device nodes (and hard links to them) left out: rootless store
 
 
 def detect_compression(head: bytes) -> str:
@@ -472,11 +483,15 @@ def _mtime_ns(t) -> int:
 class _Extractor:
     def __init__(self, root: str):
         self.root = root
-        self.privileged = os.geteuid() == 0
+        self.privileged = markers.privileged()
+        self.opaque_xattr = markers.opaque_xattr()
         self.dirs: set[str] = {""}  # relative paths known to be real directories made/checked by us
         self.deferred: dict[str, tarfile.TarInfo] = {}  # directory metadata, applied at the end
         self.opaque: set[str] = set()
         self.whiteouts: set[str] = set()
+        self.skipped: set[str] = set()  # device members not created (rootless)
+        self.skipped_devices = 0
+        self.skipped_log: list[str] = []  # the first few, for the log line
         self.entries = 0
 
     # ---- paths
@@ -511,7 +526,7 @@ class _Extractor:
     def _forget(self, rel: str) -> None:
         """``rel`` is being removed: forget what we knew about it and everything below it."""
         prefix = rel + "/"
-        for s in (self.dirs, self.opaque, self.whiteouts):
+        for s in (self.dirs, self.opaque, self.whiteouts, self.skipped):
             if rel in s or any(x.startswith(prefix) for x in s):
                 s.difference_update([x for x in s if x == rel or x.startswith(prefix)])
         for k in [k for k in self.deferred if k == rel or k.startswith(prefix)]:
@@ -545,7 +560,7 @@ class _Extractor:
             if not key.startswith(_XATTR_PREFIX):
                 continue
             attr = key[len(_XATTR_PREFIX):]
-            if attr.startswith(_DROPPED_XATTRS):
+            if not markers.keep_xattr(attr, self.privileged):
                 continue
             data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
             try:
@@ -585,6 +600,8 @@ class _Extractor:
             return
         if rel.rpartition("/")[0] not in self.dirs:
             self._ensure_dir_chain(rel.rpartition("/")[0], name)
+        if self.skipped:
+            self.skipped.discard(rel)  # a later member replaces a skipped device
         if ti.isreg():
             self._file(ti, rel, reader)
         elif ti.isdir():
@@ -690,6 +707,9 @@ class _Extractor:
         tbase = target.rpartition("/")[2]
         if tbase.startswith(WHITEOUT_PREFIX) or target in self.whiteouts:
             raise _unsafe(name, f"hard link to whiteout {link!r}")
+        if target in self.skipped:  # a device node left out (rootless): so is this link to it
+            self._skip_device(rel)
+            return
         tparent = target.rpartition("/")[0]
         if tparent not in self.dirs:
             # never create directories for a link target: it must be an earlier member
@@ -726,10 +746,11 @@ class _Extractor:
         if ti.isfifo():
             mk = lambda: os.mkfifo(p, 0o600)  # noqa: E731
         else:
-            if not self.privileged:
-                return  # device nodes need CAP_MKNOD: skipped when unprivileged (like charliecloud)
             kind = stat.S_IFCHR if ti.ischr() else stat.S_IFBLK
             dev = os.makedev(ti.devmajor, ti.devminor)
+            if not (self.privileged or markers.may_mknod(kind, dev)):
+                self._skip_device(rel)  # needs CAP_MKNOD: left out rootless (like charliecloud)
+                return
             mk = lambda: os.mknod(p, kind | 0o600, dev)  # noqa: E731
         try:
             mk()
@@ -742,6 +763,17 @@ class _Extractor:
             self._xattrs(ti, p)
         ns = _mtime_ns(ti.mtime)
         os.utime(p, ns=(ns, ns), follow_symlinks=False)
+
+    def _skip_device(self, rel: str) -> None:
+        """A device member not created (rootless): an earlier member at ``rel`` is still replaced."""
+        try:
+            self._replace_any(rel)
+        except FileNotFoundError:
+            pass
+        self.skipped.add(rel)
+        if len(self.skipped_log) < 5:
+            self.skipped_log.append(rel)
+        self.skipped_devices += 1
 
     def _whiteout(self, ti, rel: str, parent: str, base: str) -> None:
         name = ti.name
@@ -758,12 +790,15 @@ class _Extractor:
         if parent not in self.dirs:
             self._ensure_dir_chain(parent, name)
         target = parent + "/" + victim if parent else victim
+        if target in self.skipped:
+            return  # a device of this same layer (left out rootless): not a lower layer's entry
         try:
-            os.mknod(self.root + "/" + target, stat.S_IFCHR, 0)
+            markers.make_whiteout(self.root + "/" + target)
         except FileExistsError:
             return  # content of this same layer: a whiteout only hides lower layers
         except PermissionError:
-            raise StoreError(f"layer: member {name!r}: cannot create a whiteout device (needs root or Linux >= 5.8)") from None
+            raise StoreError(f"layer: member {name!r}: cannot create a whiteout (a 0/0 character device: "
+                             f"needs root or Linux >= 5.8)") from None
         self.whiteouts.add(target)
 
     def finish(self) -> None:
@@ -775,12 +810,7 @@ class _Extractor:
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 continue
-            try:
-                os.setxattr(p, OPAQUE_XATTR, b"y", follow_symlinks=False)
-            except PermissionError:
-                if self.privileged:
-                    raise
-                os.setxattr(p, USER_OPAQUE_XATTR, b"y", follow_symlinks=False)
+            os.setxattr(p, self.opaque_xattr, b"y", follow_symlinks=False)
         for rel, ti in self.deferred.items():
             p = self._path(rel)
             if rel == "":
@@ -861,7 +891,11 @@ def extract_layer(src, target_dir: str | os.PathLike, *, expected_diff_id: str |
         finally:
             pump.stop.set()
             pump.join()
-        info = LayerInfo(pump.diff_id, pump.raw.digest, pump.raw.size, pump.tar_size, kind, ex.entries)
+        info = LayerInfo(pump.diff_id, pump.raw.digest, pump.raw.size, pump.tar_size, kind, ex.entries,
+                         skipped_devices=ex.skipped_devices)
+        if ex.skipped_devices:
+            log.debug("layer %s: %d device node(s) left out (rootless store: no CAP_MKNOD), e.g. %s",
+                      info.diff_id[:19], ex.skipped_devices, ", ".join(ex.skipped_log))
         if expected_digest is not None and info.digest != expected_digest:
             raise DigestMismatch(f"layer blob digest mismatch: expected {expected_digest}, got {info.digest}")
         if expected_size is not None and info.size != expected_size:
@@ -887,6 +921,10 @@ def remove_tree(path: str | os.PathLike) -> None:
         except OSError:
             pass
     shutil.rmtree(path, onerror=onerror)
+    if os.path.lexists(path) and os.geteuid() != 0:
+        from ..linux import userns  # a build step's layer may hold files of a sub-id
+
+        userns.rmtree(path)
 
 
 def unpack_layer(src, dest, *, tmp_dir: str | os.PathLike | None = None,
@@ -916,6 +954,15 @@ def unpack_layer(src, dest, *, tmp_dir: str | os.PathLike | None = None,
             raise
         if callable(dest):
             dest = os.fspath(dest(info))
+        root_mode = None
+        if not markers.privileged():
+            # moving a directory to another parent updates its "..": without CAP_DAC_OVERRIDE that
+            # needs write permission on it, which a layer root of mode 0555 (Fedora's /) lacks
+            root_mode = stat.S_IMODE(os.lstat(work).st_mode)
+            if not root_mode & stat.S_IWUSR:
+                os.chmod(work, root_mode | stat.S_IWUSR)
+            else:
+                root_mode = None
         try:
             os.rename(work, dest)
         except OSError as e:
@@ -925,6 +972,9 @@ def unpack_layer(src, dest, *, tmp_dir: str | os.PathLike | None = None,
             else:
                 remove_tree(work)
                 raise StoreError(f"cannot commit layer {dest}: {e.strerror}") from None
+        else:
+            if root_mode is not None:
+                os.chmod(dest, root_mode)
         info.path = dest
         try:
             dfd = os.open(os.path.dirname(dest), os.O_RDONLY | os.O_DIRECTORY)

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import select
-import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from ..cgroups import open_driver
 from ..linux import caps as lcaps
 from ..linux import seccomp as lseccomp
 from ..linux import syscalls as sc
+from ..linux import userns
 from ..paths import Layout
 from . import launch
 from .fdio import read_all
@@ -59,12 +59,13 @@ class Prepared:
             engine._write_etc_files(self.staged, cid[:12], network, image_is_host=False)
             engine.cgroups.create(cid)
 
-        self.sandbox = launch.Sandbox(self.cgroup.attach_self_paths(), new_net=network != "host", setup=setup)
+        self.sandbox = launch.Sandbox(self.cgroup.attach_self_paths(), new_net=network != "host", setup=setup,
+                                      idmap=engine.idmap)
         if template is not None and template["spec"]["network"] == network:
             # speculation: the next container will look like the last one (a re-run cell); its
             # root filesystem is assembled by PID 1 as soon as it exists, while nobody waits
             try:
-                self.sandbox.prepare_rootfs(Engine.rootfs_plan(template, self.staged, self.cgroup))
+                self.sandbox.prepare_rootfs(engine.rootfs_plan(template, self.staged, self.cgroup))
                 self.rootfs_key = Engine.rootfs_key(template)
             except errors.JupyboxError:
                 pass
@@ -90,7 +91,7 @@ class Prepared:
         self.sandbox.discard()
         self.cgroup.remove()
         self._engine.cgroups.remove_parent_if_empty()
-        shutil.rmtree(self.staged, ignore_errors=True)
+        userns.rmtree(self.staged)
 
 
 @dataclass
@@ -116,6 +117,19 @@ class Engine:
         self._store = None
         self._cgroups = None
         lseccomp.set_cache_dir(str(self.layout.cache))
+        # not root: each container gets a user namespace of its own (see runtime.mode)
+        self.idmap = None
+        self.overlay = "overlay"
+        if os.geteuid() != 0:
+            from ..linux.userns import current_idmap
+            from .mode import rootless_overlay
+
+            self.idmap = current_idmap()
+            self.overlay = rootless_overlay()
+
+    @property
+    def rootless(self) -> bool:
+        return self.idmap is not None
 
     # -- collaborators, made on first use (the CLI's `ps` should not pay for libseccomp) --------
     @property
@@ -132,8 +146,38 @@ class Engine:
         if self._cgroups is None:
             # like docker's --cgroup-parent: the test suite uses its own, so that its leak checks
             # see only its own containers
-            self._cgroups = open_driver(parent=os.environ.get("JUPYBOX_CGROUP_PARENT") or "jupybox")
+            parent = os.environ.get("JUPYBOX_CGROUP_PARENT") or "jupybox"
+            if self.rootless:
+                from ..cgroups import open_user_driver
+
+                self._cgroups = open_user_driver(parent)
+                self._cgroups.lookup = self._tree_lookup  # the process-tree driver (no cgroups)
+            else:
+                self._cgroups = open_driver(parent=parent)
         return self._cgroups
+
+    def _tree_lookup(self, cid: str):
+        """For cgroup-less containers: PID 1's pid (0 when not running) and the limits."""
+        try:
+            rec = self.records.get(cid)
+            state = rec.state()
+        except (errors.JupyboxError, OSError):
+            return 0, None
+        limits = ContainerSpec.from_dict(rec.config["spec"]).limits
+        return (state.pid if state.status is Status.RUNNING else 0), limits
+
+    def limits_notice(self, spec: ContainerSpec) -> str | None:
+        """What of the spec's limits this machine cannot enforce, in one line (or None)."""
+        if not self.rootless:
+            return None
+        from ..cgroups.processtree import ProcessTreeDriver, unenforced
+
+        if not isinstance(self.cgroups, ProcessTreeDriver):
+            return None
+        missing = unenforced(spec.limits)
+        if not missing:
+            return None
+        return f"no cgroups for this user ({self.cgroups.reason}): " + "; ".join(missing)
 
     # -- create ------------------------------------------------------------------------------
     def create(self, spec: ContainerSpec, cid: str | None = None, prepared: "Prepared | None" = None) -> Record:
@@ -149,6 +193,10 @@ class Engine:
         if not argv:
             raise errors.UsageError("no command specified: the image has no Cmd or Entrypoint and none was given")
         ports = []
+        if self.rootless and (spec.network not in ("none", "host") or spec.ports or spec.publish_all):
+            raise errors.UsageError(
+                f"--network {spec.network}" + (" with published ports" if spec.ports or spec.publish_all else "")
+                + " needs root (a veth into the host's network and NAT rules): not root, use --network host or none")
         if spec.network not in ("none", "host") or spec.ports or spec.publish_all or spec.dns or spec.add_hosts:
             from ..network import check_spec
 
@@ -248,6 +296,9 @@ class Engine:
             hidden = [{"type": "tmpfs", "destination": d, "readonly": True, "options": ["size=0"]} for d in hr.hidden_dirs]
             return {"lowers": [skel], "mounts": binds + masks + hidden}
         lowers = self.store.layer_dirs(image)
+        # the same layer twice (a step that changed nothing the tar shows, e.g. chown to the same
+        # owner) would be refused by overlayfs (ELOOP): the topmost copy alone means the same
+        lowers = [d for i, d in enumerate(lowers) if d not in lowers[i + 1:]]
         if not lowers:
             empty = self.layout.root / "empty"
             empty.mkdir(exist_ok=True)
@@ -285,12 +336,13 @@ class Engine:
         return json.dumps([config["rootfs"], config["mounts"], spec["network"], spec["readonly_rootfs"],
                            spec["privileged"]], sort_keys=True)
 
-    @staticmethod
-    def rootfs_plan(config: dict, cdir: Path, cgroup) -> dict:
+    def rootfs_plan(self, config: dict, cdir: Path, cgroup) -> dict:
         """The mounts of a container whose directory is ``cdir`` (see ``rootfs.setup``)."""
         spec = config["spec"]
         lowers = config["rootfs"]["lowers"]
         overlay = f"lowerdir={':'.join(reversed(lowers))},upperdir={cdir / 'upper'},workdir={cdir / 'work'}"
+        if self.rootless and self.overlay == "overlay":
+            overlay += ",userxattr"  # inside a user namespace: user.overlay.* xattrs (kernel >= 5.11)
         etc = [
             {"type": "bind", "source": str(cdir / name), "destination": f"/etc/{name}", "readonly": False, "is_dir": False}
             for name in ("hosts", "hostname", "resolv.conf")
@@ -303,7 +355,21 @@ class Engine:
             "readonly_rootfs": spec["readonly_rootfs"],
             "privileged": spec["privileged"],
             "cgroup_mounts": cgroup.mounts_for_container() if cgroup is not None else [],
+            "userns": self._userns_kind(),
+            "fuse_overlayfs": self.rootless and self.overlay == "fuse-overlayfs",
         }
+
+    def _userns_kind(self) -> str | None:
+        if self.idmap is None:
+            return None
+        return "full" if self.idmap.full else "single"
+
+    def _rlimits(self, limits) -> list:
+        from ..cgroups.processtree import ProcessTreeDriver, rlimits_for
+
+        if not self.rootless or not isinstance(self.cgroups, ProcessTreeDriver):
+            return []
+        return sorted(rlimits_for(limits).items())
 
     def plan(self, rec: Record, cgroup, rootfs_ready: bool = False) -> dict:
         """Everything PID 1 and the main process need; without the mounts when they are made."""
@@ -322,6 +388,8 @@ class Engine:
             "user": cfg["user"],
             "caps": caps,
             "seccomp": None if spec["privileged"] else lseccomp.filter_for(caps),
+            "userns": self._userns_kind(),
+            "rlimits": self._rlimits(ContainerSpec.from_dict(spec).limits),
         }
         if not rootfs_ready:
             plan.update(self.rootfs_plan(cfg, rec.dir, cgroup))
@@ -358,7 +426,7 @@ class Engine:
             cg.set_limits(spec.limits)
             plan = self.plan(rec, cg, rootfs_ready)
             if sandbox is None:
-                sandbox = launch.Sandbox(cg.attach_self_paths(), new_net=spec.network != "host")
+                sandbox = launch.Sandbox(cg.attach_self_paths(), new_net=spec.network != "host", idmap=self.idmap)
             if spec.network not in ("none", "host"):
                 from .. import network
 
@@ -667,12 +735,8 @@ class Engine:
             network.release(self.layout, rec.id, forget=True)
         self.records.delete(rec)
 
-    def exec(self, rec: Record, argv: list[str], *, env=None, workdir=None, user=None, stdio=(0, 1, 2),
-             privileged=None) -> int:
-        """Run a command inside a running container, with its security settings; return the exit code."""
-        state = self.reconcile(rec)
-        if not state.status.can_exec():
-            raise errors.StateError(f"container {rec.name} is not running")
+    def exec_plan(self, rec: Record, argv: list[str], *, env=None, workdir=None, user=None, privileged=None) -> dict:
+        """What a process started in a running container needs: its security settings."""
         if not argv:
             raise errors.UsageError("no command specified")
         cfg = rec.config
@@ -681,7 +745,7 @@ class Engine:
         merged.update(env or {})
         caps = frozenset(cfg["caps"])
         priv = spec["privileged"] if privileged is None else privileged
-        plan = {
+        return {
             "argv": list(argv),
             "env": merged,
             "cwd": workdir or cfg["cwd"],
@@ -689,7 +753,17 @@ class Engine:
             "caps": caps,
             "privileged": priv,
             "seccomp": None if priv else lseccomp.filter_for(caps),
+            "userns": self._userns_kind(),
+            "rlimits": self._rlimits(ContainerSpec.from_dict(spec).limits),
         }
+
+    def exec(self, rec: Record, argv: list[str], *, env=None, workdir=None, user=None, stdio=(0, 1, 2),
+             privileged=None) -> int:
+        """Run a command inside a running container, with its security settings; return the exit code."""
+        state = self.reconcile(rec)
+        if not state.status.can_exec():
+            raise errors.StateError(f"container {rec.name} is not running")
+        plan = self.exec_plan(rec, argv, env=env, workdir=workdir, user=user, privileged=privileged)
         cg = self.cgroups.open(rec.id)
         sc.set_child_subreaper()
         pid = launch.exec_in(state.pid, cg.attach_self_paths(), plan, stdio)
@@ -728,10 +802,10 @@ class Engine:
                     cgroups_removed.append(d.name)
             except errors.JupyboxError:
                 continue
-            shutil.rmtree(d, ignore_errors=True)
+            userns.rmtree(d)
         for d in list(self.layout.tmp.iterdir()) if self.layout.tmp.exists() else []:
             if d.name.startswith("rm-"):
-                shutil.rmtree(d, ignore_errors=True)
+                userns.rmtree(d)
         names = self.records.names
         if names.exists():
             for link in names.iterdir():

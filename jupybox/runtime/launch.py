@@ -95,6 +95,9 @@ def _exec_main(plan: dict, user: tuple, err_w: int) -> None:
     except Failure as f:
         _report(err_w, f.code, str(f))
         os._exit(f.code)
+    except security.UserError as e:
+        _report(err_w, 125, str(e))
+        os._exit(125)
     except OSError as e:
         code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM) else 127 if e.errno == errno.ENOENT else 125
         _report(err_w, code, f"exec {plan['argv'][0]}: {e.strerror}")
@@ -245,7 +248,7 @@ def _close_all_but(keep: set[int]) -> None:
 
 
 def _helper(sock: socket.socket, err_w: int, status_w: int, procs_files: list[str], new_net: bool,
-            setup=None, parent: int = 0) -> None:
+            setup=None, parent: int = 0, idmap=None) -> None:
     """H: right after fork. Never returns."""
     try:
         # a monitor killed now must not leave a helper making a cgroup and a directory after the
@@ -266,7 +269,14 @@ def _helper(sock: socket.socket, err_w: int, status_w: int, procs_files: list[st
         for path in procs_files:
             with open(path, "w") as f:
                 f.write("0")
-        sc.unshare(NAMESPACES | (sc.CLONE_NEWNET if new_net else 0))
+        flags = NAMESPACES | (sc.CLONE_NEWNET if new_net else 0)
+        if idmap is not None:
+            # rootless: a user namespace of the container's own, owning the others (runc's order)
+            from ..linux.userns import unshare_mapped
+
+            unshare_mapped(idmap, flags)
+        else:
+            sc.unshare(flags)
         pid = os.fork()
         if pid == 0:
             try:
@@ -314,9 +324,10 @@ class Sandbox:
     child when the helper exits.
     """
 
-    def __init__(self, procs_files: list[str], new_net: bool = True, setup=None):
+    def __init__(self, procs_files: list[str], new_net: bool = True, setup=None, idmap=None):
         """``setup()`` runs first in the helper, in parallel with the caller (the launcher daemon
-        gives it the container directory and the cgroup to make)."""
+        gives it the container directory and the cgroup to make). ``idmap`` (rootless): the
+        container gets its own user namespace, mapped so (see ``linux.userns``)."""
         self.new_net = new_net
         self.pid = 0
         self._helper = 0
@@ -332,7 +343,7 @@ class Sandbox:
             self._sock.close()
             os.close(self._err_r)
             os.close(self._status_r)
-            _helper(child_sock, err_w, status_w, procs_files, new_net, setup, parent)
+            _helper(child_sock, err_w, status_w, procs_files, new_net, setup, parent, idmap)
         child_sock.close()
         os.close(err_w)
         os.close(status_w)
@@ -447,8 +458,12 @@ def _exec_child(pid: int, procs_files: list[str], plan: dict, stdio, err_w: int)
         for path in procs_files:
             with open(path, "w") as f:
                 f.write("0")
-        # the mount namespace last: after it, /proc/<pid> of the host is out of sight
-        fds = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in EXEC_NAMESPACES]
+        # the user namespace first (rootless: it owns the others), the mount namespace last: after
+        # it, /proc/<pid> of the host is out of sight. Namespaces the container shares with us (the
+        # host's network) are skipped: from inside a user namespace they could not be joined again.
+        names = [ns for ns in ("user",) + EXEC_NAMESPACES
+                 if os.stat(f"/proc/{pid}/ns/{ns}").st_ino != os.stat(f"/proc/self/ns/{ns}").st_ino]
+        fds = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in names]
         for fd in fds:
             sc.setns(fd, 0)
             os.close(fd)

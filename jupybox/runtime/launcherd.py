@@ -114,16 +114,8 @@ class Daemon:
         state = self.engine.reconcile(rec)
         if not state.status.can_exec():
             raise errors.StateError(f"container {rec.name} is not running")
-        cfg = rec.config
-        caps = frozenset(cfg["caps"])
-        env = dict(cfg["env"])
-        env.update(msg.get("env") or {})
-        from ..linux import seccomp as lseccomp
-
-        priv = cfg["spec"]["privileged"]
-        plan = {"argv": msg["argv"], "env": env, "cwd": msg.get("workdir") or cfg["cwd"],
-                "user": cfg["user"] if msg.get("user") is None else msg["user"], "caps": caps,
-                "privileged": priv, "seccomp": None if priv else lseccomp.filter_for(caps)}
+        plan = self.engine.exec_plan(rec, msg["argv"], env=msg.get("env"), workdir=msg.get("workdir"),
+                                     user=msg.get("user"))
         stdio = tuple(fds[:3])
         pid = launch.exec_in(state.pid, self.engine.cgroups.open(rec.id).attach_self_paths(), plan, stdio)
         token = secrets.token_hex(8)

@@ -93,8 +93,9 @@ def _add_hosts(value) -> list[str]:
 
 def default_network() -> str:
     """``bridge``, docker's default; ``$JUPYBOX_DEFAULT_NETWORK`` changes it (the test suite sets
-    ``none``: its containers must not make bridges in the host's network namespace)."""
-    return os.environ.get("JUPYBOX_DEFAULT_NETWORK") or "bridge"
+    ``none``: its containers must not make bridges in the host's network namespace). Not root,
+    ``host``: a bridge needs root, and a notebook user expects ``pip install`` to reach out."""
+    return os.environ.get("JUPYBOX_DEFAULT_NETWORK") or ("bridge" if os.geteuid() == 0 else "host")
 
 
 def make_spec(image: str, command=None, **opts) -> ContainerSpec:

@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import secrets
-import shutil
 from pathlib import Path
 
 from ..errors import Conflict, ContainerNotFound, UsageError
@@ -178,7 +177,9 @@ class Records:
             if e.errno != errno.EXDEV:
                 raise
             trash = rec.dir
-        shutil.rmtree(trash, ignore_errors=True)
+        from ..linux import userns  # a rootless container's files may need its user namespace
+
+        userns.rmtree(trash)
 
     def get(self, ref: str) -> Record:
         """By name, full id, or unique id prefix."""

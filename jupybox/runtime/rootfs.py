@@ -74,13 +74,18 @@ def _bind(src: str, dst: str, readonly: bool, recursive: bool = True, extra: int
             sc.mount(None, dst, None, flags | locked)
 
 
-def _setup_dev(root: str) -> None:
+def _setup_dev(root: str, userns: str | None = None) -> None:
     dev = secure_join(root, "/dev")
     os.makedirs(dev, exist_ok=True)
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
     old = os.umask(0)
     try:
         for name, major, minor, mode in DEVICES:
+            if userns:
+                # mknod of a device is refused in a user namespace: the host's node, bound (podman's way)
+                os.close(os.open(f"{dev}/{name}", os.O_CREAT | os.O_WRONLY, mode))
+                sc.mount(f"/dev/{name}", f"{dev}/{name}", None, sc.MS_BIND)
+                continue
             os.mknod(f"{dev}/{name}", mode | stat.S_IFCHR, os.makedev(major, minor))
         for name, target in DEV_LINKS:
             os.symlink(target, f"{dev}/{name}")
@@ -88,7 +93,9 @@ def _setup_dev(root: str) -> None:
             os.mkdir(f"{dev}/{sub}", 0o755)
     finally:
         os.umask(old)
-    sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    # gid 5 (tty) exists inside unless only root is mapped
+    pts_gid = "" if userns == "single" else ",gid=5"
+    sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, f"newinstance,ptmxmode=0666,mode=0620{pts_gid}")
     sc.mount("shm", f"{dev}/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
     sc.mount("mqueue", f"{dev}/mqueue", "mqueue", NOSUID_NODEV_NOEXEC)
 
@@ -133,6 +140,20 @@ def _mask(root: str) -> None:
             _bind(target, target, readonly=True, extra=NOSUID_NODEV_NOEXEC)
 
 
+def _fuse_overlayfs(options: str, target: str) -> None:
+    """Rootless on kernels without overlayfs in user namespaces (< 5.11): the FUSE version. Its
+    daemon lives in the container's PID namespace and ends with it."""
+    import subprocess
+
+    opts = ",".join(o for o in options.split(",") if o != "userxattr")
+    try:
+        out = subprocess.run(["fuse-overlayfs", "-o", opts, target], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise OSError(f"fuse-overlayfs: {e}") from None
+    if out.returncode != 0:
+        raise OSError(f"fuse-overlayfs: {(out.stderr or out.stdout).strip() or out.returncode}")
+
+
 def pivot(root: str) -> None:
     """runc's order: pivot_root(".", ".") then detach the old root stacked underneath."""
     old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
@@ -153,7 +174,10 @@ def setup(plan: dict) -> None:
     """Build the root filesystem described by the launch plan, then pivot into it."""
     root = plan["rootfs"]
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    sc.mount("overlay", root, "overlay", 0, plan["overlay"])
+    if plan.get("fuse_overlayfs"):
+        _fuse_overlayfs(plan["overlay"], root)
+    else:
+        sc.mount("overlay", root, "overlay", 0, plan["overlay"])
     for link, target in plan.get("symlinks", ()):
         path = os.path.join(root, link.lstrip("/"))
         if not os.path.lexists(path):
@@ -161,7 +185,7 @@ def setup(plan: dict) -> None:
 
     proc = ensure_path(root, "/proc")
     sc.mount("proc", proc, "proc", NOSUID_NODEV_NOEXEC)
-    _setup_dev(root)
+    _setup_dev(root, plan.get("userns"))
     _setup_sys(root, plan["network"] != "host", plan.get("cgroup_mounts") or [])
 
     for m in plan["mounts"]:

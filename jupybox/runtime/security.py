@@ -10,6 +10,7 @@ program was compiled once by the parent (libseccomp is never called here).
 from __future__ import annotations
 
 import os
+import resource
 
 from ..linux import caps as lcaps
 from ..linux import seccomp as lseccomp
@@ -75,14 +76,36 @@ def resolve_user(user: str | None) -> tuple[int, int, list[int], str]:
     return uid, gid, groups, home
 
 
+SINGLE_ID = ("rootless mode without /etc/subuid and /etc/subgid ranges for this user maps only root "
+             "into the container (see `jupybox info`)")
+
+
 def apply(plan: dict, uid: int, gid: int, groups: list[int]) -> None:
     privileged = plan.get("privileged", False)
-    if uid != 0 or gid != 0 or groups:
-        os.setgroups(groups)
-        os.setgid(gid)
+    userns = plan.get("userns")  # None (root), "full" or "single" (rootless)
+    try:
+        if userns == "single" and uid == 0 and gid == 0:
+            pass  # setgroups is denied in a single-id namespace: root keeps what it has
+        elif uid != 0 or gid != 0 or groups or userns == "full":
+            # rootless with a full map: the user's own supplementary groups show up as 65534
+            # inside; root in a container has none but its own
+            os.setgroups(groups)
+            os.setgid(gid)
+    except OSError:
+        if userns == "single":
+            raise UserError(f"cannot switch to user {uid}:{gid}: {SINGLE_ID}") from None
+        raise
+    for res, value in plan.get("rlimits") or ():
+        # rootless without cgroups: the limits that can be rlimits (see cgroups.processtree)
+        _soft, hard = resource.getrlimit(res)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(res, (value, value))
     # inheritable stays empty (docker since 20.10.14, CVE-2022-24769)
     lcaps.apply_caps(plan["caps"], inheritable=False)
     if uid != 0:
+        if userns == "single":
+            raise UserError(f"cannot switch to user {uid}: {SINGLE_ID}")
         # the kernel clears permitted and effective on setuid away from root: docker's non-root
         # user keeps the bounding set but no effective capabilities
         os.setuid(uid)

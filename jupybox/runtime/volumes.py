@@ -87,4 +87,6 @@ class Volumes:
             raise Conflict(f"remove {name}: volume is in use by container(s) {', '.join(u[:12] for u in users)}")
         trash = self.layout.tmp / f"rm-vol-{name}-{secrets.token_hex(4)}"
         os.rename(vol.path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        from ..linux import userns  # files a rootless container wrote as a sub-id
+
+        userns.rmtree(trash)

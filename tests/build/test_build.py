@@ -125,6 +125,15 @@ def test_run_that_changes_nothing_adds_no_layer(bb):
     assert len(img.diff_ids) == 1 and img.config["history"][-1]["empty_layer"] is True
 
 
+def test_a_layer_twice_in_one_image_runs(bb):
+    # chown to the owner a file already has copies it up unchanged: the step's layer is the same
+    # tar as the step's before, so the image lists one diff_id twice (overlayfs refuses that)
+    img = bb.build("FROM busybox\nRUN mkdir -p /data && echo one > /data/a\nRUN chown 0:0 /data/a\n")
+    assert len(img.diff_ids) == 3 and img.diff_ids[1] == img.diff_ids[2]
+    code, out = bb.run(img.id, "cat /data/a")
+    assert code == 0 and out.strip() == "one"
+
+
 def test_workdir_creates_directory_once(bb):
     img = bb.build("FROM busybox\nWORKDIR /a\nWORKDIR b\nWORKDIR ../c/./d\nWORKDIR /tmp\n")
     assert cfg(img)["WorkingDir"] == "/tmp"
