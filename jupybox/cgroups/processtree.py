@@ -61,6 +61,8 @@ def _tree(pid: int) -> list:
 class ProcessTreeCgroup(Cgroup):
     """A container seen as the process tree under its PID 1."""
 
+    counts_after_exit = False  # unlike a cgroup, nothing remains to be read once PID 1 is gone
+
     def __init__(self, name: str, lookup):
         super().__init__(name, {}, dirs=[])
         self._lookup = lookup  # name -> (pid of PID 1 or 0, Limits or None)

@@ -913,18 +913,11 @@ def extract_layer(src, target_dir: str | os.PathLike, *, expected_diff_id: str |
 
 
 def remove_tree(path: str | os.PathLike) -> None:
-    """rmtree that also copes with directories left without write permission."""
-    def onerror(func, p, exc):
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            func(p)
-        except OSError:
-            pass
-    shutil.rmtree(path, onerror=onerror)
-    if os.path.lexists(path) and os.geteuid() != 0:
-        from ..linux import userns  # a build step's layer may hold files of a sub-id
+    """rmtree that also copes with directories left without write permission, and (not root) with
+    files a build step wrote as a sub-id (see ``linux.userns.rmtree``)."""
+    from ..linux import userns
 
-        userns.rmtree(path)
+    userns.rmtree(path)
 
 
 def unpack_layer(src, dest, *, tmp_dir: str | os.PathLike | None = None,

@@ -188,8 +188,20 @@ def rmtree(path) -> None:
     import subprocess
     import sys
 
-    shutil.rmtree(path, ignore_errors=True)
-    if os.geteuid() == 0 or not os.path.lexists(path):
+    def onerror(func, p, _exc):
+        # a directory left without permissions (overlayfs's work/work is mode 000): ours to chmod
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            if func is not os.rmdir and os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o700)
+                shutil.rmtree(p, onerror=lambda *a: None)
+            else:
+                func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=onerror)
+    if not os.path.lexists(path) or os.geteuid() == 0:
         return
     subprocess.run([sys.executable, "-m", "jupybox.linux.userns", "rmtree", os.fspath(path)],
                    capture_output=True, timeout=300)

@@ -473,6 +473,8 @@ class Engine:
         state.pid = 0
         state.monitor_pid = 0
         try:
+            if not getattr(running.cgroup, "counts_after_exit", True):
+                raise OSError  # a process tree is gone with its processes: nothing left to read
             stats = running.cgroup.stats()
             state.oom_killed = stats.oom_kills > 0
             state.extra = {"memory_peak": stats.memory_peak, "memory_limit": stats.memory_limit,
