@@ -22,17 +22,22 @@ WHY_NOT = ("no cgroup of its own is writable by this user (cgroup v2 delegation,
            "services, is needed)")
 
 
+def within_current(res: int, value: int) -> int:
+    """Never above the limit this process already has: a user cannot raise a hard limit, and a
+    container must not loosen what the machine set (the lower one wins)."""
+    for current in resource.getrlimit(res):
+        if current != resource.RLIM_INFINITY and current < value:
+            value = current
+    return value
+
+
 def rlimits_for(limits: Limits) -> dict[int, int]:
-    """The rlimits that stand in for cgroup limits (never raised above the current hard limit)."""
+    """The rlimits that stand in for cgroup limits."""
     out = {}
     if limits.memory:
-        out[resource.RLIMIT_DATA] = int(limits.memory)
+        out[resource.RLIMIT_DATA] = within_current(resource.RLIMIT_DATA, int(limits.memory))
     if limits.pids and limits.pids > 0:
-        out[resource.RLIMIT_NPROC] = int(limits.pids)
-    for res, value in list(out.items()):
-        _soft, hard = resource.getrlimit(res)
-        if hard != resource.RLIM_INFINITY and value > hard:
-            out[res] = hard
+        out[resource.RLIMIT_NPROC] = within_current(resource.RLIMIT_NPROC, int(limits.pids))
     return out
 
 
@@ -48,14 +53,29 @@ def unenforced(limits: Limits) -> list[str]:
     return out
 
 
-def _tree(pid: int) -> list:
+def sample(pid: int) -> tuple[list, float, int, int] | None:
+    """One look at the process tree under ``pid``: (processes, CPU seconds, RSS bytes, tasks), or
+    None when ``pid`` is gone. CPU includes what reaped children used (a cgroup counts it too);
+    tasks are processes and threads, what pids.current counts."""
     import psutil
 
     try:
         top = psutil.Process(pid)
-        return [top, *top.children(recursive=True)]
+        procs = [top, *top.children(recursive=True)]
     except psutil.Error:
-        return []
+        return None
+    cpu = 0.0
+    rss = tasks = 0
+    for p in procs:
+        try:
+            with p.oneshot():
+                t = p.cpu_times()
+                cpu += t.user + t.system + t.children_user + t.children_system
+                rss += p.memory_info().rss
+                tasks += p.num_threads()
+        except psutil.Error:
+            continue
+    return procs, cpu, rss, tasks
 
 
 class ProcessTreeCgroup(Cgroup):
@@ -80,7 +100,8 @@ class ProcessTreeCgroup(Cgroup):
 
     def pids(self) -> list[int]:
         pid = self._root_pid()
-        return sorted(p.pid for p in _tree(pid)) if pid else []
+        got = sample(pid) if pid else None
+        return sorted(p.pid for p in got[0]) if got else []
 
     def exists(self) -> bool:
         return False
@@ -99,21 +120,9 @@ class ProcessTreeCgroup(Cgroup):
         self.limits = limits  # applied as rlimits by the container itself (rlimits_for)
 
     def stats(self) -> CgroupStats:
-        import psutil
-
         pid = self._root_pid()
-        cpu = mem = 0
-        procs = _tree(pid) if pid else []
-        alive = 0
-        for p in procs:
-            try:
-                with p.oneshot():
-                    t = p.cpu_times()
-                    mem += p.memory_info().rss
-                    cpu += t.user + t.system + t.children_user + t.children_system
-                    alive += 1
-            except psutil.Error:
-                continue
+        got = sample(pid) if pid else None
+        _procs, cpu, mem, tasks = got if got else ([], 0.0, 0, 0)
         self._peak = max(self._peak, mem)
         limits = self.limits or Limits()
         return CgroupStats(
@@ -121,7 +130,7 @@ class ProcessTreeCgroup(Cgroup):
             memory_current=mem,
             memory_peak=self._peak or None,
             memory_limit=None,  # an RLIMIT_DATA per process is not a total: no line to draw
-            pids_current=alive,
+            pids_current=tasks,
             pids_limit=limits.pids if limits.pids and limits.pids > 0 else None,
             timestamp=time.monotonic(),
         )

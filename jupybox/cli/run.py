@@ -1,8 +1,17 @@
-"""run, create, start, exec: the verbs that make processes."""
+"""run, create, start, exec: the verbs that make processes.
+
+Where no container can run (no namespace can be made: mybinder.org, some hardened hosts),
+``run`` says so and exits 125, unless ``--no-isolation`` allows it to run the command as a plain
+process (``runtime.unisolated``), with a warning. The root fast path pays nothing for this: the
+mode is detected (a probe process) only with ``--no-isolation``, or after the launch failed to
+create the namespaces; ``JUPYBOX_ISOLATION=none`` forces the fallback without a probe.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 
 from .. import errors
 
@@ -72,6 +81,10 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("run", help=RUN_HELP, add_help=False)
     p.add_argument("--help", action="help")
     add_run_options(p)
+    # `run` only: the %%container magic falls back by itself, with its notice
+    p.add_argument("--no-isolation", action="store_true",
+                   help="where no container can run (no namespaces), run the command as a plain process on "
+                        "this machine instead, with rlimits for -m and --pids-limit: NOTHING IS ISOLATED")
     p.add_argument("image")
     p.set_defaults(func=cmd_run, command=[])
 
@@ -218,10 +231,103 @@ def cmd_create(args, ctx) -> int:
     return 0
 
 
+_NAMESPACE_FAILURE = re.compile(r"creating the container's namespaces: \[Errno (\d+)\]")
+_NAMESPACE_ERRNOS = {1, 22, 28}  # EPERM (forbidden), EINVAL (not built in), ENOSPC (max_*_namespaces)
+
+
+def namespaces_failed(e: errors.JupyboxError) -> bool:
+    """Did a launch fail because the kernel refused to create the namespaces?"""
+    m = _NAMESPACE_FAILURE.search(str(e))
+    return m is not None and int(m.group(1)) in _NAMESPACE_ERRNOS
+
+
+def no_containers(reason: str) -> errors.RuntimeFailure:
+    return errors.RuntimeFailure(f"containers cannot run here: {reason}; `jupybox run --no-isolation` runs the "
+                                 f"command as a plain process, without isolation")
+
+
+def _mode(ctx):
+    from ..paths import Layout
+    from ..runtime import mode
+
+    return mode.detect(str(Layout(ctx.root).ensure().tmp))
+
+
 def cmd_run(args, ctx) -> int:
+    no_isolation = getattr(args, "no_isolation", False)
+    if no_isolation or os.environ.get("JUPYBOX_ISOLATION", "").lower() == "none":
+        m = _mode(ctx)
+        if not m.isolated:
+            ctx.discard_prewarmed()
+            if not no_isolation:
+                raise no_containers(m.reason)
+            return _run_unisolated(args, ctx, m.reason)
+    try:
+        return _run_container(args, ctx)
+    except errors.RuntimeFailure as e:
+        if not namespaces_failed(e):
+            raise
+        m = _mode(ctx)
+        reason = m.reason if not m.isolated else str(e)
+        if no_isolation:
+            return _run_unisolated(args, ctx, reason)
+        raise no_containers(reason) from None
+
+
+def _run_unisolated(args, ctx, reason: str) -> int:
+    """``run --no-isolation`` where no container can run: the command as a plain process, in the
+    foreground, with this process forwarding the signals a container's monitor forwards."""
+    from ..runtime import unisolated
+    from ..runtime.engine import forwarding_signals
+
+    if args.detach:
+        raise errors.UsageError(f"-d needs isolation, and no container can run here ({reason})")
+    options = options_from_args(args)
+    for key in ("interactive", "tty"):
+        options.pop(key, None)
+    plan = unisolated.prepare(args.image, args.command, **options)
+    print(f"jupybox: WARNING: no isolation ({reason}): running {plan.argv[0]} as a plain process on this "
+          f"machine; {plan.describe()}", file=ctx.err, flush=True)
+    running = []  # the process, once started; a signal that comes before is held until then
+    held: list[int] = []
+
+    def forward(signum):
+        if not running:
+            held.append(signum)
+            return
+        try:
+            running[0].kill(signum)
+        except errors.JupyboxError:
+            pass
+
+    try:
+        with forwarding_signals(forward):
+            stdin, opened = _stdin(args.interactive)
+            try:
+                running.append(plan.start(stdin, 1, 2))
+            finally:
+                if opened:
+                    os.close(stdin)
+            proc = running[0]
+            for sig in held:
+                forward(sig)
+            while True:
+                try:
+                    return proc.wait(timeout=1.0)
+                except TimeoutError:
+                    continue
+    finally:
+        if running and running[0].status == "running":  # we are going: it does not outlive us
+            running[0].remove(force=True)
+
+
+def _run_container(args, ctx) -> int:
     prewarmed = None if args.detach else ctx.prewarmed
     spec, rec = _create(args, ctx, prepared=prewarmed)
     engine = ctx.engine
+    notice = engine.limits_notice(spec)  # rootless without cgroups: say what is not enforced
+    if notice:
+        print(f"jupybox: warning: {notice}", file=sys.stderr)
     try:
         if args.detach:
             engine.start_detached(rec)
@@ -235,8 +341,9 @@ def cmd_run(args, ctx) -> int:
             if opened:
                 os.close(stdin)
         return state.exit_code
-    except errors.JupyboxError:
-        if spec.remove:
+    except errors.JupyboxError as e:
+        # a container whose namespaces cannot be made never runs: nothing of it is kept
+        if spec.remove or (isinstance(e, errors.RuntimeFailure) and namespaces_failed(e)):
             try:
                 engine.remove(rec, force=True)
             except errors.JupyboxError:

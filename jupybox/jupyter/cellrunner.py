@@ -13,6 +13,10 @@ How things travel (see the magic's docstring for the user's view):
   ``sys.stdout``/``sys.stderr`` (captured when the cell starts, with the cell's context), so the
   output lands live in the right cell.
 * The container is started by the launcher daemon (``jupybox.run``): the kernel never forks.
+* **Fallback mode** (``mode.detect()``: no namespace can be made here, e.g. mybinder.org): the
+  same cell runs as a plain process (``runtime.unisolated``: rlimits, psutil stats for the same
+  chart), its files read from the host directory itself, and a notice that there is no isolation
+  is displayed above its output, on every such cell.
 
 Interrupt: the kernel's SIGINT (KeyboardInterrupt in the main thread while we wait) sends SIGINT
 to the container, SIGKILL after ``grace`` seconds, waits for it and removes it; then
@@ -234,7 +238,8 @@ class CellRun:
     def __init__(self, *, image: str, command: list[str], cell: str | None, options: dict, user_ns: dict,
                  inputs=(), outputs=(), bg: bool = False, raise_error: bool = True, keep: bool = False,
                  chart: bool = True, live: bool = False, summary: bool = True, rate: float = 4.0,
-                 grace: float = 2.0, python: str = "python3", root=None, stdout=None, stderr=None):
+                 grace: float = 2.0, python: str = "python3", root=None, stdout=None, stderr=None,
+                 isolation=None):
         self.image = image
         self.command = list(command)
         self.cell = cell
@@ -263,6 +268,8 @@ class CellRun:
         self.result: dict | None = None
         self.series = None
         self.wall = 0.0
+        self.isolation = isolation  # a runtime.mode.Mode; None: detected when the cell runs
+        self.fallback = None  # that Mode when it says there is no isolation here
 
     # -- preparing ---------------------------------------------------------------------------
     def _check(self) -> None:
@@ -270,6 +277,17 @@ class CellRun:
             raise errors.UsageError("-o needs a Python cell (no COMMAND): the values come back with pickle")
         if self.outputs and self.bg:
             raise errors.UsageError("-o needs the cell to finish: it cannot be used with --bg")
+        if self.fallback is not None and self.bg:
+            raise errors.UsageError("--bg needs isolation: without it a cell runs as a plain process, in the "
+                                    f"foreground only ({self.fallback.reason})")
+
+    def _detect(self) -> None:
+        if self.isolation is None:
+            from ..paths import Layout
+            from ..runtime import mode
+
+            self.isolation = mode.detect(str(Layout(self.root).ensure().tmp))  # tried once per process
+        self.fallback = None if self.isolation.isolated else self.isolation
 
     def _prepare(self) -> tuple[list[str], int | None]:
         """Write the cell's files; return the command and the stdin fd (or None)."""
@@ -284,6 +302,8 @@ class CellRun:
             os.mkdir(d)
             # a --user other than root must be able to read the cell and write out.pkl
             os.chmod(d, 0o777 if opts.get("user") else 0o755)
+            # without isolation the process reads the directory where it is; else it is mounted
+            cell_dir = d if self.fallback is not None else CELL_DIR
             with open(os.path.join(d, "cell.py"), "w", encoding="utf-8") as f:
                 f.write(self.cell)
             with open(os.path.join(d, "runner.py"), "w", encoding="utf-8") as f:
@@ -293,8 +313,9 @@ class CellRun:
                     pickle.dump(payload, f, protocol=PICKLE_PROTOCOL)
             for name in os.listdir(d):
                 os.chmod(os.path.join(d, name), 0o644)
-            opts["volumes"] = list(opts.get("volumes") or []) + [f"{d}:{CELL_DIR}"]
-            command = [self.python, f"{CELL_DIR}/runner.py", CELL_DIR, ",".join(self.outputs)]
+            if self.fallback is None:
+                opts["volumes"] = list(opts.get("volumes") or []) + [f"{d}:{CELL_DIR}"]
+            command = [self.python, f"{cell_dir}/runner.py", cell_dir, ",".join(self.outputs)]
             stdin = None
         elif self.mode == "plain":
             command = self.command
@@ -321,13 +342,34 @@ class CellRun:
             self.tmp = None
 
     # -- running -----------------------------------------------------------------------------
-    def run(self):
-        import jupybox
+    def _starter(self, command):
+        """The one place that says how the cell's process starts: ``start(stdin, stdout, stderr)``.
 
+        In a container through the launcher daemon; in fallback mode as a plain process, checked
+        first (what cannot be honoured is an error) and announced by the notice."""
+        if self.fallback is None:
+            import jupybox
+
+            _say_unenforced_limits_once(self.image, command, self.root, self.options)
+            return lambda stdin, stdout, stderr: jupybox.run(self.image, command, root=self.root, stdin=stdin,
+                                                             stdout=stdout, stderr=stderr, **self.options)
+        from ..runtime import unisolated
+
+        plan = unisolated.prepare(self.image, command, **self.options)
+        also = ["--keep (there is no container to keep)"] if self.keep else []
+        show_notice(self.fallback.reason, plan.describe(also))
+        return plan.start
+
+    def run(self):
+        self._detect()
         self._check()
+        stdin = None
         try:
             command, stdin = self._prepare()
+            start = self._starter(command) if not self.bg else None
         except BaseException:
+            if stdin is not None:
+                os.close(stdin)
             self.cleanup()
             raise
         if self.bg:
@@ -339,8 +381,7 @@ class CellRun:
         # (then it is handled like any other interrupt: nothing is left behind)
         with sigint_deferred() as interrupted_early:
             try:
-                c = jupybox.run(self.image, command, root=self.root, stdin=stdin, stdout=out_w,
-                                stderr=err_w, **self.options)
+                c = start(stdin, out_w, err_w)
             except BaseException:
                 os.close(out_r)
                 os.close(err_r)
@@ -352,7 +393,7 @@ class CellRun:
             self.container = c
             ctx = contextvars.copy_context()
             tees = (None, None)
-            if not self.options.get("remove"):
+            if not self.options.get("remove") and self.fallback is None:
                 rec = c._record  # noqa: SLF001 - a kept container's log files, for %container logs
                 tees = (rec.stdout_log, rec.stderr_log)
             readers = [threading.Thread(target=ctx.copy().run, args=(_pump, fd, stream, tee), daemon=True,
@@ -391,7 +432,7 @@ class CellRun:
                     display.finish(self.result, wall=self.wall, status=status_text(self.result, interrupted))
             finally:
                 try:
-                    if interrupted and not self.keep:
+                    if interrupted and not self.keep and self.fallback is None:
                         _remove_quietly(c)
                     values = self._collect_outputs() if not interrupted else {}
                 finally:
@@ -514,6 +555,35 @@ class CellRun:
         return c
 
 
+_LIMITS_SAID = False
+
+
+def _say_unenforced_limits_once(image, command, root, options) -> None:
+    """Rootless without a delegated cgroup: which limits are not enforced, once per kernel."""
+    global _LIMITS_SAID
+    if _LIMITS_SAID or os.geteuid() == 0:
+        return
+    from .. import api
+    from ..runtime.options import make_spec
+
+    try:
+        notice = api.engine(root).limits_notice(make_spec(image, command, **options))
+    except errors.JupyboxError:
+        return  # the run itself will say what is wrong
+    if notice:
+        _LIMITS_SAID = True
+        print(f"jupybox: {notice} (said once per kernel)", file=sys.stderr)
+
+
+def show_notice(reason: str, limits: str = "") -> None:
+    """The unmissable notice above a cell that runs without isolation (HTML banner, text line)."""
+    from IPython.display import display
+
+    from .display import NoIsolationNotice
+
+    display(NoIsolationNotice(reason, limits))
+
+
 def _remove_quietly(c, timeout: float = 10.0) -> None:
     """The container is gone when this returns: --rm's removal (which the launcher daemon finishes
     just after it reports the exit) is waited for, else the container is removed here."""
@@ -573,6 +643,9 @@ class ChartSession:
         from ..runtime.options import make_spec
         from .chart import ChartLimits
 
+        if getattr(container, "isolated", True) is False:  # a plain process: only what it enforces
+            lim = container.limits
+            return cls(container, image=image, limits=ChartLimits(memory=lim.memory, pids=lim.pids), **kw)
         try:
             lim = make_spec(image, None, **options).limits
             limits = ChartLimits(memory=lim.memory, cpus=lim.cpus, pids=lim.pids)

@@ -15,8 +15,8 @@ import time
 
 from ..units import human_size
 
-__all__ = ["Table", "ObjectList", "JSONView", "Summary", "html_table", "text_table", "in_kernel",
-           "WidgetProgress", "pull_progress"]
+__all__ = ["Table", "ObjectList", "JSONView", "Summary", "NoIsolationNotice", "html_table", "text_table",
+           "in_kernel", "WidgetProgress", "pull_progress"]
 
 _TABLE_CSS = (
     "<style>"
@@ -139,7 +139,23 @@ class JSONView(list):
 
 
 # -- the one-line summary of a cell -------------------------------------------------------------
-class Summary:
+class _TextRepr:
+    """Printed, repr'd and pretty-printed (IPython's text/plain) as its ``text()``."""
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.text())
+
+
+class Summary(_TextRepr):
     """``exited 0 · wall 3.2 s · CPU 1.6 s · peak memory 120MiB / 256MiB (47%) · pids 5``."""
 
     def __init__(self, name: str, *, status: str, ok: bool, wall: float, cpu_seconds: float | None,
@@ -176,21 +192,49 @@ class Summary:
     def text(self) -> str:
         return f"{self.name}: " + " · ".join(self.parts())
 
-    def __str__(self) -> str:
-        return self.text()
-
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(self.text())
-
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.ok else "#cf222e"
         parts = self.parts()
         return (f"<div style='font-family:var(--jp-code-font-family,monospace);font-size:12px'>"
                 f"<b>{html.escape(self.name)}</b>: <span style='color:{color};font-weight:bold'>"
                 f"{html.escape(parts[0])}</span> · {html.escape(' · '.join(parts[1:]))}</div>")
+
+
+# -- the notice above a cell run without isolation (fallback mode) -----------------------------------
+class NoIsolationNotice(_TextRepr):
+    """Shown above every ``%%container`` cell that runs as a plain process because no container can
+    run here: a red banner in HTML, a ``NO ISOLATION: ...`` line in text (terminals, nbconvert)."""
+
+    def __init__(self, reason: str, limits: str = ""):
+        self.reason = reason
+        self.limits = limits
+
+    def _who(self) -> str:
+        import os
+        import pwd
+
+        try:
+            return pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            return f"uid {os.geteuid()}"
+
+    def lines(self) -> list[str]:
+        return [f"{self.reason}.",
+                f"This cell runs as a plain process on this machine, not in a container, as {self._who()}: it can "
+                f"read and change everything that user can (files, network, other processes).",
+                ] + ([self.limits[0].upper() + self.limits[1:] + "."] if self.limits else [])
+
+    def text(self) -> str:
+        return "NO ISOLATION: " + " ".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        first, *rest = self.lines()
+        body = "".join(f"<div>{html.escape(line)}</div>" for line in rest)
+        return ("<div class='jupybox-no-isolation' style='border:2px solid #cf222e;border-left:8px solid #cf222e;"
+                "background:#fff4e5;color:#24292f;padding:6px 10px;margin:4px 0;"
+                "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>"
+                "<div style='color:#cf222e;font-weight:bold;font-size:14px'>&#9888; NO ISOLATION: "
+                f"{html.escape(first)}</div>{body}</div>")
 
 
 # -- progress (pull, push, build) ------------------------------------------------------------------

@@ -11,6 +11,11 @@
     %container ps -a                       # an HTML table; returns a list of Container objects
     %container monitor web                 # live chart of a detached container
 
+Where no container can run (no namespace can be made: mybinder.org, some hardened hosts; see
+``jupybox.runtime.mode``), ``%%container`` runs the cell as a plain process instead, with rlimits
+and the same chart, under a NO ISOLATION notice shown on every such cell (``runtime.unisolated``
+says what it can and cannot honour).
+
 Options are parsed by the CLI's own parser (``jupybox.cli.run.add_run_options``): the magic and
 ``jupybox run`` accept exactly the same flags. A bad flag is an IPython ``UsageError`` (one line,
 the kernel lives on); other jupybox errors keep their type and show as one line.
@@ -56,6 +61,11 @@ is the COMMAND, run in the default image.
   --keep            keep the stopped container (default: removed when the cell ends)
   --no-chart        no chart (the one-line summary stays); --chart forces it on
   --rate HZ         samples per second for the chart (default JupyboxMagics.chart_rate)
+
+Where no container can run (no namespace can be made, as on mybinder.org), the cell runs as a
+plain process on this machine, with rlimits for -m and --pids-limit, under a NO ISOLATION notice;
+only the host image works there, and options that need a container (-v, --user, --network ...)
+are errors.
 
 Run options (the same as `jupybox run`):
 """
@@ -462,7 +472,12 @@ class JupyboxMagics(Magics):
             options.pop(key, None)
         if args.detach:
             import jupybox
+            from ..paths import Layout
+            from ..runtime import mode
 
+            m = mode.detect(str(Layout(root).ensure().tmp))
+            if not m.isolated:
+                raise errors.UsageError(f"-d needs isolation, and no container can run here ({m.reason})")
             c = jupybox.run(args.image, args.command or None, root=root, detach=True, **options)
             print(c.id)
             return c

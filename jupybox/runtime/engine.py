@@ -12,6 +12,7 @@ monitor, as conmon does for podman.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -520,26 +521,18 @@ class Engine:
         running = self.start(rec, stdio, prepared)
         if on_start:
             on_start(running)
-        forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-        previous = {}
 
-        def forward(signum, _frame):
+        def forward(signum):
             try:
                 os.kill(running.pid, signum)
             except ProcessLookupError:
                 pass
 
-        for sig in forwarded:
-            try:
-                previous[sig] = signal.signal(sig, forward)
-            except ValueError:  # not the main thread
-                break
         status = 255 << 8
         try:
-            status = _wait(running.pid)
+            with forwarding_signals(forward):
+                status = _wait(running.pid)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             # also when the wait was interrupted: the container is dead or dies with us (PDEATHSIG)
             state = self.finish(running, status)
         return state
@@ -830,6 +823,27 @@ class Engine:
             except errors.JupyboxError as e:
                 result["network"] = {"error": str(e)}
         return result
+
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+@contextlib.contextmanager
+def forwarding_signals(send):
+    """While the block runs, the signals a container's monitor passes on call ``send(signum)``
+    (docker's attached run does the same); the previous handlers come back afterwards. Outside
+    the main thread no handler can be set: nothing is forwarded."""
+    previous = {}
+    for sig in FORWARDED_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, _frame: send(signum))
+        except ValueError:  # not the main thread
+            break
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _wait(pid: int) -> int:

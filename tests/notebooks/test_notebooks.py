@@ -208,32 +208,63 @@ def test_notebook(path: Path, tmp_path: Path, artifacts_dir: Path):
 FALLBACK = [p for p in NOTEBOOKS if _settings(_read(p)).get("fallback")]
 
 
-@pytest.mark.parametrize("path", FALLBACK, ids=[p.stem for p in FALLBACK])
-def test_notebook_without_root(path: Path, tmp_path: Path, artifacts_dir: Path):
-    """Where containers cannot run (mybinder.org), the notebook says so and runs to its end.
+def _nonroot_kernel(box: Path, env: dict, no_namespaces: bool = False) -> None:
+    """A kernelspec ``python3-nonroot``: uid 1000 in a user namespace of its own, like Binder's
+    `jovyan`; with ``no_namespaces`` also under a seccomp filter that refuses every new
+    namespace (mybinder.org: no container runtime can work there)."""
+    spec = box / "kernels" / "share" / "jupyter" / "kernels" / "python3-nonroot"
+    spec.mkdir(parents=True)
+    guard = [sys.executable, "-m", "jupybox.testing.nonamespaces", "--"] if no_namespaces else []
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["unshare", "--user", "--map-user=1000", "--map-group=1000", "--", *guard,
+                 sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (uid 1000)", "language": "python",
+    }))
+    env["JUPYTER_PATH"] = str(box / "kernels" / "share" / "jupyter")
 
-    The kernel runs as uid 1000 in a user namespace of its own: not root, no capabilities on the
-    host, like Binder's `jovyan` (it can still read this machine's root-owned Python)."""
+
+def _run_nonroot(path: Path, tmp_path: Path, artifacts_dir: Path, no_namespaces: bool = False):
+    """Execute ``path`` in the non-root kernel; returns (its sandbox, the executed notebook)."""
     if not IS_ROOT:
         pytest.skip("the test makes a non-root kernel from root")
     if not shutil.which("unshare"):
         pytest.skip("util-linux unshare is not installed")
     box, env = _sandbox(tmp_path)
-    spec = box / "kernels" / "share" / "jupyter" / "kernels" / "python3-nonroot"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": ["unshare", "--user", "--map-user=1000", "--map-group=1000", "--",
-                 sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (uid 1000)", "language": "python",
-    }))
-    env["JUPYTER_PATH"] = str(box / "kernels" / "share" / "jupyter")
+    _nonroot_kernel(box, env, no_namespaces=no_namespaces)
     nb = _read(path)
     try:
         _execute(nb, kernel_name="python3-nonroot", env=env, cwd=NOTEBOOK_DIR)
     finally:
         nbformat.write(nb, artifacts_dir / path.name)
         _kill(_wait_gone(box))
+    return box, nb
 
+
+FALLBACK_RUNS = [p for p in NOTEBOOKS if _settings(_read(p)).get("fallback_runs")]
+
+
+@pytest.mark.parametrize("path", FALLBACK_RUNS, ids=[p.stem for p in FALLBACK_RUNS])
+def test_notebook_on_binder(path: Path, tmp_path: Path, artifacts_dir: Path):
+    """As on mybinder.org: not root, and no namespace can be made. The notebook runs every cell in
+    the fallback mode, under the NO ISOLATION notice, and its asserts hold there too."""
+    box, nb = _run_nonroot(path, tmp_path, artifacts_dir, no_namespaces=True)
+    texts = [o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in _outputs(nb)]
+    assert any("mode: fallback" in t for t in texts)
+    notices = sum("NO ISOLATION" in t for t in texts)
+    container_cells = sum(c.cell_type == "code" and ("%%container" in c.source or "'container', '-m" in c.source)
+                          for c in nb.cells)
+    assert container_cells and notices >= container_cells, (notices, container_cells)  # each cell that ran one
+    containers = box / "store" / "containers"
+    assert not containers.exists() or not any(containers.iterdir())
+
+
+@pytest.mark.parametrize("path", FALLBACK, ids=[p.stem for p in FALLBACK])
+def test_notebook_without_root(path: Path, tmp_path: Path, artifacts_dir: Path):
+    """Where containers cannot run (mybinder.org), the notebook says so and runs to its end.
+
+    The kernel runs as uid 1000 in a user namespace of its own: not root, no capabilities on the
+    host, like Binder's `jovyan` (it can still read this machine's root-owned Python)."""
+    box, nb = _run_nonroot(path, tmp_path, artifacts_dir)
     texts = [o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in _outputs(nb)]
     assert any("Containers cannot run here" in t for t in texts), "no fallback notice"
     skipped = sum("skipped: no containers here" in t for t in texts)

@@ -124,7 +124,12 @@ def test_limits_without_cgroups_are_rlimits(user):
     # -m: an allocation beyond it fails in the process (RLIMIT_DATA)
     out = jb(user, "run", "--rm", "-m", "64m", "host", "python3", "-c", "b = bytearray(200 * 2**20)")
     assert out.returncode == 1 and "MemoryError" in out.stderr
-    ok(jb(user, "run", "--rm", "-m", "64m", "host", "python3", "-c", "b = bytearray(20 * 2**20)"))
+    out = jb(user, "run", "--rm", "-m", "64m", "--cpus", "0.5", "host", "python3", "-c", "b = bytearray(20 * 2**20)")
+    assert out.returncode == 0
+    # what is not enforced is said, in one line
+    warning = [ln for ln in out.stderr.splitlines() if ln.startswith("jupybox: warning: no cgroups for this user")]
+    assert len(warning) == 1 and "--cpus 0.5 is not enforced" in warning[0] and "per-process" in warning[0]
+    assert "warning" not in jb(user, "run", "--rm", "busybox", "true").stderr  # no limits, nothing to say
 
 
 def test_networks(user):
@@ -193,6 +198,8 @@ ip.run_line_magic("load_ext", "jupybox")
 ip.user_ns["x"] = 21
 ip.run_cell_magic("container", "-i x -o y --no-chart", "import os\ny = x * 2\nprint('uid', os.getuid(), 'pid', os.getpid())")
 print("y =", ip.user_ns["y"])
+ip.run_cell_magic("container", "-m 64m --cpus 0.5 --no-chart", "pass")
+ip.run_cell_magic("container", "-m 64m --cpus 0.5 --no-chart", "pass")
 import time
 import jupybox
 c = jupybox.run("host", ["sleep", "2"], remove=True, memory="64m")
@@ -210,6 +217,7 @@ def test_api_and_magic(user):
     assert "y = 42" in out.stdout
     assert "stats True True" in out.stdout
     assert "exit 0" in out.stdout
+    assert out.stderr.count("said once per kernel") == 1 and "--cpus 0.5 is not enforced" in out.stderr
 
 
 KERNEL = r"""
