@@ -145,19 +145,22 @@ def api_case(ctx: Context, name: str = "jupybox-api") -> Case:
     return Case(name, run, note="in-process, memory 64m cpus 1", setup=setup)
 
 
-def cli_case(ctx: Context, name: str = "jupybox-cli") -> Case:
+def cli_case(ctx: Context, name: str = "jupybox-cli", own_monitor: bool = False) -> Case:
+    """``own_monitor``: JUPYBOX_CLI_DAEMON=0, the CLI process starts and monitors the container
+    itself; else the store's launcher daemon does (runtime/service.py), as by default."""
     state: dict = {}
 
     def setup() -> None:
         image = ctx.jupybox_image()
-        env = dict(os.environ, JUPYBOX_ROOT=str(ctx.root))
+        env = dict(os.environ, JUPYBOX_ROOT=str(ctx.root), JUPYBOX_CLI_DAEMON="0" if own_monitor else "1")
         state["argv"] = ctx.jupybox_cli() + ["run", "--rm", "--network", "none", image, "true"]
         state["env"] = env
 
     def run() -> None:
         run_command(state["argv"], env=state["env"])
 
-    return Case(name, run, note="jupybox run --rm (JUPYBOX_ROOT)", setup=setup)
+    note = "the CLI as its own monitor (JUPYBOX_CLI_DAEMON=0)" if own_monitor else "through the store's daemon"
+    return Case(name, run, note=f"jupybox run --rm, {note}", setup=setup)
 
 
 def python_startup_case() -> Case:
@@ -209,7 +212,8 @@ BENCHMARKS = [
               lambda ctx: [api_case(ctx), ctx.anchors.crun_case(limits=True), ctx.anchors.crun_case(limits=False)],
               "crun-limits", idle=IDLE_PAUSE),
     Benchmark("cli-run", "`jupybox run --rm IMAGE true` vs podman run --rm, crun, runc",
-              lambda ctx: [cli_case(ctx), ctx.anchors.podman_case(), ctx.anchors.crun_case(limits=False),
+              lambda ctx: [cli_case(ctx), cli_case(ctx, "jupybox-cli-own", own_monitor=True),
+                           ctx.anchors.podman_case(), ctx.anchors.crun_case(limits=False),
                            ctx.anchors.runc_case(), python_startup_case()],
               "podman"),
     Benchmark("fork-rss", "api-launch from a parent holding 50 MiB vs 4 GiB",

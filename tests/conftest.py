@@ -37,6 +37,10 @@ os.environ.setdefault("JUPYBOX_CGROUP_PARENT", f"jupybox-test-{os.getpid()}")
 # and no network by default: a bridge (docker's default) would live in the host's network
 # namespace; the networking tests make their own namespaces and ask for bridges explicitly
 os.environ.setdefault("JUPYBOX_DEFAULT_NETWORK", "none")
+# and the CLI is its own monitor: the store's launcher daemon that `run --rm` would use outlives the
+# command by a few seconds, which each test's leak check would see (tests/cli/test_service.py
+# covers that path)
+os.environ.setdefault("JUPYBOX_CLI_DAEMON", "0")
 
 
 # --- markers -------------------------------------------------------------------------------

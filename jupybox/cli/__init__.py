@@ -53,6 +53,11 @@ def _prewarm(ctx: Context, args) -> None:
     """
     if args.verb != "run" or args.detach or os.geteuid() != 0:
         return
+    if args.remove and not args.tty:
+        from ..runtime import service
+
+        if service.enabled():
+            return  # the store's launcher daemon has sandboxes ready
     from .. import errors
 
     try:

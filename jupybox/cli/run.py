@@ -262,8 +262,11 @@ def cmd_run(args, ctx) -> int:
             if not no_isolation:
                 raise no_containers(m.reason)
             return _run_unisolated(args, ctx, m.reason)
+    from ..runtime import service
+
+    via_service = args.remove and not args.detach and not args.tty and service.enabled()
     try:
-        return _run_container(args, ctx)
+        return _run_via_service(args, ctx) if via_service else _run_container(args, ctx)
     except errors.RuntimeFailure as e:
         if not namespaces_failed(e):
             raise
@@ -278,7 +281,7 @@ def _run_unisolated(args, ctx, reason: str) -> int:
     """``run --no-isolation`` where no container can run: the command as a plain process, in the
     foreground, with this process forwarding the signals a container's monitor forwards."""
     from ..runtime import unisolated
-    from ..runtime.engine import forwarding_signals
+    from ..runtime.signals import forwarding_signals
 
     if args.detach:
         raise errors.UsageError(f"-d needs isolation, and no container can run here ({reason})")
@@ -319,6 +322,26 @@ def _run_unisolated(args, ctx, reason: str) -> int:
     finally:
         if running and running[0].status == "running":  # we are going: it does not outlive us
             running[0].remove(force=True)
+
+
+def _run_via_service(args, ctx) -> int:
+    """``run --rm`` in the foreground: the store's launcher daemon starts and monitors it (see
+    ``runtime.service``); this process only hands over its stdio and passes signals on."""
+    from ..paths import Layout
+    from ..runtime import service
+    from ..runtime.options import make_spec
+
+    spec = make_spec(args.image, args.command, **options_from_args(args))
+    if os.geteuid() != 0:
+        notice = ctx.engine.limits_notice(spec)  # rootless without cgroups: say what is not enforced
+        if notice:
+            print(f"jupybox: warning: {notice}", file=sys.stderr)
+    stdin, opened = _stdin(args.interactive)
+    try:
+        return service.run(str(Layout(ctx.root).root), spec.to_dict(), stdin)
+    finally:
+        if opened:
+            os.close(stdin)
 
 
 def _run_container(args, ctx) -> int:

@@ -84,14 +84,8 @@ class LauncherClient:
                     raise errors.RuntimeFailure("the jupybox launcher exited unexpectedly")
                 self._cond.wait()
             reply = self._replies.pop(req)
-        err = reply.get("error")
-        if err:
-            cls = getattr(errors, err["type"], errors.RuntimeFailure)
-            if not (isinstance(cls, type) and issubclass(cls, errors.JupyboxError)):
-                cls = errors.RuntimeFailure
-            exc = cls(err["msg"])
-            exc.exit_code = err["code"]
-            raise exc
+        if reply.get("error"):
+            wire.raise_error(reply["error"])
         return reply
 
     def alive(self) -> bool:

@@ -12,7 +12,6 @@ monitor, as conmon does for podman.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -32,6 +31,7 @@ from ..paths import Layout
 from . import launch
 from .fdio import read_all
 from .records import Record, Records
+from .signals import forwarding_signals
 from .spec import ContainerSpec, Mount
 from .state import State, Status, now_iso, pid_alive, proc_start_time, process_running
 
@@ -823,27 +823,6 @@ class Engine:
             except errors.JupyboxError as e:
                 result["network"] = {"error": str(e)}
         return result
-
-
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-
-
-@contextlib.contextmanager
-def forwarding_signals(send):
-    """While the block runs, the signals a container's monitor passes on call ``send(signum)``
-    (docker's attached run does the same); the previous handlers come back afterwards. Outside
-    the main thread no handler can be set: nothing is forwarded."""
-    previous = {}
-    for sig in FORWARDED_SIGNALS:
-        try:
-            previous[sig] = signal.signal(sig, lambda signum, _frame: send(signum))
-        except ValueError:  # not the main thread
-            break
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _wait(pid: int) -> int:

@@ -11,6 +11,11 @@ attached and the namespaces already made (see ``launch.Sandbox``), so the slow f
 v1 cgroup.procs after an idle moment (an RCU grace period, 8-16 ms here) is never paid while the
 kernel waits. When the kernel goes away (EOF), containers started attached are killed, detached
 ones are monitored until they exit, and then the daemon exits.
+
+The CLI's ``run --rm`` uses the same daemon as a service (``--listen``, see ``runtime.service``):
+one per store, reached on an abstract unix socket, serving many clients at once, each client's
+attached containers killed when its connection drops (a kill -9 of the CLI), and gone after
+``LINGER`` seconds with no client and no container.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import secrets
 import select
 import signal
 import socket
+import struct
 import sys
+import time
 
 from .. import errors
 from ..linux import syscalls as sc
@@ -31,17 +38,25 @@ from .spec import ContainerSpec
 
 
 class Daemon:
-    def __init__(self, sock: socket.socket, root: str | None):
-        self.sock = sock
+    def __init__(self, sock: socket.socket | None, root: str | None, listener: socket.socket | None = None):
+        self.clients: dict[int, socket.socket] = {} if sock is None else {sock.fileno(): sock}
+        self.listener = listener  # the CLI's service socket (None: one client, over a socketpair)
+        self.current = -1  # the client whose request is being handled
         self.engine = Engine(root)
-        self.running: dict[int, tuple[Running, bool]] = {}  # pidfd -> (running, attached)
+        self.running: dict[int, tuple[Running, bool, int]] = {}  # pidfd -> (running, attached, client)
         self.early: dict[int, int] = {}  # status fd -> pidfd: PID 1 reports the command's exit there
         self.notified: set[str] = set()  # containers whose exit the client already knows
         self.cleanups: list[Running] = []  # exited containers whose cgroup and directory remain
-        self.execs: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, token)
+        self.execs: dict[int, tuple[int, str, int]] = {}  # pidfd -> (pid, token, client)
         self.prewarms: list = []  # Engine.prepare()s, oldest first
         self.template = None  # the config of the last container: the next one is prepared like it
-        self.client_gone = False
+        self.idle_since = time.monotonic()
+        self.linger = LINGER
+
+    @property
+    def client_gone(self) -> bool:
+        """No client is left, and none can come any more."""
+        return not self.clients and self.listener is None
 
     # -- prewarming ----------------------------------------------------------------------------
     def _make_prewarm(self) -> None:
@@ -91,7 +106,7 @@ class Daemon:
                 for fd in stdio:
                     os.close(fd)
         pidfd = os.pidfd_open(running.pid)
-        self.running[pidfd] = (running, bool(msg.get("attached", True)))
+        self.running[pidfd] = (running, bool(msg.get("attached", True)), self.current)
         self.early[running.sandbox.status_fd()] = pidfd
         return {"id": rec.id, "name": rec.name, "pid": running.pid}
 
@@ -105,7 +120,7 @@ class Daemon:
                 for fd in stdio:
                     os.close(fd)
         pidfd = os.pidfd_open(running.pid)
-        self.running[pidfd] = (running, bool(msg.get("attached", False)))
+        self.running[pidfd] = (running, bool(msg.get("attached", False)), self.current)
         self.early[running.sandbox.status_fd()] = pidfd
         return {"id": rec.id, "pid": running.pid}
 
@@ -119,7 +134,7 @@ class Daemon:
         stdio = tuple(fds[:3])
         pid = launch.exec_in(state.pid, self.engine.cgroups.open(rec.id).attach_self_paths(), plan, stdio)
         token = secrets.token_hex(8)
-        self.execs[os.pidfd_open(pid)] = (pid, token)
+        self.execs[os.pidfd_open(pid)] = (pid, token, self.current)
         return {"token": token, "pid": pid}
 
     def handle(self, msg: dict, fds: list[int]) -> None:
@@ -143,37 +158,38 @@ class Daemon:
                     os.close(fd)
                 except OSError:
                     pass
-        self.send(reply)
+        self.send(reply, self.current)
 
-    def send(self, msg: dict) -> None:
-        if self.client_gone:
+    def send(self, msg: dict, client: int) -> None:
+        sock = self.clients.get(client)
+        if sock is None:
             return
         try:
-            wire.send(self.sock, msg)
+            wire.send(sock, msg)
         except OSError:
-            self.client_gone = True
+            self._client_left(client)
 
     # -- exits ---------------------------------------------------------------------------------
-    def _exit_event(self, running: Running, exit_code: int, oom: bool, extra: dict) -> None:
+    def _exit_event(self, running: Running, exit_code: int, oom: bool, extra: dict, client: int) -> None:
         cid = running.record.id
         if cid in self.notified:
             return
         self.notified.add(cid)
-        self.send({"event": "exit", "id": cid, "exit_code": exit_code, "oom_killed": oom, "extra": extra})
+        self.send({"event": "exit", "id": cid, "exit_code": exit_code, "oom_killed": oom, "extra": extra}, client)
 
     def _early_exit(self, status_fd: int) -> None:
         """PID 1 reported the command's exit code: tell the client before the namespaces' teardown."""
         pidfd = self.early.pop(status_fd)
-        running, _ = self.running[pidfd]
+        running, _, client = self.running[pidfd]
         code = running.sandbox.exit_status()
         if code is None:
             return  # no init (or it died): the exit is reported when PID 1 is reaped
         state = self.engine.record_exit(running, code)
-        self._exit_event(running, state.exit_code, state.oom_killed, state.extra)
+        self._exit_event(running, state.exit_code, state.oom_killed, state.extra, client)
 
     def _reap(self, pidfd: int) -> None:
         if pidfd in self.running:
-            running, _attached = self.running.pop(pidfd)
+            running, _attached, client = self.running.pop(pidfd)
             for fd, pfd in list(self.early.items()):
                 if pfd == pidfd:
                     del self.early[fd]
@@ -181,21 +197,21 @@ class Daemon:
             _, status = os.waitpid(running.pid, 0)
             if running.record.id not in self.notified:  # else recorded when PID 1 reported the exit
                 state = self.engine.record_exit(running, exit_code_of(status))
-                self._exit_event(running, state.exit_code, state.oom_killed, state.extra)
+                self._exit_event(running, state.exit_code, state.oom_killed, state.extra, client)
             self.notified.discard(running.record.id)
             # the cgroup and an --rm container's directory go when nothing else waits
             self.cleanups.append(running)
         elif pidfd in self.execs:
-            pid, token = self.execs.pop(pidfd)
+            pid, token, client = self.execs.pop(pidfd)
             os.close(pidfd)
             _, status = os.waitpid(pid, 0)
-            self.send({"event": "exec-exit", "token": token, "exit_code": exit_code_of(status)})
+            self.send({"event": "exec-exit", "token": token, "exit_code": exit_code_of(status)}, client)
 
     def _reap_strays(self) -> None:
         """Reap exited children nobody waits for: as a subreaper, orphans of our containers'
         helpers come to us, and an unreaped one in a container's PID namespace would keep that
         namespace's init from ever finishing its exit."""
-        tracked = {r.pid for r, _ in self.running.values()} | {pid for pid, _ in self.execs.values()}
+        tracked = {r.pid for r, _, _ in self.running.values()} | {pid for pid, _, _ in self.execs.values()}
         for pw in self.prewarms:
             tracked.add(pw.sandbox.pid)
             tracked.add(pw.sandbox.helper_pid)
@@ -215,15 +231,43 @@ class Daemon:
             except (OSError, ValueError):
                 pass
 
-    def _client_left(self) -> None:
-        self.client_gone = True
-        self._drop_prewarm()
-        for running, attached in list(self.running.values()):
+    def _client_left(self, client: int) -> None:
+        """A client's connection closed (it exited, or was killed): its attached containers go."""
+        sock = self.clients.pop(client, None)
+        if sock is None:
+            return
+        sock.close()
+        if self.client_gone:
+            self._drop_prewarm()
+        for pidfd, (running, attached, owner) in list(self.running.items()):
+            if owner != client:
+                continue
+            # its fd number may come back with a new client: nothing of this one is theirs
+            self.running[pidfd] = (running, attached, -1)
             if attached:
                 try:
                     os.kill(running.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        for pidfd, (pid, token, owner) in list(self.execs.items()):
+            if owner == client:
+                self.execs[pidfd] = (pid, token, -1)
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        # only this user (the socket is abstract: anyone could connect to it)
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        if uid != os.geteuid():
+            conn.close()
+            return
+        self.clients[conn.fileno()] = conn
+
+    def _idle(self) -> bool:
+        return not (self.clients or self.running or self.execs or self.cleanups)
 
     def serve(self) -> None:
         """One loop: requests, exits, and a prewarm made when nothing else is going on.
@@ -236,9 +280,16 @@ class Daemon:
         want_prewarm = True
         try:
             while not (self.client_gone and not self.running and not self.execs):
-                watch = list(self.running) + list(self.execs) + list(self.early)
-                if not self.client_gone:
-                    watch.append(self.sock.fileno())
+                now = time.monotonic()
+                if self.listener is not None and self._idle():
+                    if now - self.idle_since >= self.linger:
+                        self._stop_listening()
+                        continue
+                else:
+                    self.idle_since = now
+                watch = list(self.running) + list(self.execs) + list(self.early) + list(self.clients)
+                if self.listener is not None:
+                    watch.append(self.listener.fileno())
                 helpers = {pw.sandbox.helper_fd(): pw for pw in self.prewarms if pw.sandbox.pending}
                 watch += list(helpers)
                 chores = bool(self.cleanups) or (want_prewarm and not self.running)
@@ -248,6 +299,8 @@ class Daemon:
                     timeout = QUIET
                 else:
                     timeout = STRAYS
+                if self.listener is not None and self._idle():
+                    timeout = min(timeout, max(0.0, self.linger - (now - self.idle_since)) + 0.001)
                 ready, _, _ = select.select(watch, [], [], timeout)
                 if not ready:
                     if self.cleanups:
@@ -261,7 +314,7 @@ class Daemon:
                         self._reap_strays()
                     continue
                 # requests first: a client waiting for a start matters more than anything here
-                ready.sort(key=lambda fd: fd != self.sock.fileno())
+                ready.sort(key=lambda fd: fd not in self.clients)
                 for fd in ready:
                     if fd in helpers:
                         # a request handled in this same round may have taken the prewarm already
@@ -270,15 +323,22 @@ class Daemon:
                             self._settle_prewarm(pw)
                     elif fd in self.early:
                         self._early_exit(fd)
-                    elif fd == self.sock.fileno():
+                    elif self.listener is not None and fd == self.listener.fileno():
+                        self._accept()
+                    elif fd in self.clients:
                         try:
-                            got = wire.recv(self.sock)
+                            got = wire.recv(self.clients[fd])
                         except OSError:
                             got = None
                         if got is None:
-                            self._client_left()
+                            self._client_left(fd)
                         else:
+                            self.current = fd
                             self.handle(*got)
+                            if got[0].get("op") == "run" and len(self.prewarms) < POOL:
+                                # runs in a loop never leave a quiet moment: the sandbox the run took
+                                # is replaced now, while it runs, or the next run has none
+                                self._make_prewarm()
                     elif fd in self.running or fd in self.execs:
                         self._reap(fd)
                         want_prewarm = True
@@ -288,19 +348,41 @@ class Daemon:
                 self.engine.cleanup(self.cleanups.pop(0))
             self._drop_prewarm()
 
+    def _stop_listening(self) -> None:
+        """Idle for ``linger`` seconds: no new client; what is prepared goes."""
+        self.listener.close()
+        self.listener = None
+        self._drop_prewarm()
+
+
 POOL = 2  # prewarmed sandboxes kept ready
 QUIET = 0.05  # seconds without requests or exits before a prewarm is made while containers run
 STRAYS = 1.0  # seconds between looks for stray children when nothing else happens
+LINGER = 5.0  # seconds a service daemon (--listen) stays with no client and no container
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="jupybox-launcherd")
-    p.add_argument("--fd", type=int, required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--fd", type=int, help="one client, over this end of a socketpair (the API)")
+    where.add_argument("--listen", help="serve clients on this abstract unix socket name (the CLI)")
     p.add_argument("--root")
+    p.add_argument("--linger", type=float, default=LINGER, help="with --listen: seconds to stay when idle")
     args = p.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupts are for its cells
-    sock = socket.socket(fileno=args.fd)
-    Daemon(sock, args.root).serve()
+    if args.fd is not None:
+        Daemon(socket.socket(fileno=args.fd), args.root).serve()
+        sys.exit(0)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        listener.bind("\0" + args.listen)
+    except OSError:
+        sys.exit(0)  # another daemon serves this store already
+    listener.listen(64)
+    d = Daemon(None, args.root, listener=listener)
+    d.linger = args.linger
+    d.serve()
     sys.exit(0)
 
 

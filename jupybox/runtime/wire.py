@@ -1,8 +1,10 @@
 """Frames between jupybox processes: an 8-byte length, file descriptors (SCM_RIGHTS), a pickle.
 
-Only ever between a process and one it spawned itself from the same installation (the launcher
-daemon, a container's PID 1 waiting for its plan), over a socketpair: pickle is safe there and
-carries bytes (the seccomp program) and sets without conversion.
+Only ever between processes of one user and one installation: a process and one it spawned (the
+launcher daemon, a container's PID 1 waiting for its plan) over a socketpair, or the CLI and the
+store's launcher daemon over an abstract socket whose both ends check the other's uid
+(``runtime.service``). Pickle is safe there (that user could do anything to either process anyway)
+and carries bytes (the seccomp program) and sets without conversion.
 """
 
 from __future__ import annotations
@@ -47,3 +49,15 @@ def recv(sock: socket.socket):
             return None
         got += n
     return pickle.loads(buf), fds
+
+
+def raise_error(err: dict):
+    """Raise the JupyboxError a daemon's reply carries (``{"type", "msg", "code"}``)."""
+    from .. import errors
+
+    cls = getattr(errors, err.get("type", ""), errors.RuntimeFailure)
+    if not (isinstance(cls, type) and issubclass(cls, errors.JupyboxError)):
+        cls = errors.RuntimeFailure
+    exc = cls(err["msg"])
+    exc.exit_code = err["code"]
+    raise exc

@@ -45,6 +45,9 @@ class User:
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
+        for key in ("JUPYBOX_CLI_DAEMON",):  # the suite's choices hold for its users too
+            if key in os.environ:
+                env[key] = os.environ[key]
         env.update(self.extra_env)
         env.update({k: str(v) for k, v in extra.items()})
         return env
