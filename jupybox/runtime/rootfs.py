@@ -142,16 +142,29 @@ def _mask(root: str) -> None:
 
 def _fuse_overlayfs(options: str, target: str) -> None:
     """Rootless on kernels without overlayfs in user namespaces (< 5.11): the FUSE version. Its
-    daemon lives in the container's PID namespace and ends with it."""
+    daemon lives in the container's PID namespace and ends with it. Its messages go to a file, not
+    a pipe: the daemon it leaves behind would hold a pipe open for good."""
     import subprocess
+    import tempfile
 
     opts = ",".join(o for o in options.split(",") if o != "userxattr")
-    try:
-        out = subprocess.run(["fuse-overlayfs", "-o", opts, target], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise OSError(f"fuse-overlayfs: {e}") from None
-    if out.returncode != 0:
-        raise OSError(f"fuse-overlayfs: {(out.stderr or out.stdout).strip() or out.returncode}")
+    # The daemon must not live in this mount namespace: pivot_root would move its root onto its
+    # own mount, and it would wait for itself. It runs in a copy of the namespace (unshare -m,
+    # propagation unchanged), and its mount reaches this one because the target is shared.
+    sc.mount(target, target, None, sc.MS_BIND)
+    sc.mount(None, target, None, sc.MS_SHARED)
+    with tempfile.TemporaryFile() as err:
+        try:
+            out = subprocess.run(["unshare", "--mount", "--propagation", "unchanged", "--",
+                                  "fuse-overlayfs", "-o", opts, target], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=err, timeout=30)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise OSError(f"fuse-overlayfs: {e}") from None
+        if out.returncode != 0:
+            err.seek(0)
+            lines = err.read().decode(errors="replace").strip().splitlines()
+            raise OSError(f"fuse-overlayfs: {lines[-1] if lines else f'exit status {out.returncode}'}")
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)  # pivot_root refuses shared mounts
 
 
 def pivot(root: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
@@ -94,10 +95,11 @@ def daemon_alive(pid: int) -> bool:
 def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     # warm the daemon up first so its socket and reader thread are part of the baseline
     jupybox.run(BB, ["true"], root=busybox_image.root, remove=True).wait()
+    gc.collect()  # what earlier tests left for the collector must not close during the loop
     fds_before = len(os.listdir("/proc/self/fd"))
     for _ in range(200):
         assert jupybox.run(BB, ["true"], root=busybox_image.root, remove=True, memory="32m").wait() == 0
-    assert len(os.listdir("/proc/self/fd")) == fds_before
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
     engine = jupybox.engine(busybox_image.root)
     # the daemon answers wait() first and removes the last --rm container right after
     deadline = time.monotonic() + 5

@@ -264,3 +264,43 @@ def test_build_and_run(user):
     ok(jb(user, "run", "--rm", "busybox", "test", "-d", "/home/user"))
     assert jb(user, "run", "--rm", "rl-built", "test", "-e", "/home").returncode == 1  # whited out
     ok(jb(user, "rmi", "rl-built"))
+
+
+@pytest.fixture
+def fuse_for_users():
+    """/dev/fuse usable by users, as Debian's udev rule makes it (0666); this VM has it 0600.
+    Put back as it was afterwards."""
+    st = os.stat("/dev/fuse")
+    os.chmod("/dev/fuse", 0o666)
+    try:
+        yield
+    finally:
+        os.chmod("/dev/fuse", st.st_mode & 0o7777)
+
+
+def test_fuse_overlayfs_fallback(full_user, fuse_for_users):
+    """Kernels before 5.11 cannot mount overlayfs in a user namespace: fuse-overlayfs instead
+    (forced here with JUPYBOX_OVERLAY, as `jupybox info` would pick it there)."""
+    env = {"JUPYBOX_OVERLAY": "fuse-overlayfs"}
+    assert json.loads(ok(jb(full_user, "info", "--format", "json", env=env)))["overlay"] == "fuse-overlayfs"
+    out = ok(jb(full_user, "run", "--rm", "busybox", "sh", "-c",
+                "echo hi > /x && cat /x && rm /bin/ls && test ! -e /bin/ls && grep ' / ' /proc/mounts", env=env))
+    assert out.startswith("hi\n") and "fuse-overlayfs / fuse.fuse-overlayfs" in out
+    assert ok(jb(full_user, "run", "--rm", "busybox", "test", "-e", "/bin/ls", env=env)) == ""  # the image is intact
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and full_user.processes():
+        time.sleep(0.05)
+    assert full_user.processes() == [], _cmdlines(full_user.processes())
+
+
+def test_run_rm_through_the_users_own_daemon(user):
+    """The CLI's service path (runtime/service.py) for a user: the daemon runs as that user, in
+    the user's store, and leaves when idle."""
+    env = {"JUPYBOX_CLI_DAEMON": "1", "JUPYBOX_CLI_DAEMON_LINGER": "0.3"}
+    out = jb(user, "run", "--rm", "busybox", "sh", "-c", "cat /proc/self/uid_map; exit 4", env=env)
+    assert out.returncode == 4 and out.stdout.split()[:3] == ["0", str(user.uid), "1"], out
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and user.processes():
+        time.sleep(0.05)
+    assert user.processes() == [], _cmdlines(user.processes())
+    assert ok(jb(user, "ps", "-a", "-q")) == ""
