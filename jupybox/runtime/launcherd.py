@@ -73,6 +73,13 @@ class Daemon:
             self.prewarms.remove(pw)
             pw.discard()
 
+    def _refill(self) -> None:
+        """Right after an exit was reported: runs in a loop never leave the quiet moment in which a
+        sandbox is otherwise made, so the one the run took is replaced now (its fork then costs the
+        next request nothing: the client is still reading the exit)."""
+        if len(self.prewarms) < POOL and not self.client_gone:
+            self._make_prewarm()
+
     def _take_prewarm(self):
         return self.prewarms.pop(0) if self.prewarms else None
 
@@ -186,6 +193,7 @@ class Daemon:
             return  # no init (or it died): the exit is reported when PID 1 is reaped
         state = self.engine.record_exit(running, code)
         self._exit_event(running, state.exit_code, state.oom_killed, state.extra, client)
+        self._refill()
 
     def _reap(self, pidfd: int) -> None:
         if pidfd in self.running:
@@ -335,10 +343,6 @@ class Daemon:
                         else:
                             self.current = fd
                             self.handle(*got)
-                            if got[0].get("op") == "run" and len(self.prewarms) < POOL:
-                                # runs in a loop never leave a quiet moment: the sandbox the run took
-                                # is replaced now, while it runs, or the next run has none
-                                self._make_prewarm()
                     elif fd in self.running or fd in self.execs:
                         self._reap(fd)
                         want_prewarm = True
