@@ -338,7 +338,7 @@ def _run_via_service(args, ctx) -> int:
             print(f"jupybox: warning: {notice}", file=sys.stderr)
     stdin, opened = _stdin(args.interactive)
     try:
-        return service.run(str(Layout(ctx.root).root), spec.to_dict(), stdin)
+        return service.run(os.path.abspath(Layout(ctx.root).root), spec.to_dict(), stdin)
     finally:
         if opened:
             os.close(stdin)
