@@ -10,7 +10,8 @@ its arguments, connects, hands over its stdin/stdout/stderr (SCM_RIGHTS) and wai
   with no client and no container (docker and podman keep a service for the same reason).
 - Its socket is abstract (no file to leave behind after a kill -9; one per network namespace,
   which is right: the daemon makes bridges in its own) and named by a hash of everything that
-  would make a daemon differ: the store, the user, this installation, the environment it reads.
+  would make a daemon differ: the store, the user, this installation, the mount namespace, the
+  environment it reads.
   Both ends check the other's uid (SO_PEERCRED).
 - A kill -9 of the CLI closes its connection: the daemon kills the container it started attached,
   and removes it (--rm). The CLI passes the signals a foreground monitor passes to PID 1.
@@ -45,7 +46,11 @@ def address(root: str) -> str:
         from _blake2 import blake2b  # builtin: hashlib would load OpenSSL (~2 ms) for one hash
     except ImportError:  # pragma: no cover - other Pythons
         from hashlib import blake2b
-    key = "\0".join([os.path.realpath(root), str(os.geteuid()), sys.executable, PKG_PARENT]
+    try:  # a daemon in another mount namespace may see other files under the same path
+        mnt = str(os.stat("/proc/self/ns/mnt").st_ino)
+    except OSError:
+        mnt = ""
+    key = "\0".join([os.path.realpath(root), str(os.geteuid()), sys.executable, PKG_PARENT, mnt]
                     + [os.environ.get(k, "") for k in ENV_KEYS])
     return f"jupybox-{os.geteuid()}-{blake2b(key.encode(), digest_size=12).hexdigest()}"
 
