@@ -375,6 +375,18 @@ def _run_container(args, ctx) -> int:
 
 
 def cmd_start(args, ctx) -> int:
+    try:
+        return _start(args, ctx)
+    except errors.RuntimeFailure as e:
+        if not namespaces_failed(e):
+            raise
+        from ..runtime import mode
+
+        m = mode.detect()
+        raise errors.RuntimeFailure(f"containers cannot run here: {m.reason if not m.isolated else e}") from None
+
+
+def _start(args, ctx) -> int:
     engine = ctx.engine
     code = 0
     for ref in args.containers:

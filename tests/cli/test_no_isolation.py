@@ -182,3 +182,13 @@ def test_the_root_fast_path_does_not_probe(jupybox_root):
     assert r.returncode == 0, r.stderr
     assert "import time:" in r.stderr
     assert "jupybox.runtime.mode" not in r.stderr and "jupybox.linux.probe" not in r.stderr
+
+
+def test_start_of_a_created_container_says_why_in_one_line(jupybox_root):
+    cid = jb(jupybox_root, "create", "host", "true").stdout.strip()
+    assert cid
+    r = jb(jupybox_root, "start", "-a", cid)
+    assert r.returncode == 125
+    line = one_line(r.stderr)
+    assert line.startswith("jupybox: containers cannot run here: no namespace can be created here ("), line
+    jb(jupybox_root, "rm", "-f", cid, confined=False)
