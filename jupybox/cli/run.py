@@ -324,6 +324,13 @@ def _run_unisolated(args, ctx, reason: str) -> int:
             running[0].remove(force=True)
 
 
+def _warn_unenforced(ctx, spec) -> None:
+    """Rootless without cgroups: say in one line which limits are not enforced."""
+    notice = ctx.engine.limits_notice(spec)
+    if notice:
+        print(f"jupybox: warning: {notice}", file=sys.stderr)
+
+
 def _run_via_service(args, ctx) -> int:
     """``run --rm`` in the foreground: the store's launcher daemon starts and monitors it (see
     ``runtime.service``); this process only hands over its stdio and passes signals on."""
@@ -332,10 +339,8 @@ def _run_via_service(args, ctx) -> int:
     from ..runtime.options import make_spec
 
     spec = make_spec(args.image, args.command, **options_from_args(args))
-    if os.geteuid() != 0:
-        notice = ctx.engine.limits_notice(spec)  # rootless without cgroups: say what is not enforced
-        if notice:
-            print(f"jupybox: warning: {notice}", file=sys.stderr)
+    if os.geteuid() != 0:  # (root has cgroups: no need to import the engine to know it)
+        _warn_unenforced(ctx, spec)
     stdin, opened = _stdin(args.interactive)
     try:
         return service.run(os.path.abspath(Layout(ctx.root).root), spec.to_dict(), stdin)
@@ -348,9 +353,7 @@ def _run_container(args, ctx) -> int:
     prewarmed = None if args.detach else ctx.prewarmed
     spec, rec = _create(args, ctx, prepared=prewarmed)
     engine = ctx.engine
-    notice = engine.limits_notice(spec)  # rootless without cgroups: say what is not enforced
-    if notice:
-        print(f"jupybox: warning: {notice}", file=sys.stderr)
+    _warn_unenforced(ctx, spec)
     try:
         if args.detach:
             engine.start_detached(rec)

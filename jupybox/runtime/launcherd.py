@@ -26,7 +26,6 @@ import secrets
 import select
 import signal
 import socket
-import struct
 import sys
 import time
 
@@ -112,9 +111,7 @@ class Daemon:
             if len(fds) < 3:
                 for fd in stdio:
                     os.close(fd)
-        pidfd = os.pidfd_open(running.pid)
-        self.running[pidfd] = (running, bool(msg.get("attached", True)), self.current)
-        self.early[running.sandbox.status_fd()] = pidfd
+        self._watch(running, bool(msg.get("attached", True)))
         return {"id": rec.id, "name": rec.name, "pid": running.pid}
 
     def _op_start(self, msg: dict, fds: list[int]) -> dict:
@@ -126,10 +123,14 @@ class Daemon:
             if len(fds) < 3:
                 for fd in stdio:
                     os.close(fd)
-        pidfd = os.pidfd_open(running.pid)
-        self.running[pidfd] = (running, bool(msg.get("attached", False)), self.current)
-        self.early[running.sandbox.status_fd()] = pidfd
+        self._watch(running, bool(msg.get("attached", False)))
         return {"id": rec.id, "pid": running.pid}
+
+    def _watch(self, running: Running, attached: bool) -> None:
+        """From now on PID 1's exit and its early report are watched, for the requesting client."""
+        pidfd = os.pidfd_open(running.pid)
+        self.running[pidfd] = (running, attached, self.current)
+        self.early[running.sandbox.status_fd()] = pidfd
 
     def _op_exec(self, msg: dict, fds: list[int]) -> dict:
         rec = self.engine.records.get(msg["id"])
@@ -267,9 +268,7 @@ class Daemon:
         except OSError:
             return
         # only this user (the socket is abstract: anyone could connect to it)
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _pid, uid, _gid = struct.unpack("3i", creds)
-        if uid != os.geteuid():
+        if wire.peer_uid(conn) != os.geteuid():
             conn.close()
             return
         self.clients[conn.fileno()] = conn

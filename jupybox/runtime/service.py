@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import sys
 import time
 
@@ -55,16 +54,11 @@ def address(root: str) -> str:
     return f"jupybox-{os.geteuid()}-{blake2b(key.encode(), digest_size=12).hexdigest()}"
 
 
-def _peer_uid(sock: socket.socket) -> int:
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
-
-
 def connect(name: str) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect("\0" + name)
-        if _peer_uid(sock) == os.geteuid():
+        if wire.peer_uid(sock) == os.geteuid():
             return sock
     except OSError:
         pass

@@ -51,6 +51,14 @@ def recv(sock: socket.socket):
     return pickle.loads(buf), fds
 
 
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a unix socket (SO_PEERCRED)."""
+    import struct
+
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
 def raise_error(err: dict):
     """Raise the JupyboxError a daemon's reply carries (``{"type", "msg", "code"}``)."""
     from .. import errors

@@ -117,12 +117,13 @@ def children(pid: int | None = None) -> dict[int, str]:
     while frontier:
         nxt = {p for p, pp in parent_of.items() if pp in frontier and p not in found and p != pid}
         for p in nxt:
-            found[p] = _cmdline(p)
+            found[p] = cmdline(p)
         frontier = nxt
     return found
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
+    """A process's command line (its [name] and state when it has none: a zombie, a kernel thread)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -274,7 +275,7 @@ def processes_rooted_under(root: str | os.PathLike) -> dict[int, str]:
             except OSError:
                 continue
             if target == r or target.startswith(r + "/"):
-                found[int(d)] = _cmdline(int(d))
+                found[int(d)] = cmdline(int(d))
                 break
     return found
 

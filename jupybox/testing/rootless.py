@@ -77,17 +77,15 @@ class User:
     def processes(self) -> list[int]:
         """The user's live processes (zombies are dead: reaping them is their parent's business,
         and a test run's pytest is a subreaper that collects orphans late)."""
+        from ..runtime.state import process_running
+
         out = []
         for d in os.listdir("/proc"):
             if d.isdigit():
                 try:
-                    if os.stat(f"/proc/{d}").st_uid != self.uid:
-                        continue
-                    with open(f"/proc/{d}/stat", "rb") as f:
-                        if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                            continue
-                    out.append(int(d))
-                except (OSError, IndexError):
+                    if os.stat(f"/proc/{d}").st_uid == self.uid and process_running(int(d)):
+                        out.append(int(d))
+                except OSError:
                     pass
         return out
 

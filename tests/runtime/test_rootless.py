@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from jupybox.testing.leaks import cmdline
 from jupybox.testing.rootless import unavailable, unprivileged_user
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
@@ -158,16 +159,7 @@ def test_detached_exec_stats_rm_leave_nothing(user):
 
 
 def _cmdlines(pids):
-    out = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                out[pid] = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as f:
-                out[pid] += " | " + f.read().split(")")[-1][:20]
-        except OSError:
-            pass
-    return out
+    return {pid: cmdline(pid) for pid in pids}
 
 
 def test_kill9_of_the_cli_leaves_nothing_prune_cannot_remove(user):
