@@ -4,22 +4,15 @@
 kernel knows; ``--cap-add ALL`` gives all but the dropped ones; ``--cap-drop ALL`` keeps only the added
 ones; otherwise defaults minus drops plus adds. Names are case-insensitive, with or without ``CAP_``.
 
-``apply_caps`` runs in the container's child before exec: it drops the rest of the bounding set,
-clears the ambient set and sets permitted = effective = inheritable = ``keep`` with capset(2).
+Applying a set (bounding, permitted, effective; inheritable and ambient empty) happens in C, in the
+child that execs the container's command: see ``_spawn.c``.
 """
 
 from __future__ import annotations
 
-import ctypes
-
-from jupybox.linux.syscalls import (
-    PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_CAPBSET_DROP, PR_CAPBSET_READ, _fn, _get_errno,
-    _prctl, _strerror,
-)
-
 __all__ = [
     "CAP_NAMES", "CAP_NUMBERS", "LAST_CAP", "ALL_CAPS", "DOCKER_DEFAULT_CAPS", "cap_number", "cap_names",
-    "caps_mask", "resolve_caps", "apply_caps", "current_caps",
+    "caps_mask", "resolve_caps", "current_caps",
 ]
 
 #: capability numbers, linux/capability.h (0 .. 40 as of Linux 5.9)
@@ -110,75 +103,6 @@ def resolve_caps(add=(), drop=(), privileged: bool = False,
         caps = (set(defaults) - drops) | adds
     caps.discard("ALL")
     return {c for c in caps if c <= LAST_CAP}
-
-
-# ---- capget/capset (linux/capability.h, _LINUX_CAPABILITY_VERSION_3: two 32-bit words) ----
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
-
-
-_CapData2 = _CapData * 2
-_capget = _fn("capget", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-_capset = _fn("capset", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-# Preallocated once (in the parent): building ctypes objects in a freshly forked child costs tens of
-# microseconds of copy-on-write faults each, so the child only fills these in.
-_hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-_data = _CapData2()
-_hdr_addr, _data_addr = ctypes.addressof(_hdr), ctypes.addressof(_data)
-_lo, _hi = _data[0], _data[1]
-
-
-def _get_permitted() -> int:
-    _hdr.version, _hdr.pid = _LINUX_CAPABILITY_VERSION_3, 0
-    if _capget(_hdr_addr, _data_addr) != 0:
-        e = _get_errno()
-        raise OSError(e, f"capget: {_strerror(e)}")
-    return _lo.permitted | (_hi.permitted << 32)
-
-
-def apply_caps(keep, *, inheritable: bool = True) -> None:
-    """Reduce this process to the capabilities ``keep`` (numbers), for itself and everything it execs.
-
-    1. drop every other capability from the bounding set (PR_CAPBSET_DROP; needs CAP_SETPCAP, so
-       this comes first, while we still have it);
-    2. clear the ambient set;
-    3. capset: permitted = effective = ``keep`` and inheritable = ``keep`` (or empty when
-       ``inheritable=False``, what docker does since 20.10.14 / CVE-2022-24769).
-
-    ``keep`` is silently clamped to what this process is permitted now (e.g. --privileged on a host
-    whose runtime lacks one capability): a process can never gain capabilities by capset.
-    Run it after setuid/setgid changes (with keepcaps) and before load_filter and exec.
-    """
-    want = 0
-    for c in keep:
-        want |= 1 << c
-    want &= _get_permitted()
-    for c in range(LAST_CAP + 1):
-        if not (want >> c) & 1 and _prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0:
-            e = _get_errno()
-            if _prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 0:
-                continue  # already out of the bounding set (dropping again needs CAP_SETPCAP)
-            raise OSError(e, f"drop {CAP_NAMES[c]} from the bounding set: {_strerror(e)}")
-    if _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0:
-        e = _get_errno()
-        if e != 22:  # EINVAL: kernel without ambient capabilities (< 4.3): nothing to clear
-            raise OSError(e, f"clear ambient capabilities: {_strerror(e)}")
-    lo, hi = want & 0xFFFFFFFF, want >> 32
-    _hdr.version, _hdr.pid = _LINUX_CAPABILITY_VERSION_3, 0
-    _lo.effective = _lo.permitted = lo
-    _hi.effective = _hi.permitted = hi
-    _lo.inheritable, _hi.inheritable = (lo, hi) if inheritable else (0, 0)
-    if _capset(_hdr_addr, _data_addr) != 0:
-        e = _get_errno()
-        raise OSError(e, f"capset {want:#x}: {_strerror(e)}")
 
 
 def current_caps(pid: int | str = "self") -> dict[str, int]:

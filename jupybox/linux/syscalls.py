@@ -74,14 +74,10 @@ PR_GET_PDEATHSIG = 2
 PR_GET_KEEPCAPS = 7
 PR_SET_KEEPCAPS = 8
 PR_SET_SECCOMP = 22
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # ---- syscall numbers for the calls glibc does not wrap (or that tests need raw) ----
 MACHINE = os.uname().machine

@@ -40,8 +40,8 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 class Prepared:
     """What can be made before a container's spec is known: its id, its directory with the default
-    /etc files, its cgroup with a process already attached, its namespaces with PID 1 and the main
-    process waiting, and (speculatively, like the last container) its root filesystem.
+    /etc files, its cgroup with a process already attached, its namespaces with PID 1 waiting, and
+    (speculatively, like the last container) its root filesystem.
 
     All of it is made by the sandbox's helper process, in parallel with the caller, which only
     forks (see :meth:`Engine.prepare`)."""

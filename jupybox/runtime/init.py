@@ -27,26 +27,33 @@ FORWARDED = (
 )
 
 
+_pending: list[int] = []  # signals that came before the main process existed
+
+
 def install_forwarding(get_child) -> None:
-    """Before forking the main process: a signal that arrives meanwhile is not lost."""
+    """Before the main process exists: a signal that arrives meanwhile is kept for it."""
 
     def forward(signum, _frame):
         pid = get_child()
-        if pid:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+        if not pid:
+            _pending.append(signum)
+            return
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
 
 
-def reset_signals() -> None:
-    """In the main process, before exec: default dispositions and an empty mask."""
-    for sig in FORWARDED:
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+def forward_pending(child: int) -> None:
+    """Once the main process exists: what it missed, in order (as tini delivers it)."""
+    while _pending:
+        try:
+            os.kill(child, _pending.pop(0))
+        except ProcessLookupError:
+            return
 
 
 def reap_until(child: int) -> int:

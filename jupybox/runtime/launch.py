@@ -2,11 +2,12 @@
 
     P (the monitor: the CLI process, or the launcher daemon serving the API)
     └─ H  attaches itself to the container's cgroup, unshares the namespaces, forks C, exits
-       └─ C  PID 1 in the new PID namespace; forks W at once, then waits for its plan (the
-             :class:`Sandbox` can be made ahead of time); builds the root filesystem, pivots into
-             it, hands the plan and stdio to W and stays as the init (reaping, forwarding signals)
-             └─ W  applies user, capabilities, no_new_privs, seccomp and execs the command
-                   (with --no-init C kills the spare W and execs the command itself)
+       └─ C  PID 1 in the new PID namespace, made before its plan is known (the :class:`Sandbox`
+             can be made ahead of time); builds the root filesystem and pivots into it (ahead of
+             time too when it can guess it), then resolves the user and stays as the init
+             (reaping, forwarding signals)
+             └─ the command: started by ``linux._spawn`` (a vfork-style child that applies user,
+                capabilities, no_new_privs and seccomp and execs; with --no-init C itself execs)
 
 P is a subreaper, so C is re-parented to P when H exits, and P collects C's exit status.
 C carries PR_SET_PDEATHSIG=SIGKILL towards P: a container never outlives its monitor, so a
@@ -32,7 +33,7 @@ import stat
 import traceback
 
 from ..errors import CommandNotExecutable, CommandNotFound, RuntimeFailure
-from ..linux import netdev
+from ..linux import _spawn, netdev
 from ..linux import syscalls as sc
 from . import init as pid1
 from . import rootfs, security, wire
@@ -80,31 +81,29 @@ def _find_executable(name: str, env: dict) -> str:
     raise Failure(127, f'exec: "{name}": executable file not found in $PATH')
 
 
-def _exec_main(plan: dict, user: tuple, err_w: int) -> None:
-    """W (or C with --no-init): never returns."""
+def _command(plan: dict, user: tuple, fds=None, in_place: bool = False) -> int:
+    """Run the container's command with its security applied: in a child whose pid is returned,
+    or (``in_place``) in this very process, never returning. Errors raise Failure."""
+    uid, gid, groups, _home = user
+    env = plan["env_resolved"]
+    path = _find_executable(plan["argv"][0], env)
     try:
-        uid, gid, groups, _home = user
-        env = plan["env_resolved"]
-        path = _find_executable(plan["argv"][0], env)
-        security.apply(plan, uid, gid, groups)
-        try:
-            os.chdir(plan["cwd"])
-        except OSError as e:
-            raise Failure(126 if e.errno == errno.EACCES else 125, f"chdir to cwd ({plan['cwd']}): {e.strerror}")
-        os.execve(path, plan["argv"], env)
-    except Failure as f:
-        _report(err_w, f.code, str(f))
-        os._exit(f.code)
+        options = security.exec_options(plan, uid, gid, groups)
     except security.UserError as e:
-        _report(err_w, 125, str(e))
-        os._exit(125)
+        raise Failure(125, str(e)) from None
+    run = _spawn.exec_in_place if in_place else _spawn.spawn
+    try:
+        return run(path, plan["argv"], [f"{k}={v}" for k, v in env.items()], cwd=plan["cwd"], fds=fds, **options)
     except OSError as e:
-        code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM) else 127 if e.errno == errno.ENOENT else 125
-        _report(err_w, code, f"exec {plan['argv'][0]}: {e.strerror}")
-        os._exit(code)
-    except BaseException as e:  # noqa: BLE001 - anything here must reach the user, not a traceback
-        _report(err_w, 125, f"{type(e).__name__}: {e}")
-        os._exit(125)
+        step, why = e.filename, e.strerror
+        if step == "execve":
+            code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM) else 127 if e.errno == errno.ENOENT else 125
+            raise Failure(code, f"exec {plan['argv'][0]}: {why}") from None
+        if step == "chdir":
+            raise Failure(126 if e.errno == errno.EACCES else 125, f"chdir to cwd ({plan['cwd']}): {why}") from None
+        raise Failure(125, f"{step or 'starting the command'}: {why}") from None
+    except ValueError as e:  # a NUL byte in an argument or a variable
+        raise Failure(125, f"exec {plan['argv'][0]}: {e}") from None
 
 
 def _setup_rootfs(plan: dict) -> None:
@@ -114,19 +113,25 @@ def _setup_rootfs(plan: dict) -> None:
         raise Failure(125, f"setting up the root filesystem: {e}") from None
 
 
+def _user(plan: dict, code: int) -> tuple:
+    """The plan's user in the container's /etc files, and the environment with its HOME."""
+    try:
+        user = security.resolve_user(plan.get("user"))
+    except security.UserError as e:
+        raise Failure(code, str(e)) from None
+    env = dict(plan["env"])
+    env.setdefault("HOME", user[3])
+    plan["env_resolved"] = env
+    return user
+
+
 def _prepare(plan: dict) -> tuple:
     """C, once the plan is known: the root filesystem (unless made ahead), hostname, user, env."""
     if not plan.get("rootfs_ready"):
         _setup_rootfs(plan)
     if plan.get("hostname"):
         sc.sethostname(plan["hostname"])
-    try:
-        user = security.resolve_user(plan.get("user"))
-    except security.UserError as e:
-        raise Failure(125, str(e)) from None
-    env = dict(plan["env"])
-    env.setdefault("HOME", user[3])
-    plan["env_resolved"] = env
+    user = _user(plan, 125)
     cwd = plan["cwd"]
     if not os.path.isdir(cwd):
         try:
@@ -136,52 +141,17 @@ def _prepare(plan: dict) -> tuple:
     return user
 
 
-def _main_process(sock: socket.socket, err_w: int) -> None:
-    """W, forked by PID 1 ahead of time: waits for the plan, then becomes the command."""
-    got = wire.recv(sock)
-    if got is None:  # PID 1 gave up (a failed setup, a discarded sandbox)
-        os._exit(0)
-    (plan, user), fds = got
-    sc.set_pdeathsig(signal.SIGKILL)
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target, inheritable=True)
-    for fd in fds:
-        if fd > 2:
-            os.close(fd)
-    sock.close()
-    pid1.reset_signals()
-    _exec_main(plan, user, err_w)
-
-
 def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool) -> None:
-    """C: PID 1 of fresh namespaces, inside its cgroup, made before the plan is known.
-
-    It forks the main process W right away, also ahead of time: a fork of this Python process
-    costs ~1.8 ms (page tables, copy-on-write faults) that the start of a container would
-    otherwise wait for. W follows C into the new root: pivot_root moves every process of the
-    mount namespace.
-    """
+    """C: PID 1 of fresh namespaces, inside its cgroup, made before the plan is known."""
     if new_net:
         netdev.set_up("lo")
-    to_main, main_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     child = [0]
     pid1.install_forwarding(lambda: child[0])
-    child[0] = os.fork()
-    if child[0] == 0:
-        sock.close()
-        to_main.close()
-        os.close(status_w)
-        try:
-            _main_process(main_end, err_w)
-        except BaseException as e:  # noqa: BLE001
-            _report(err_w, 125, f"starting the container's process: {e}")
-        os._exit(125)
-    main_end.close()
 
     early_failure = None
     while True:
         got = wire.recv(sock)
-        if got is None:  # the sandbox was discarded; W sees EOF and leaves too
+        if got is None:  # the sandbox was discarded
             os._exit(0)
         (kind, plan), fds = got
         if kind == "start":
@@ -201,34 +171,19 @@ def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool
         if early_failure is not None:
             raise early_failure
         user = _prepare(plan)
+        stdio = tuple(fds[:3]) if len(fds) >= 3 else None
+        if not plan.get("init", True):
+            _command(plan, user, stdio, in_place=True)  # --no-init: the command itself is PID 1
+        child[0] = _command(plan, user, stdio)
     except Failure as f:
         _report(err_w, f.code, str(f))
         os._exit(f.code)
     except BaseException:  # noqa: BLE001
         _report(err_w, 125, traceback.format_exc().strip().splitlines()[-1])
         os._exit(125)
-
-    if not plan.get("init", True):
-        # --no-init: the command itself is PID 1; the spare main process goes
-        os.kill(child[0], signal.SIGKILL)
-        os.waitpid(child[0], 0)
-        to_main.close()
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target, inheritable=True)
-        for fd in fds:
-            if fd > 2:
-                os.close(fd)
-        pid1.reset_signals()
-        _exec_main(plan, user, err_w)
-
-    try:
-        wire.send(to_main, (plan, user), fds)
-    except OSError as e:
-        _report(err_w, 125, f"starting the container's process: {e}")
-        os._exit(125)
+    pid1.forward_pending(child[0])
     for fd in fds:
         os.close(fd)
-    to_main.close()
     os.close(err_w)
     code = pid1.reap_until(child[0])
     # tell the monitor now: the namespaces' teardown in our exit can take a millisecond or two
@@ -449,7 +404,7 @@ class Sandbox:
 
 
 def _exec_child(pid: int, procs_files: list[str], plan: dict, stdio, err_w: int) -> None:
-    """The first child of `exec`: join the cgroup and the namespaces, fork into the PID namespace."""
+    """The child of `exec`: join the cgroup and the namespaces, start the command in the PID namespace."""
     try:
         for target, fd in enumerate(stdio):
             if fd != target:
@@ -467,19 +422,14 @@ def _exec_child(pid: int, procs_files: list[str], plan: dict, stdio, err_w: int)
         for fd in fds:
             sc.setns(fd, 0)
             os.close(fd)
-        child = os.fork()
-        if child == 0:
-            try:
-                user = security.resolve_user(plan.get("user"))
-            except security.UserError as e:
-                _report(err_w, 126, str(e))
-                os._exit(126)
-            env = dict(plan["env"])
-            env.setdefault("HOME", user[3])
-            plan["env_resolved"] = env
-            _exec_main(plan, user, err_w)
+        user = _user(plan, 126)
+        # the child lands in the container's PID namespace (setns(CLONE_NEWPID) is for children)
+        child = _command(plan, user)
         os.write(err_w, b"P%d\n" % child)
         os._exit(0)
+    except Failure as f:
+        _report(err_w, f.code, str(f))
+        os._exit(f.code)
     except BaseException as e:  # noqa: BLE001
         _report(err_w, 126, f"joining the container: {e}")
         os._exit(126)

@@ -1,20 +1,15 @@
-"""The last steps before exec: user, capabilities, no_new_privs, seccomp (Docker's defaults).
+"""The container's user and its security settings: user, capabilities, no_new_privs, seccomp.
 
-Runs inside the container after pivot_root, in the process that is about to exec the user's
-command. Order matters (runc's): the bounding set is dropped while we still hold CAP_SETPCAP,
-the user switch keeps capabilities across setuid, the final capability sets are applied, then
-no_new_privs, and seccomp last because the filter may refuse the calls before it. The seccomp
-program was compiled once by the parent (libseccomp is never called here).
+Resolved inside the container after pivot_root (its own /etc/passwd and /etc/group); applied by
+``linux._spawn`` in the child that execs the command, in runc's order (see _spawn.c). The
+seccomp program was compiled once by the daemon (libseccomp is never called here).
 """
 
 from __future__ import annotations
 
-import os
 import resource
 
 from ..linux import caps as lcaps
-from ..linux import seccomp as lseccomp
-from ..linux import syscalls as sc
 
 
 class UserError(Exception):
@@ -80,37 +75,38 @@ SINGLE_ID = ("rootless mode without /etc/subuid and /etc/subgid ranges for this 
              "into the container (see `jupybox info`)")
 
 
-def apply(plan: dict, uid: int, gid: int, groups: list[int]) -> None:
-    privileged = plan.get("privileged", False)
+def exec_options(plan: dict, uid: int, gid: int, groups: list[int]) -> dict:
+    """The security steps for this plan and user, as ``linux._spawn``'s keyword arguments.
+
+    Docker's defaults unless privileged: the plan's capabilities in the bounding, permitted and
+    effective sets (inheritable and ambient empty), no_new_privs, the plan's seccomp program.
+    Raises UserError for what a single-id user namespace cannot do."""
     userns = plan.get("userns")  # None (root), "full" or "single" (rootless)
-    try:
-        if userns == "single" and uid == 0 and gid == 0:
-            pass  # setgroups is denied in a single-id namespace: root keeps what it has
-        elif uid != 0 or gid != 0 or groups or userns == "full":
-            # rootless with a full map: the user's own supplementary groups show up as 65534
-            # inside; root in a container has none but its own
-            os.setgroups(groups)
-            os.setgid(gid)
-    except OSError:
-        if userns == "single":
-            raise UserError(f"cannot switch to user {uid}:{gid}: {SINGLE_ID}") from None
-        raise
-    for res, value in plan.get("rlimits") or ():
-        # rootless without cgroups: the limits that can be rlimits (see cgroups.processtree)
-        _soft, hard = resource.getrlimit(res)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(res, (value, value))
-    # inheritable stays empty (docker since 20.10.14, CVE-2022-24769)
-    lcaps.apply_caps(plan["caps"], inheritable=False)
+    opts: dict = {"caps": lcaps.caps_mask(plan["caps"]), "last_cap": lcaps.LAST_CAP}
+    if userns == "single":
+        # setgroups is denied in a single-id namespace, and no other id exists: root keeps what it
+        # has (its supplementary groups too)
+        if uid != 0 or gid != 0:
+            raise UserError(f"cannot switch to user {uid}:{gid}: {SINGLE_ID}")
+    elif uid != 0 or gid != 0 or groups or userns == "full":
+        # rootless with a full map: the user's own supplementary groups show up as 65534 inside;
+        # root in a container has none but its own
+        opts["groups"] = groups
+        opts["gid"] = gid
     if uid != 0:
-        if userns == "single":
-            raise UserError(f"cannot switch to user {uid}: {SINGLE_ID}")
         # the kernel clears permitted and effective on setuid away from root: docker's non-root
         # user keeps the bounding set but no effective capabilities
-        os.setuid(uid)
-    if not privileged:
-        sc.set_no_new_privs()
-        bpf = plan.get("seccomp")
-        if bpf:
-            lseccomp.load_filter(bpf)
+        opts["uid"] = uid
+    if plan.get("rlimits"):
+        # rootless without cgroups: the limits that can be rlimits (see cgroups.processtree), never
+        # above the hard limits we were given (raising one needs CAP_SYS_RESOURCE)
+        clamped = []
+        for res, value in plan["rlimits"]:
+            _soft, hard = resource.getrlimit(res)
+            clamped.append((res, value if hard == resource.RLIM_INFINITY else min(value, hard)))
+        opts["rlimits"] = clamped
+    if not plan.get("privileged", False):
+        opts["no_new_privs"] = True
+        if plan.get("seccomp"):
+            opts["seccomp"] = plan["seccomp"]
+    return opts

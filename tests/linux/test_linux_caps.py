@@ -1,23 +1,10 @@
-"""jupybox.linux.caps: the table, docker's rules, and applying a set (in forked children)."""
+"""jupybox.linux.caps: the table and docker's rules (applying a set: test_linux_spawn.py)."""
 
 from __future__ import annotations
-
-import errno
-import os
-import subprocess
 
 import pytest
 
 from jupybox.linux import caps as C
-from jupybox.linux import syscalls as sc
-
-ROOT_REASON = "needs root (capabilities)"
-
-
-def needs_root(test):
-    """The project's ``root`` marker, plus a skip that says why."""
-    return pytest.mark.root(pytest.mark.skipif(os.geteuid() != 0, reason=ROOT_REASON)(test))
-
 
 DOCKER_MASK = 0x00000000A80425FB
 
@@ -97,78 +84,3 @@ def test_current_caps_reads_proc():
     with open("/proc/self/status") as f:
         eff = [line for line in f if line.startswith("CapEff:")][0]
     assert got["CapEff"] == int(eff.split()[1], 16)
-
-
-def _status_after_exec() -> dict[str, int]:
-    out = subprocess.run(["/bin/cat", "/proc/self/status"], capture_output=True, text=True, check=True).stdout
-    return {k: int(v.split()[0], 16) for k, _, v in (x.partition(":") for x in out.splitlines())
-            if k.startswith("Cap")}
-
-
-@needs_root
-def test_apply_docker_defaults(in_child, tmp_path):
-    victim = tmp_path / "f"
-    victim.write_text("x")
-
-    def child():
-        # own UTS and mount namespaces first: should apply_caps fail to drop CAP_SYS_ADMIN, the
-        # sethostname below must not rename the host
-        sc.unshare(sc.CLONE_NEWUTS | sc.CLONE_NEWNS)
-        C.apply_caps(C.DOCKER_DEFAULT_CAPS)
-        own = C.current_caps()
-        after_exec = _status_after_exec()
-        os.chown(victim, 1234, 1234)  # CAP_CHOWN kept
-        errs = []
-        for call in (lambda: sc.unshare(sc.CLONE_NEWIPC), lambda: sc.sethostname("nope"),
-                     lambda: C.apply_caps(C.DOCKER_DEFAULT_CAPS | {n("CAP_SYS_ADMIN")})):
-            try:
-                call()
-                errs.append(None)
-            except OSError as e:
-                errs.append(e.errno)
-        return own, after_exec, os.stat(victim).st_uid, errs, C.current_caps()
-
-    own, after_exec, uid, errs, later = in_child(child)
-    assert own["CapEff"] == own["CapPrm"] == own["CapBnd"] == own["CapInh"] == DOCKER_MASK
-    assert own["CapAmb"] == 0
-    assert after_exec["CapEff"] == after_exec["CapBnd"] == DOCKER_MASK  # root keeps them across exec
-    assert uid == 1234
-    # unshare and sethostname need CAP_SYS_ADMIN; asking for it back is silently clamped, not granted
-    assert errs == [errno.EPERM, errno.EPERM, None]
-    assert later["CapEff"] == DOCKER_MASK
-    assert C.current_caps()["CapEff"] != DOCKER_MASK  # the test process is untouched
-
-
-@needs_root
-def test_apply_without_inheritable(in_child):
-    def child():
-        C.apply_caps({n("CAP_KILL"), n("CAP_SYS_ADMIN")}, inheritable=False)
-        return C.current_caps()
-
-    got = in_child(child)
-    assert got["CapEff"] == got["CapPrm"] == got["CapBnd"] == (1 << 5) | (1 << 21)
-    assert got["CapInh"] == 0
-
-
-@needs_root
-def test_apply_nothing(in_child):
-    def child():
-        C.apply_caps(set())
-        return C.current_caps(), _status_after_exec()
-
-    own, after_exec = in_child(child)
-    assert own == {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": 0, "CapAmb": 0}
-    assert after_exec["CapEff"] == 0 and after_exec["CapBnd"] == 0
-
-
-@needs_root
-def test_apply_all_is_clamped_to_what_we_have(in_child):
-    mine = C.current_caps()
-
-    def child():
-        C.apply_caps(C.ALL_CAPS)
-        return C.current_caps()
-
-    got = in_child(child)
-    assert got["CapEff"] == mine["CapPrm"] & C.caps_mask(C.ALL_CAPS)
-    assert got["CapBnd"] == mine["CapBnd"] & mine["CapPrm"]
