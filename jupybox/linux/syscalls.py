@@ -22,7 +22,7 @@ __all__ = [
     "MACHINE", "SYS_pivot_root", "SYS_clone", "SYS_clone3", "SYS_personality", "SYS_seccomp",
     "libc", "syscall", "unshare", "setns", "mount", "umount2", "pivot_root", "pivot_into", "sethostname",
     "prctl", "set_no_new_privs", "get_no_new_privs", "set_pdeathsig", "get_pdeathsig",
-    "set_child_subreaper", "get_child_subreaper", "set_keepcaps", "get_keepcaps",
+    "set_child_subreaper", "get_child_subreaper", "set_keepcaps", "get_keepcaps", "exchange",
 ]
 
 # ---- namespaces (linux/sched.h) ----
@@ -112,6 +112,8 @@ _mount = _fn("mount", _c_int, _c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_char
 _umount2 = _fn("umount2", _c_int, _c_char_p, _c_int)
 _sethostname = _fn("sethostname", _c_int, _c_char_p, ctypes.c_size_t)
 _prctl = _fn("prctl", _c_int, _c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_renameat2 = _fn("renameat2", _c_int, _c_int, _c_char_p, _c_int, _c_char_p, ctypes.c_uint)
 _syscall = libc.syscall  # variadic: arguments are converted one by one in syscall()
 _syscall.restype = ctypes.c_long
 
@@ -185,6 +187,14 @@ def pivot_root(new_root, put_old) -> None:
     if _syscall(ctypes.c_long(SYS_pivot_root), _c_char_p(_fsencode(new_root)),
                 _c_char_p(_fsencode(put_old))) != 0:
         raise _fail(f"pivot_root {_show(new_root)} (old root at {_show(put_old)})")
+
+
+def exchange(a, b) -> None:
+    """Swap two paths atomically (renameat2 RENAME_EXCHANGE): both must exist. EINVAL where the
+    filesystem cannot (callers fall back to a rename)."""
+    if _renameat2(_AT_FDCWD, _fsencode(a), _AT_FDCWD, _fsencode(b), _RENAME_EXCHANGE) != 0:
+        e = _get_errno()
+        raise OSError(e, _strerror(e), _show(a), None, _show(b))
 
 
 def pivot_into(rootfs) -> None:

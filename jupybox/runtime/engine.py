@@ -30,12 +30,13 @@ from ..linux import userns
 from ..paths import Layout
 from . import launch
 from .fdio import read_all
-from .records import Record, Records
+from .records import Record, Records, random_name
 from .signals import forwarding_signals
 from .spec import ContainerSpec, Mount
 from .state import State, Status, now_iso, pid_alive, proc_start_time, process_running
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOST_VIEW_TTL = 2.0  # seconds a resolved host image (its binds and masks) is reused
 
 
 class Prepared:
@@ -52,16 +53,19 @@ class Prepared:
         self._engine = engine
         self.rootfs_key = None
         self.staged = engine.layout.containers / cid
+        self.name = random_name()  # claimed now, used if the container gets no --name
         self.cgroup = engine.cgroups.open(cid)
         owner = os.getpid()
 
         def setup():  # in the helper
-            engine.records.stage(cid, owner)
+            engine.records.stage(cid, owner, self.name)
             engine._write_etc_files(self.staged, cid[:12], network, image_is_host=False)
             engine.cgroups.create(cid)
 
         self.sandbox = launch.Sandbox(self.cgroup.attach_self_paths(), new_net=network != "host", setup=setup,
                                       idmap=engine.idmap)
+        self.armed = None  # (spec dict, config, plan) of the container PID 1 is armed for
+        self.go = False  # create() took the armed config: start() only says "go"
         if template is not None and template["spec"]["network"] == network:
             # speculation: the next container will look like the last one (a re-run cell); its
             # root filesystem is assembled by PID 1 as soon as it exists, while nobody waits
@@ -69,7 +73,41 @@ class Prepared:
                 self.sandbox.prepare_rootfs(engine.rootfs_plan(template, self.staged, self.cgroup))
                 self.rootfs_key = Engine.rootfs_key(template)
             except errors.JupyboxError:
-                pass
+                return
+            self._arm(template["spec"])
+
+    def _arm(self, spec_dict: dict) -> None:
+        """Further speculation, for a spec that repeats exactly (the same cell run again): its
+        config and plan are made now, and PID 1 resolves the user ahead of time and then waits
+        for a "go" with the stdio. Not for specs whose config has side effects (volumes, ports,
+        bridge networks)."""
+        spec = ContainerSpec.from_dict(spec_dict)
+        if spec.network not in ("none", "host") or spec.ports or spec.publish_all or \
+                any(m.type == "volume" for m in spec.mounts):
+            return
+        try:
+            config = self._engine.container_config(spec)
+        except errors.JupyboxError:
+            return
+        if Engine.rootfs_key(config) != self.rootfs_key:
+            return
+        named = dict(config, hostname=config["hostname"] or self.cid[:12])
+        plan = self._engine.plan_for(named, self.staged, self.cgroup, rootfs_ready=True)
+        try:
+            self.sandbox.arm(plan)
+        except errors.JupyboxError:
+            return
+        self.armed = (spec_dict, config, plan)
+
+    def armed_config(self, spec: ContainerSpec) -> dict | None:
+        """The config made ahead for ``spec``, if it is the armed one and its image is unchanged."""
+        if self.armed is None or spec.to_dict() != self.armed[0]:
+            return None
+        config = self.armed[1]
+        image, rootfs = self._engine._image(spec.image)
+        if rootfs != config["rootfs"] or image.id != config["image"]["id"]:
+            return None
+        return config
 
     def ready(self) -> bool:
         """Wait for the helper; False if what it made is unusable (then discard it)."""
@@ -92,6 +130,7 @@ class Prepared:
         self.sandbox.discard()
         self.cgroup.remove()
         self._engine.cgroups.remove_parent_if_empty()
+        self._engine.records.unclaim(self.name, self.cid)
         userns.rmtree(self.staged)
 
 
@@ -117,6 +156,7 @@ class Engine:
         self.records = Records(self.layout)
         self._store = None
         self._cgroups = None
+        self._images: dict[str, tuple] = {}  # ref -> (key, image, rootfs, deadline): see _image
         lseccomp.set_cache_dir(str(self.layout.cache))
         # not root: each container gets a user namespace of its own (see runtime.mode)
         self.idmap = None
@@ -181,8 +221,38 @@ class Engine:
         return f"no cgroups for this user ({self.cgroups.reason}): " + "; ".join(missing)
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, spec: ContainerSpec, cid: str | None = None, prepared: "Prepared | None" = None) -> Record:
-        image = self.store.resolve(spec.image)
+    def _image(self, ref: str) -> tuple:
+        """(image, its root filesystem or None) for ``ref``, remembered: a kernel runs one image again
+        and again, and resolving it (index.json, manifests, layer links) costs ~0.4 ms a start. An
+        entry holds while index.json is the same file (every change replaces it) and the layer
+        dirs exist; for the host image, whose view follows the host's files, HOST_VIEW_TTL."""
+        try:
+            st = os.stat(self.store.index_path)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            key = None
+        hit = self._images.get(ref)
+        if hit is not None and hit[2] is not None:
+            if hit[0] == "host" and time.monotonic() < hit[3]:
+                return hit[1], hit[2]
+            if key is not None and hit[0] == key and all(os.path.isdir(d) for d in hit[2]["lowers"]):
+                return hit[1], hit[2]
+        image = self.store.resolve(ref)
+        self._images[ref] = ("host" if getattr(image, "is_host", False) else key, image, None, 0.0)
+        return image, None
+
+    def _image_rootfs_of(self, ref: str, image) -> dict:
+        rootfs = self._image_rootfs(image)
+        key = self._images.get(ref, (None,))[0]
+        if len(self._images) > 64:
+            self._images.clear()
+        self._images[ref] = (key, image, rootfs, time.monotonic() + HOST_VIEW_TTL)
+        return rootfs
+
+    def container_config(self, spec: ContainerSpec) -> dict:
+        """What :meth:`create` records for ``spec``, checked (UsageError, ImageNotFound, ...). Makes
+        no container; may unpack the image's layers and make a named volume."""
+        image, rootfs = self._image(spec.image)
         cfg = image.config.get("config") or {}
         if spec.entrypoint is not None:
             entrypoint = list(spec.entrypoint)
@@ -222,7 +292,8 @@ class Engine:
         if limits.cpus is not None and limits.cpus < 0:
             raise errors.UsageError(f"invalid cpus {limits.cpus}: must be positive")
 
-        rootfs = self._image_rootfs(image)
+        if rootfs is None:  # after the checks above: this may unpack layers
+            rootfs = self._image_rootfs_of(spec.image, image)
         config = {
             "spec": spec.to_dict(),
             "image": {"id": image.id, "ref": spec.image, "is_host": getattr(image, "is_host", False)},
@@ -238,9 +309,16 @@ class Engine:
         }
         if ports:
             config["ports"] = ports
-        staged = None
+        return config
+
+    def create(self, spec: ContainerSpec, cid: str | None = None, prepared: "Prepared | None" = None) -> Record:
+        config = prepared.armed_config(spec) if prepared is not None else None
+        if config is None:
+            config = self.container_config(spec)
+        staged = staged_name = None
         if prepared is not None and prepared.fits_config(config) and prepared.ready():
-            cid, staged = prepared.cid, prepared.staged
+            cid, staged, staged_name = prepared.cid, prepared.staged, prepared.name
+            prepared.go = config is (prepared.armed and prepared.armed[1])
         else:
             prepared = None
 
@@ -253,7 +331,7 @@ class Engine:
 
                 extend_etc(rec.dir, spec)
 
-        return self.records.create(spec.name, config, cid, prepare=prepare, staged=staged)
+        return self.records.create(spec.name, config, cid, prepare=prepare, staged=staged, staged_name=staged_name)
 
     def _check_mount(self, m: Mount) -> dict:
         if not m.destination.startswith("/"):
@@ -374,7 +452,9 @@ class Engine:
 
     def plan(self, rec: Record, cgroup, rootfs_ready: bool = False) -> dict:
         """Everything PID 1 and the main process need; without the mounts when they are made."""
-        cfg = rec.config
+        return self.plan_for(rec.config, rec.dir, cgroup, rootfs_ready)
+
+    def plan_for(self, cfg: dict, cdir: Path, cgroup, rootfs_ready: bool = False) -> dict:
         spec = cfg["spec"]
         caps = frozenset(cfg["caps"])
         plan = {
@@ -393,7 +473,7 @@ class Engine:
             "rlimits": self._rlimits(ContainerSpec.from_dict(spec).limits),
         }
         if not rootfs_ready:
-            plan.update(self.rootfs_plan(cfg, rec.dir, cgroup))
+            plan.update(self.rootfs_plan(cfg, cdir, cgroup))
         return plan
 
     def prepare(self, network: str = "none", template: dict | None = None) -> Prepared:
@@ -411,10 +491,11 @@ class Engine:
             raise errors.StateError(f"container {rec.name} is {state.status.value}: it cannot be started")
         spec = ContainerSpec.from_dict(rec.config["spec"])
         sc.set_child_subreaper()
-        rootfs_ready = False
+        rootfs_ready = go = False
         if prepared is not None and prepared.cid == rec.id and prepared.fits_config(rec.config):
             cg, sandbox = prepared.cgroup, prepared.sandbox
             rootfs_ready = prepared.rootfs_key is not None
+            go = prepared.go
         else:
             if prepared is not None:
                 prepared.discard()
@@ -425,7 +506,7 @@ class Engine:
             if cg is None:
                 cg = self.cgroups.create(rec.id)
             cg.set_limits(spec.limits)
-            plan = self.plan(rec, cg, rootfs_ready)
+            plan = None if go else self.plan(rec, cg, rootfs_ready)
             if sandbox is None:
                 sandbox = launch.Sandbox(cg.attach_self_paths(), new_net=spec.network != "host", idmap=self.idmap)
             if spec.network not in ("none", "host"):
@@ -433,7 +514,18 @@ class Engine:
 
                 # the namespace exists (PID 1 holds it): plug it in before the command runs
                 net = network.attach(self.layout, rec, sandbox.ready())
-            pid = sandbox.start(plan, stdio)
+            pid = sandbox.send(plan, stdio)
+            # written while the container starts (nothing in it waits for us): a failure below
+            # writes the state again
+            rec.save_state(State(
+                status=Status.RUNNING,
+                pid=pid,
+                pid_start=proc_start_time(pid),
+                monitor_pid=os.getpid(),
+                started_at=now_iso(),
+                restart_count=state.restart_count + (1 if state.started_at else 0),
+            ))
+            sandbox.started()
         except BaseException as e:
             if net is not None:
                 network.release(self.layout, rec.id, net)
@@ -445,18 +537,9 @@ class Engine:
             if isinstance(e, errors.JupyboxError):
                 state.error = str(e)
                 state.exit_code = e.exit_code
-                if state.status is Status.CREATED:
-                    rec.save_state(state)
+            if state.status in (Status.CREATED, Status.EXITED):
+                rec.save_state(state)  # what it was, with the error: not the running state above
             raise
-        state = State(
-            status=Status.RUNNING,
-            pid=pid,
-            pid_start=proc_start_time(pid),
-            monitor_pid=os.getpid(),
-            started_at=now_iso(),
-            restart_count=state.restart_count + (1 if state.started_at else 0),
-        )
-        rec.save_state(state)
         running = Running(rec, pid, cg, sandbox)
         running.network = net
         return running

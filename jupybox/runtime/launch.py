@@ -131,14 +131,17 @@ def _prepare(plan: dict) -> tuple:
         _setup_rootfs(plan)
     if plan.get("hostname"):
         sc.sethostname(plan["hostname"])
-    user = _user(plan, 125)
+    return _user(plan, 125)
+
+
+def _workdir(plan: dict) -> None:
+    """The working directory, made if missing (docker does), once the container surely starts."""
     cwd = plan["cwd"]
     if not os.path.isdir(cwd):
         try:
             os.makedirs(cwd, 0o755, exist_ok=True)
         except OSError as e:
             raise Failure(125, f"creating the working directory {cwd}: {e.strerror}") from None
-    return user
 
 
 def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool) -> None:
@@ -149,18 +152,30 @@ def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool
     pid1.install_forwarding(lambda: child[0])
 
     early_failure = None
+    armed = None  # (plan, user) made ready ahead of its "go"
     while True:
         got = wire.recv(sock)
         if got is None:  # the sandbox was discarded
             os._exit(0)
         (kind, plan), fds = got
-        if kind == "start":
+        if kind == "go":
+            plan, user = armed or (None, Failure(125, "starting the container: it was not prepared"))
             break
-        # ("rootfs", plan): assemble the root now; a failure waits for the start to be told
+        if kind == "start":
+            user = None
+            break
+        # ("rootfs", plan): assemble the root now; ("arm", plan): the user and hostname too.
+        # A failure waits for the start to be told.
         try:
-            _setup_rootfs(plan)
+            if kind == "rootfs":
+                _setup_rootfs(plan)
+            elif early_failure is None:
+                armed = plan, _prepare(plan)
         except Failure as f:
-            early_failure = f
+            if kind == "rootfs":
+                early_failure = f
+            else:
+                armed = (plan, f)  # told at "go"; a different plan may still start
     # the container dies with its monitor: nothing can outlive jupybox unaccounted for
     sc.set_pdeathsig(signal.SIGKILL)
     r, _, _ = select.select([sock], [], [], 0)
@@ -170,7 +185,10 @@ def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool
     try:
         if early_failure is not None:
             raise early_failure
-        user = _prepare(plan)
+        if isinstance(user, Failure):
+            raise user
+        user = _prepare(plan) if user is None else user
+        _workdir(plan)
         stdio = tuple(fds[:3]) if len(fds) >= 3 else None
         if not plan.get("init", True):
             _command(plan, user, stdio, in_place=True)  # --no-init: the command itself is PID 1
@@ -352,12 +370,30 @@ class Sandbox:
 
     def start(self, plan: dict, stdio: tuple[int, int, int]) -> int:
         """Send the plan; return PID 1's host pid once the command has been exec'ed."""
+        self.send(plan, stdio)
+        return self.started()
+
+    def arm(self, plan: dict) -> None:
+        """Have PID 1 get ready for this very plan (its root filesystem made): a later
+        ``send(None, stdio)`` starts it."""
+        try:
+            wire.send(self._sock, ("arm", plan))
+        except OSError as e:
+            raise RuntimeFailure(f"preparing the container: {e}") from None
+
+    def send(self, plan: dict | None, stdio: tuple[int, int, int]) -> int:
+        """Send the plan (None: the armed one) and return PID 1's host pid at once: the caller may
+        do its own work while the container starts, then must call :meth:`started`."""
         self.ready()
         try:
-            wire.send(self._sock, ("start", plan), stdio)
+            wire.send(self._sock, ("start", plan) if plan is not None else ("go", None), stdio)
         except OSError as e:
             self.discard()
             raise RuntimeFailure(f"starting the container: {e}") from None
+        return self.pid
+
+    def started(self) -> int:
+        """Wait until the command has been exec'ed; return PID 1's host pid (errors: see _raise)."""
         data = read_all(self._err_r)
         os.close(self._err_r)
         self._err_r = -1

@@ -51,6 +51,8 @@ class Daemon:
         self.template = None  # the config of the last container: the next one is prepared like it
         self.idle_since = time.monotonic()
         self.linger = LINGER
+        self.hold_until = 0.0  # no chores before this moment (see HOLD)
+        self.refill_pending = False  # a run took a prewarm: replace it once the hold is over
 
     @property
     def client_gone(self) -> bool:
@@ -73,9 +75,8 @@ class Daemon:
             pw.discard()
 
     def _refill(self) -> None:
-        """Right after an exit was reported: runs in a loop never leave the quiet moment in which a
-        sandbox is otherwise made, so the one the run took is replaced now (its fork then costs the
-        next request nothing: the client is still reading the exit)."""
+        """Soon after an exit was reported (HOLD): runs in a loop never leave the quiet moment in
+        which a sandbox is otherwise made, so the one the run took is replaced now."""
         if len(self.prewarms) < POOL and not self.client_gone:
             self._make_prewarm()
 
@@ -183,6 +184,7 @@ class Daemon:
         if cid in self.notified:
             return
         self.notified.add(cid)
+        self.hold_until = time.monotonic() + HOLD
         self.send({"event": "exit", "id": cid, "exit_code": exit_code, "oom_killed": oom, "extra": extra}, client)
 
     def _early_exit(self, status_fd: int) -> None:
@@ -194,7 +196,7 @@ class Daemon:
             return  # no init (or it died): the exit is reported when PID 1 is reaped
         state = self.engine.record_exit(running, code)
         self._exit_event(running, state.exit_code, state.oom_killed, state.extra, client)
-        self._refill()
+        self.refill_pending = True
 
     def _reap(self, pidfd: int) -> None:
         if pidfd in self.running:
@@ -299,8 +301,11 @@ class Daemon:
                     watch.append(self.listener.fileno())
                 helpers = {pw.sandbox.helper_fd(): pw for pw in self.prewarms if pw.sandbox.pending}
                 watch += list(helpers)
-                chores = bool(self.cleanups) or (want_prewarm and not self.running)
-                if chores:
+                chores = bool(self.cleanups) or (want_prewarm and not self.running) or self.refill_pending
+                hold = self.hold_until - now
+                if hold > 0:
+                    timeout = hold
+                elif chores:
                     timeout = 0.0  # chores only when nothing else is waiting
                 elif len(self.prewarms) < POOL and not self.client_gone:
                     timeout = QUIET
@@ -310,7 +315,12 @@ class Daemon:
                     timeout = min(timeout, max(0.0, self.linger - (now - self.idle_since)) + 0.001)
                 ready, _, _ = select.select(watch, [], [], timeout)
                 if not ready:
-                    if self.cleanups:
+                    if time.monotonic() < self.hold_until:
+                        continue
+                    if self.refill_pending:
+                        self.refill_pending = False
+                        self._refill()
+                    elif self.cleanups:
                         self.engine.cleanup(self.cleanups.pop(0))
                     elif want_prewarm and not self.running:
                         self._make_prewarm()
@@ -358,6 +368,10 @@ class Daemon:
         self._drop_prewarm()
 
 
+# seconds after an exit is reported during which the daemon makes no prewarm and cleans nothing
+# up: the client needs a CPU to take the exit in, and on 2 CPUs the refill's fork and the cleanup
+# used to delay it (medians 3.1-3.4 ms against 3.5-4.1 ms a run, measured)
+HOLD = 0.003
 POOL = 2  # prewarmed sandboxes kept ready
 QUIET = 0.05  # seconds without requests or exits before a prewarm is made while containers run
 STRAYS = 1.0  # seconds between looks for stray children when nothing else happens

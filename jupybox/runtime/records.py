@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import Conflict, ContainerNotFound, UsageError
 from ..paths import Layout
-from .state import State, now_iso, read_json, write_json_atomic
+from .state import State, now_iso, read_json, stage_json, write_json_atomic
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -103,36 +103,70 @@ class Records:
         self.layout = layout
         self.names = layout.root / "names"
 
-    def stage(self, cid: str, owner: int | None = None) -> Path:
+    def stage(self, cid: str, owner: int | None = None, name: str | None = None) -> Path:
         """A container directory made ahead of time, in its final place (its root filesystem may be
         mounted from it before the container is created, so it must never move). It has no
         config.json yet, so it is no container; its ``staged-by`` file names the process that made
-        it, so that prune can tell a live one from a crash's leftover."""
+        it, so that prune can tell a live one from a crash's leftover.
+
+        Everything the owner will write when the container is created and started is made here
+        too, empty: the log files, the temp files of config.json and state.json, and the claim on
+        a random ``name`` (see ``state.write_json_atomic`` for why no inode is made later)."""
+        owner = owner or os.getpid()
         staged = self.layout.containers / cid
         staged.mkdir()
         for sub in ("upper", "work", "rootfs"):
             (staged / sub).mkdir()
-        (staged / "staged-by").write_text(str(owner or os.getpid()))
+        (staged / "staged-by").write_text(str(owner))
+        for log in ("stdout.log", "stderr.log"):
+            os.close(os.open(staged / log, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
+        stage_json(staged / "config.json", owner)
+        stage_json(staged / "state.json", owner, State().to_dict())
+        if name:
+            self._claim(name, cid)
         return staged
 
+    def _claim(self, name: str, cid: str) -> None:
+        try:
+            os.symlink(cid, self.names / name)
+        except FileNotFoundError:
+            self.names.mkdir(parents=True, exist_ok=True)
+            os.symlink(cid, self.names / name)
+
+    def unclaim(self, name: str, cid: str) -> None:
+        """Free ``name`` if it is ``cid``'s."""
+        try:
+            if os.readlink(self.names / name) == cid:
+                os.unlink(self.names / name)
+        except OSError:
+            pass
+
     def create(self, name: str | None, config: dict, cid: str | None = None, prepare=None,
-               staged: Path | None = None) -> Record:
+               staged: Path | None = None, staged_name: str | None = None) -> Record:
         """Claim the name, make the directory (or adopt a staged one), write config.json.
 
         ``prepare(record, config)`` runs before config.json is written (a record without
         config.json is garbage to prune, so a crash in between leaves nothing that looks alive).
-        No state.json yet: a record without one is "created"."""
+        ``staged_name``: the random name claimed with the staged directory, used when ``name`` is
+        None. No state.json yet (or the staged one): a record without one is "created"."""
         cid = cid or secrets.token_hex(32)
-        name = check_name(name) if name else random_name()
-        self.names.mkdir(parents=True, exist_ok=True)
-        try:
-            os.symlink(cid, self.names / name)
-        except FileExistsError:
-            other = os.readlink(self.names / name)
-            raise Conflict(
-                f'the container name "{name}" is already in use by container "{other[:12]}": '
-                "remove (or rename) that container to reuse the name"
-            ) from None
+        if name:
+            name = check_name(name)
+            if staged_name:
+                self.unclaim(staged_name, cid)
+            staged_name = None
+        if staged_name:
+            name = staged_name
+        else:
+            name = name or random_name()
+            try:
+                self._claim(name, cid)
+            except FileExistsError:
+                other = os.readlink(self.names / name)
+                raise Conflict(
+                    f'the container name "{name}" is already in use by container "{other[:12]}": '
+                    "remove (or rename) that container to reuse the name"
+                ) from None
         rec = Record(self.layout, cid)
         try:
             if staged is None:
@@ -162,11 +196,7 @@ class Records:
             except ContainerNotFound:
                 name = None
         if name:
-            try:
-                if os.readlink(self.names / name) == rec.id:
-                    os.unlink(self.names / name)
-            except OSError:
-                pass
+            self.unclaim(name, rec.id)
         # rename first so that a crash mid-delete leaves a directory prune knows is garbage
         trash = self.layout.tmp / f"rm-{rec.id}"
         try:

@@ -2,8 +2,8 @@
 
 Like youki's ``state.rs``: the status enum carries ``can_*`` guards so that every
 lifecycle verb asks the same question the same way.  The state file is small
-JSON, replaced atomically (write to a temp file, rename), so a reader never sees
-half of it and a kill -9 leaves either the old or the new state.
+JSON, replaced atomically (write to a temp file, rename or swap), so a reader never
+sees half of it and a kill -9 leaves either the old or the new state.
 """
 
 from __future__ import annotations
@@ -68,11 +68,47 @@ class State:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+def _tmp_path(path: Path, pid: int | None = None) -> Path:
+    return path.with_name(f".{path.name}.{pid or os.getpid()}.tmp")
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
+    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never half.
+
+    A temp file this process already has (staged for it ahead of time, see :func:`stage_json`, or
+    kept from its last write) is refilled and swapped in with RENAME_EXCHANGE, keeping the old
+    version for the next write: no inode is made or freed. That matters on ext4 under churn, where
+    making an inode cost up to 0.7 ms here (the allocator steps over recently freed inodes one by
+    one): more than everything else a container start writes."""
+    tmp = _tmp_path(path)
+    # dumps, not dump: json.dump streams through the pure-Python encoder (~30x slower here)
+    text = json.dumps(data)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        reuse = True
+    except FileNotFoundError:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        reuse = False
+    with open(fd, "w", closefd=True) as f:
+        f.write(text)
+    if reuse:
+        from ..linux.syscalls import exchange
+
+        try:
+            exchange(tmp, path)
+            return
+        except OSError:
+            pass  # no old version yet (ENOENT), or a filesystem that cannot swap (EINVAL)
     os.replace(tmp, path)
+
+
+def stage_json(path: Path, owner: int, data: dict | None = None) -> None:
+    """Ahead of time, for the process ``owner``: its temp file for ``path`` (and ``path`` itself
+    with ``data``), so that its later :func:`write_json_atomic` calls allocate nothing."""
+    if data is not None:
+        with open(path, "w") as f:
+            f.write(json.dumps(data))
+    open(_tmp_path(path, owner), "w").close()
 
 
 def read_json(path: Path) -> dict:

@@ -92,6 +92,71 @@ def daemon_alive(pid: int) -> bool:
         return False
 
 
+def test_the_daemon_sees_an_image_tag_move(busybox_image):
+    """The daemon remembers resolved images: a tag that moves (or goes) must be seen at once."""
+    from jupybox.build import build
+    from jupybox.errors import ImageNotFound
+
+    root = busybox_image.root
+
+    def marker():
+        r, w = os.pipe()
+        c = jupybox.run("movingtag:1", ["cat", "/marker"], root=root, stdout=w, remove=True)
+        os.close(w)
+        assert c.wait(timeout=10) == 0
+        out = os.read(r, 100)
+        os.close(r)
+        return out
+
+    try:
+        for version in (b"one", b"two"):
+            build(dockerfile=f"FROM {BB}\nRUN echo {version.decode()} > /marker\n", tags=["movingtag:1"], root=root,
+                  progress="quiet")
+            assert marker() == version + b"\n"
+    finally:
+        jupybox.engine(root).store.remove("movingtag:1", force=True)
+    with pytest.raises(ImageNotFound):
+        jupybox.run("movingtag:1", ["true"], root=root, remove=True)
+
+
+def _out(root, command, **options) -> tuple[int, str]:
+    r, w = os.pipe()
+    c = jupybox.run(BB, command, root=root, stdout=w, stderr=w, remove=True, **options)
+    os.close(w)
+    code = c.wait(timeout=10)
+    out = b""
+    while chunk := os.read(r, 4096):
+        out += chunk
+    os.close(r)
+    return code, out.decode()
+
+
+def test_a_repeated_spec_and_a_different_one_after_it(busybox_image):
+    """The daemon prepares the next container like the last one, down to its user and plan (see
+    engine.Prepared._arm): a repeat must behave like a first run, a change must be seen."""
+    root = busybox_image.root
+    a = dict(workdir="/made-for-a", user="0")
+    script = ["sh", "-c", "echo $(id -u) $(pwd) $(hostname) $HOME; ls /"]
+    runs = [_out(root, script, **a) for _ in range(3)]
+    for code, out in runs:
+        uid, cwd, host, home = out.splitlines()[0].split()
+        assert (code, uid, cwd, home) == (0, "0", "/made-for-a", "/root")
+    assert len({out.splitlines()[0].split()[2] for _, out in runs}) == 3  # each its own hostname
+    # another user and workdir on a sandbox made for the spec above: nothing of it shows
+    code, out = _out(root, script, workdir="/tmp", user="65534")
+    assert code == 0
+    assert out.splitlines()[0].split()[:2] == ["65534", "/tmp"]
+    assert "made-for-a" not in out.split()
+
+
+def test_a_repeated_failing_spec_fails_the_same_way(busybox_image):
+    root = busybox_image.root
+    for _ in range(3):
+        with pytest.raises(jupybox.errors.RuntimeFailure, match="unable to find user nosuch"):
+            jupybox.run(BB, ["true"], root=root, user="nosuch", remove=True)
+    assert _out(root, ["true"])[0] == 0
+
+
 def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     # warm the daemon up first so its socket and reader thread are part of the baseline
     jupybox.run(BB, ["true"], root=busybox_image.root, remove=True).wait()
