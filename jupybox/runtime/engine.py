@@ -484,8 +484,11 @@ class Engine:
         launcher daemon after each start and by the CLI while it resolves the image."""
         return Prepared(self, secrets.token_hex(32), network, template)
 
-    def start(self, rec: Record, stdio: tuple[int, int, int] = (0, 1, 2), prepared: Prepared | None = None) -> Running:
-        """Start the container with this process as its monitor (it must then wait and finish)."""
+    def start(self, rec: Record, stdio: tuple[int, int, int] = (0, 1, 2), prepared: Prepared | None = None,
+              linger: bool = False) -> Running:
+        """Start the container with this process as its monitor (it must then wait and finish).
+        ``linger``: PID 1 reports the exit, then waits for ``running.sandbox.release()`` (a monitor
+        that reads the early exit, see ``launch.Sandbox.send``)."""
         state = rec.state()
         if not state.status.can_start():
             raise errors.StateError(f"container {rec.name} is {state.status.value}: it cannot be started")
@@ -514,7 +517,7 @@ class Engine:
 
                 # the namespace exists (PID 1 holds it): plug it in before the command runs
                 net = network.attach(self.layout, rec, sandbox.ready())
-            pid = sandbox.send(plan, stdio)
+            pid = sandbox.send(plan, stdio, linger)
             # written while the container starts (nothing in it waits for us): a failure below
             # writes the state again
             rec.save_state(State(

@@ -159,10 +159,11 @@ def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool
             os._exit(0)
         (kind, plan), fds = got
         if kind == "go":
+            options = plan
             plan, user = armed or (None, Failure(125, "starting the container: it was not prepared"))
             break
         if kind == "start":
-            user = None
+            options, user = plan, None
             break
         # ("rootfs", plan): assemble the root now; ("arm", plan): the user and hostname too.
         # A failure waits for the start to be told.
@@ -181,7 +182,9 @@ def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool
     r, _, _ = select.select([sock], [], [], 0)
     if r and not sock.recv(1, socket.MSG_PEEK):
         os._exit(0)  # the monitor died before the line above took effect
-    sock.close()
+    linger = bool(options and options.get("linger"))
+    if not linger:
+        sock.close()
     try:
         if early_failure is not None:
             raise early_failure
@@ -209,6 +212,13 @@ def _sandbox_child(sock: socket.socket, err_w: int, status_w: int, new_net: bool
         os.write(status_w, b"X%d" % code)
     except OSError:
         pass
+    if linger:
+        # the namespaces' teardown in our exit takes a CPU for a millisecond or two: the monitor
+        # lets us go once its client has taken the exit in (it closes the socket)
+        try:
+            sock.recv(1)
+        except OSError:
+            pass
     os._exit(code)
 
 
@@ -381,12 +391,18 @@ class Sandbox:
         except OSError as e:
             raise RuntimeFailure(f"preparing the container: {e}") from None
 
-    def send(self, plan: dict | None, stdio: tuple[int, int, int]) -> int:
+    def send(self, plan: dict | None, stdio: tuple[int, int, int], linger: bool = False) -> int:
         """Send the plan (None: the armed one) and return PID 1's host pid at once: the caller may
-        do its own work while the container starts, then must call :meth:`started`."""
+        do its own work while the container starts, then must call :meth:`started`.
+
+        ``linger``: once it has reported the exit (:meth:`exit_status`), PID 1 waits for
+        :meth:`release` before it exits and its namespaces are torn down."""
         self.ready()
         try:
-            wire.send(self._sock, ("start", plan) if plan is not None else ("go", None), stdio)
+            if plan is None:
+                wire.send(self._sock, ("go", {"linger": linger}), stdio)
+            else:
+                wire.send(self._sock, ("start", dict(plan, linger=linger)), stdio)
         except OSError as e:
             self.discard()
             raise RuntimeFailure(f"starting the container: {e}") from None
@@ -432,6 +448,13 @@ class Sandbox:
         if self._status_r >= 0:
             os.close(self._status_r)
             self._status_r = -1
+
+    def release(self) -> None:
+        """Let a lingering PID 1 exit (see :meth:`send`)."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def close(self) -> None:
         """After the container has exited: the lifeline socket is no longer needed."""

@@ -53,6 +53,7 @@ class Daemon:
         self.linger = LINGER
         self.hold_until = 0.0  # no chores before this moment (see HOLD)
         self.refill_pending = False  # a run took a prewarm: replace it once the hold is over
+        self.lingering: list[Running] = []  # exited, their PID 1 waiting for the hold to end
 
     @property
     def client_gone(self) -> bool:
@@ -103,7 +104,7 @@ class Daemon:
         self.template = rec.config
         stdio = tuple(fds[:3]) if len(fds) >= 3 else self.engine.log_stdio(rec)
         try:
-            running = self.engine.start(rec, stdio, prepared=pw)
+            running = self.engine.start(rec, stdio, prepared=pw, linger=True)
         except BaseException:
             if spec.remove:
                 self.engine.records.delete(rec)
@@ -119,7 +120,7 @@ class Daemon:
         rec = self.engine.records.get(msg["id"])
         stdio = tuple(fds[:3]) if len(fds) >= 3 else self.engine.log_stdio(rec)
         try:
-            running = self.engine.start(rec, stdio)
+            running = self.engine.start(rec, stdio, linger=True)
         finally:
             if len(fds) < 3:
                 for fd in stdio:
@@ -184,7 +185,9 @@ class Daemon:
         if cid in self.notified:
             return
         self.notified.add(cid)
-        self.hold_until = time.monotonic() + HOLD
+        now = time.monotonic()
+        if now >= self.hold_until:  # holds do not chain: runs in a loop still get their chores done
+            self.hold_until = now + HOLD
         self.send({"event": "exit", "id": cid, "exit_code": exit_code, "oom_killed": oom, "extra": extra}, client)
 
     def _early_exit(self, status_fd: int) -> None:
@@ -196,7 +199,13 @@ class Daemon:
             return  # no init (or it died): the exit is reported when PID 1 is reaped
         state = self.engine.record_exit(running, code)
         self._exit_event(running, state.exit_code, state.oom_killed, state.extra, client)
+        self.lingering.append(running)
         self.refill_pending = True
+
+    def _release(self) -> None:
+        """The hold is over: the PID 1s that reported an exit may go (and take their namespaces)."""
+        while self.lingering:
+            self.lingering.pop().sandbox.release()
 
     def _reap(self, pidfd: int) -> None:
         if pidfd in self.running:
@@ -301,7 +310,7 @@ class Daemon:
                     watch.append(self.listener.fileno())
                 helpers = {pw.sandbox.helper_fd(): pw for pw in self.prewarms if pw.sandbox.pending}
                 watch += list(helpers)
-                chores = bool(self.cleanups) or (want_prewarm and not self.running) or self.refill_pending
+                chores = bool(self.cleanups or self.lingering or self.refill_pending) or (want_prewarm and not self.running)
                 hold = self.hold_until - now
                 if hold > 0:
                     timeout = hold
@@ -317,7 +326,9 @@ class Daemon:
                 if not ready:
                     if time.monotonic() < self.hold_until:
                         continue
-                    if self.refill_pending:
+                    if self.lingering:
+                        self._release()
+                    elif self.refill_pending:
                         self.refill_pending = False
                         self._refill()
                     elif self.cleanups:
@@ -357,6 +368,7 @@ class Daemon:
                         want_prewarm = True
                 self._reap_strays()
         finally:
+            self._release()
             while self.cleanups:
                 self.engine.cleanup(self.cleanups.pop(0))
             self._drop_prewarm()
