@@ -4,6 +4,7 @@
       images/        the OCI image layout: oci-layout, index.json, blobs/sha256/
       layers/<hex>/  each layer unpacked once, by diff_id, used as an overlay lower dir
       containers/<id>/  config.json (spec), state.json, upper/ work/ (the write layer), logs
+      spare/<x>/     removed containers' directories, emptied, kept for the next one (root only)
       volumes/<name>/_data
       tmp/           half-written files; anything here is garbage after a crash
       cache/         compiled seccomp filters and other derived data
@@ -33,6 +34,7 @@ class Layout:
         self.images = self.root / "images"
         self.layers = self.root / "layers"
         self.containers = self.root / "containers"
+        self.spare = self.root / "spare"
         self.volumes = self.root / "volumes"
         self.tmp = self.root / "tmp"
         self.cache = self.root / "cache"

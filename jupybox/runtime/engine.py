@@ -887,6 +887,9 @@ class Engine:
         for d in list(self.layout.tmp.iterdir()) if self.layout.tmp.exists() else []:
             if d.name.startswith("rm-"):
                 userns.rmtree(d)
+        # the emptied directories kept for the next containers are not in use either
+        for d in list(self.layout.spare.iterdir()) if self.layout.spare.exists() else []:
+            userns.rmtree(d)
         names = self.records.names
         if names.exists():
             for link in names.iterdir():

@@ -157,6 +157,20 @@ def test_a_repeated_failing_spec_fails_the_same_way(busybox_image):
     assert _out(root, ["true"])[0] == 0
 
 
+def test_a_reused_container_directory_shows_nothing_of_the_last_container(busybox_image):
+    """A removed container's directory is emptied and reused (records._recycle): the next ones
+    see the image, not what the last one wrote."""
+    root = busybox_image.root
+    code, _ = _out(root, ["sh", "-c", "mkdir /data && echo s > /data/secret && echo x > /etc/extra && chmod 700 /etc"])
+    assert code == 0
+    for _ in range(4):
+        time.sleep(0.1)  # the removal, then the next prewarm, which takes the emptied directory
+        code, out = _out(root, ["sh", "-c", "ls /data /etc/extra; stat -c %a /etc; test -e /etc/passwd && echo ok"])
+        assert "No such file" in out and out.count("No such file") == 2
+        assert out.split()[-2:] == ["755", "ok"]
+    assert os.listdir(os.path.join(root, "spare"))  # the mechanism was used
+
+
 def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     # warm the daemon up first so its socket and reader thread are part of the baseline
     jupybox.run(BB, ["true"], root=busybox_image.root, remove=True).wait()

@@ -85,3 +85,63 @@ def test_a_name_in_use_fails_and_frees_the_staged_one(records):
         records.create("taken", {"spec": {}}, "c" * 64, staged=staged, staged_name="calm_knuth_0003")
     assert not os.path.lexists(records.names / "calm_knuth_0003")
     assert staged.exists()  # the staged directory is its owner's to discard (Prepared.discard)
+
+
+def _spent_container(records, cid="d" * 64) -> "object":
+    """A container directory as a run leaves it: written files in its write layer, logs, config."""
+    name = f"calm_knuth_{cid[-4:]}"
+    staged = records.stage(cid, owner=os.getpid(), name=name)
+    rec = records.create(None, {"spec": {}}, cid, staged=staged, staged_name=name)
+    (staged / "upper" / "etc").mkdir(exist_ok=True)  # a spare has it already
+    for name in ("hosts", "hostname", "resolv.conf", "passwd"):
+        (staged / "upper" / "etc" / name).write_text("x")
+    for name in ("hosts", "hostname", "resolv.conf"):  # what the engine bind-mounts over them
+        (staged / name).write_text("127.0.0.1 old\n")
+    (staged / "upper" / "data").mkdir()
+    (staged / "upper" / "data" / "secret").write_text("the last container's")
+    (staged / "work" / "work").mkdir()
+    (staged / "stdout.log").write_text("old output")
+    (staged / "ports.json").write_text("{}")
+    write_json_atomic(staged / "state.json", {"status": "exited"})
+    return rec
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="spare directories are kept for root only")
+def test_a_removed_container_directory_is_emptied_and_reused(records):
+    rec = _spent_container(records)
+    os.setxattr(rec.dir / "upper" / "etc", "trusted.overlay.opaque", b"y")  # rm -rf /etc; mkdir /etc
+    os.chmod(rec.dir / "upper" / "etc", 0o777)
+    inode = os.stat(rec.dir).st_ino
+    records.delete(rec)
+    assert not rec.dir.exists() and not os.path.lexists(records.names / "calm_knuth_dddd")
+    (spare,) = records.layout.spare.iterdir()
+    assert os.stat(spare).st_ino == inode
+    # nothing of the old container is left in it, and nothing that makes it look like a container
+    assert sorted(p.name for p in spare.iterdir()) == sorted(
+        [".config.json.spare.tmp", ".state.json.spare.tmp", "hostname", "hosts", "resolv.conf", "rootfs",
+         "staged-by", "state.json", "stderr.log", "stdout.log", "upper", "work"])
+    assert sorted(p.name for p in (spare / "upper" / "etc").iterdir()) == ["hostname", "hosts", "resolv.conf"]
+    assert os.listdir(spare / "upper") == ["etc"] and os.listdir(spare / "work") == []
+    assert os.listxattr(spare / "upper" / "etc") == []
+    assert os.stat(spare / "upper" / "etc").st_mode & 0o7777 == 0o755
+    assert all(os.path.getsize(p) == 0 for p in spare.iterdir() if p.is_file() and p.name != "staged-by")
+    # the next staged container takes it, with its own temp files and nothing more
+    staged = records.stage("e" * 64, owner=4242, name="calm_knuth_0010")
+    assert os.stat(staged).st_ino == inode and list(records.layout.spare.iterdir()) == []
+    assert sorted(tmp_files(staged)) == [".config.json.4242.tmp", ".state.json.4242.tmp"]
+    assert (staged / "staged-by").read_text() == "4242"
+    assert not (staged / "config.json").exists()
+    assert records.all() == []  # a staged directory is no container
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="spare directories are kept for root only")
+def test_spares_are_bounded(records):
+    from jupybox.runtime import records as R
+
+    spent = [_spent_container(records, f"{i:064x}") for i in range(R.SPARES + 2)]
+    for rec in spent:
+        records.delete(rec)
+    assert len(list(records.layout.spare.iterdir())) == R.SPARES
+    assert list(records.layout.containers.iterdir()) == []
