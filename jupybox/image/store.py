@@ -645,8 +645,9 @@ class ImageStore:
     def has_layer(self, diff_id: str) -> bool:
         return self.layer_path(diff_id).is_dir()
 
-    def _ensure_layer(self, desc: dict, diff_id: str | None) -> "LayerInfo":
-        """Unpack the layer blob ``desc`` unless layers/<diff_id> exists; returns what is known."""
+    def _ensure_layer(self, desc: dict, diff_id: str | None):
+        """Unpack the layer blob ``desc`` unless layers/<diff_id> exists; returns what is known (a
+        ``layer.LayerInfo``)."""
         bdigest = desc.get("digest") if isinstance(desc, dict) else None
         if not dg.is_digest(bdigest):
             raise StoreError(f"invalid layer descriptor: {desc!r}")

@@ -134,16 +134,36 @@ static int mark_cloexec_above_stdio(void)
     return 0;
 }
 
+/* The kernel's struct sigaction (glibc's wrapper refuses its own signals 32 and 33, which a
+ * parent may still have left ignored: the command must get them at their default too). */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+static void default_signals(void)
+{
+    struct kernel_sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.handler = SIG_DFL;
+    for (int s = 1; s <= 64; s++) {
+        if (s != SIGKILL && s != SIGSTOP)
+            syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof(uint64_t));
+    }
+}
+
+static int unblock_signals(void)
+{
+    uint64_t none = 0;
+    return (int)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+}
+
 /* Runs in the vfork child (or in place): only syscalls and the job's memory. Returns on failure. */
 static int run_job(struct job *j)
 {
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++) {
-        if (s != SIGKILL && s != SIGSTOP)
-            sigaction(s, &dfl, NULL); /* EINVAL for glibc's own real-time signals: fine */
-    }
+    default_signals();
     int tmp[3] = {-1, -1, -1};
     for (int i = 0; i < 3; i++) {
         /* first out of the way: a source may be another one's target */
@@ -174,9 +194,7 @@ static int run_job(struct job *j)
         return fail(j, STEP_SECCOMP);
     if (j->cwd && chdir(j->cwd) != 0)
         return fail(j, STEP_CHDIR);
-    sigset_t none;
-    sigemptyset(&none);
-    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+    if (unblock_signals() != 0)
         return fail(j, STEP_SIGNALS);
     execve(j->path, j->argv, j->envp);
     return fail(j, STEP_EXECVE);

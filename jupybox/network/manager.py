@@ -57,6 +57,7 @@ class Attachment:
         self.cid = cid
         self.owner = owner
         self.sockets = sockets
+        self.exited = False  # set by its monitor when the command has exited (PID 1 may linger)
         _HELD[cid] = self
 
     def close(self) -> None:
@@ -77,6 +78,8 @@ def _exiting(cid: str, ep: dict, timeout: float = 1.0) -> bool:
     """True if ``ep`` belongs to a container this process monitors whose PID 1 is ending."""
     if cid not in _HELD:
         return False
+    if _HELD[cid].exited:
+        return True  # its PID 1 only waits for its monitor (this process) to let it go
     deadline = time.monotonic() + timeout
     while alive(ep):
         if time.monotonic() > deadline:

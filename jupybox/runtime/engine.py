@@ -568,11 +568,13 @@ class Engine:
                            "cpu_usage_ns": stats.cpu_usage_ns}
         except (errors.JupyboxError, OSError):
             pass
-        if not rec.config["spec"].get("remove"):
-            try:
-                rec.save_state(state)
-            except OSError:
-                pass  # removed meanwhile (rm -f right after the exit)
+        if getattr(running, "network", None) is not None:
+            running.network.exited = True  # its ports are free for the next run at once
+        try:
+            # --rm too: until its cleanup, `ps` must not show it running (PID 1 may linger)
+            rec.save_state(state)
+        except OSError:
+            pass  # removed meanwhile (rm -f right after the exit)
         return state
 
     def cleanup(self, running: Running) -> None:

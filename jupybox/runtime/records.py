@@ -364,7 +364,8 @@ def _empty_for_reuse(cdir: Path) -> None:
             else:
                 os.truncate(p, 0)
                 os.rename(p, os.path.join(d, f".{kind}.json.spare.tmp"))
-    for entry in ("stdout.log", "stderr.log", "hosts", "hostname", "resolv.conf", "state.json"):
+    # staged-by too: a spare taken by a process killed before it wrote its pid is garbage to prune
+    for entry in ("stdout.log", "stderr.log", "hosts", "hostname", "resolv.conf", "state.json", "staged-by"):
         p = os.path.join(d, entry)
         if os.path.isfile(p) and not os.path.islink(p):
             os.truncate(p, 0)

@@ -4,7 +4,6 @@ ONBUILD, ADD, heredocs, .dockerignore (root: RUN steps are real containers)."""
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 
 import pytest

@@ -125,7 +125,7 @@ def test_a_removed_container_directory_is_emptied_and_reused(records):
     assert os.listdir(spare / "upper") == ["etc"] and os.listdir(spare / "work") == []
     assert os.listxattr(spare / "upper" / "etc") == []
     assert os.stat(spare / "upper" / "etc").st_mode & 0o7777 == 0o755
-    assert all(os.path.getsize(p) == 0 for p in spare.iterdir() if p.is_file() and p.name != "staged-by")
+    assert all(os.path.getsize(p) == 0 for p in spare.iterdir() if p.is_file())
     # the next staged container takes it, with its own temp files and nothing more
     staged = records.stage("e" * 64, owner=4242, name="calm_knuth_0010")
     assert os.stat(staged).st_ino == inode and list(records.layout.spare.iterdir()) == []
@@ -145,3 +145,19 @@ def test_spares_are_bounded(records):
         records.delete(rec)
     assert len(list(records.layout.spare.iterdir())) == R.SPARES
     assert list(records.layout.containers.iterdir()) == []
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="spare directories are kept for root only")
+def test_prune_removes_spares_and_a_spare_taken_by_a_process_that_died(tmp_path):
+    from jupybox.runtime.engine import Engine
+
+    eng = Engine(tmp_path / "root")
+    records = eng.records
+    for rec in [_spent_container(records, f"{i:064x}") for i in range(2)]:
+        records.delete(rec)
+    (first, second) = sorted(records.layout.spare.iterdir())
+    os.rename(first, records.layout.containers / ("f" * 64))  # taken, then killed before staged-by
+    eng.prune()
+    assert list(records.layout.containers.iterdir()) == []
+    assert list(records.layout.spare.iterdir()) == []
