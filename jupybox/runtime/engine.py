@@ -571,10 +571,13 @@ class Engine:
         if getattr(running, "network", None) is not None:
             running.network.exited = True  # its ports are free for the next run at once
         try:
-            # --rm too: until its cleanup, `ps` must not show it running (PID 1 may linger)
+            # --rm too: a Container object asked for its status must not see it running (PID 1 may
+            # linger until its monitor's cleanup)
             rec.save_state(state)
         except OSError:
             pass  # removed meanwhile (rm -f right after the exit)
+        if rec.config["spec"].get("remove"):
+            self.records.hide(rec)
         return state
 
     def cleanup(self, running: Running) -> None:

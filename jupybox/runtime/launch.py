@@ -239,10 +239,11 @@ def _helper(sock: socket.socket, err_w: int, status_w: int, procs_files: list[st
         sc.set_pdeathsig(signal.SIGKILL)
         if parent and os.getppid() != parent:
             os._exit(1)
+        # nothing of the parent's reaches the container but what the plan sends; and first, before
+        # the setup: a port reservation the monitor closes must be free at once, not held by us
+        _close_all_but({sock.fileno(), err_w, status_w})
         if setup is not None:
             setup()
-        # nothing of the parent's reaches the container but what the plan sends
-        _close_all_but({sock.fileno(), err_w, status_w})
         # PID 1 never writes to the caller's terminal or pipes: stdio arrives with the plan
         devnull = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):

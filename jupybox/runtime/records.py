@@ -236,6 +236,17 @@ class Records:
             raise
         return rec
 
+    def hide(self, rec: Record) -> None:
+        """An --rm container whose command has exited: out of every listing and its name free at
+        once, as docker's ``run --rm`` returns only once the container is gone. Its directory goes
+        at the cleanup (:meth:`delete`, which ``rec``'s cached config still serves)."""
+        config = rec.config
+        self.unclaim(config["name"], rec.id)
+        try:
+            os.rename(rec.dir / "config.json", rec.dir / f".config.json.{os.getpid()}.tmp")
+        except OSError:
+            pass
+
     def delete(self, rec: Record, name: str | None = None) -> None:
         """Remove the container's directory and free its name (idempotent)."""
         if name is None:
