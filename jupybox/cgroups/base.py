@@ -217,6 +217,11 @@ class Cgroup(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> CgroupStats: ...
 
+    def exit_stats(self) -> CgroupStats:
+        """What an exit report needs (cpu_usage_ns, memory_peak, memory_limit, oom_kills): the
+        other counters may be left out (cheaper: the launcher reads it before it tells its client)."""
+        return self.stats()
+
     @abc.abstractmethod
     def oom_killed(self) -> bool:
         """True when the kernel OOM-killed a process of this cgroup at its memory limit."""

@@ -49,7 +49,13 @@ class Container:
 
     # -- state -------------------------------------------------------------------------------
     def state(self) -> State:
-        return self._engine.reconcile(self._record)
+        state = self._engine.reconcile(self._record)
+        last = getattr(self, "_last", None)
+        if last is not None and "exit_code" in last and state.status is Status.RUNNING:
+            # wait() has the exit from the launcher, which writes it down a moment later
+            state.status, state.exit_code = Status.EXITED, last["exit_code"]
+            state.oom_killed, state.pid = bool(last.get("oom_killed")), 0
+        return state
 
     @property
     def status(self) -> str:
@@ -103,6 +109,7 @@ class Container:
         self._engine.stop(self._record, timeout)
 
     def start(self) -> "Container":
+        self._last = None  # the last run's exit is no longer the news
         if self._client is not None:
             self._client.start(self.id)
         else:
@@ -110,7 +117,15 @@ class Container:
         return self
 
     def remove(self, force: bool = False) -> None:
+        if getattr(self, "_last", None) is not None and self._removed_by_launcher():
+            return  # an --rm container that has exited: its launcher is removing it
         self._engine.remove(self._record, force)
+
+    def _removed_by_launcher(self) -> bool:
+        try:
+            return bool(self._record.config["spec"].get("remove")) and self._client is not None
+        except errors.ContainerNotFound:
+            return True
 
     def exec(self, command, *, env=None, workdir=None, user=None, stdout=None, stderr=None, stdin=None) -> int:
         from .options import _words, parse_env

@@ -520,14 +520,15 @@ class Engine:
             pid = sandbox.send(plan, stdio, linger)
             # written while the container starts (nothing in it waits for us): a failure below
             # writes the state again
-            rec.save_state(State(
+            started = State(
                 status=Status.RUNNING,
                 pid=pid,
                 pid_start=proc_start_time(pid),
                 monitor_pid=os.getpid(),
                 started_at=now_iso(),
                 restart_count=state.restart_count + (1 if state.started_at else 0),
-            ))
+            )
+            rec.save_state(started)
             sandbox.started()
         except BaseException as e:
             if net is not None:
@@ -545,15 +546,26 @@ class Engine:
             raise
         running = Running(rec, pid, cg, sandbox)
         running.network = net
+        running.state = started
         return running
 
     def record_exit(self, running: Running, exit_code: int) -> State:
         """Write down the exit of the container's command (state, OOM kill, peak memory)."""
-        rec = running.record
-        try:
-            state = rec.state()
-        except errors.ContainerNotFound:
-            state = State()
+        state = self.exit_state(running, exit_code)
+        self.save_exit(running, state)
+        return state
+
+    def exit_state(self, running: Running, exit_code: int) -> State:
+        """The container's state after its command exited, read from its cgroup; not written yet
+        (the launcher daemon tells its client first, then :meth:`save_exit`)."""
+        started = getattr(running, "state", None)
+        if started is not None:
+            state = State.from_dict(started.to_dict())
+        else:
+            try:
+                state = running.record.state()
+            except errors.ContainerNotFound:
+                state = State()
         state.status = Status.EXITED
         state.exit_code = exit_code
         state.finished_at = now_iso()
@@ -562,7 +574,7 @@ class Engine:
         try:
             if not getattr(running.cgroup, "counts_after_exit", True):
                 raise OSError  # a process tree is gone with its processes: nothing left to read
-            stats = running.cgroup.stats()
+            stats = running.cgroup.exit_stats()
             state.oom_killed = stats.oom_kills > 0
             state.extra = {"memory_peak": stats.memory_peak, "memory_limit": stats.memory_limit,
                            "cpu_usage_ns": stats.cpu_usage_ns}
@@ -570,15 +582,17 @@ class Engine:
             pass
         if getattr(running, "network", None) is not None:
             running.network.exited = True  # its ports are free for the next run at once
+        return state
+
+    def save_exit(self, running: Running, state: State) -> None:
+        rec = running.record
         try:
-            # --rm too: a Container object asked for its status must not see it running (PID 1 may
-            # linger until its monitor's cleanup)
+            # --rm too: until its cleanup, nobody may see it running (PID 1 may linger)
             rec.save_state(state)
         except OSError:
             pass  # removed meanwhile (rm -f right after the exit)
         if rec.config["spec"].get("remove"):
             self.records.hide(rec)
-        return state
 
     def cleanup(self, running: Running) -> None:
         """After PID 1 is reaped: the cgroup goes, and with --rm the container."""

@@ -197,8 +197,16 @@ class Daemon:
         code = running.sandbox.exit_status()
         if code is None:
             return  # no init (or it died): the exit is reported when PID 1 is reaped
-        state = self.engine.record_exit(running, code)
-        self._exit_event(running, state.exit_code, state.oom_killed, state.extra, client)
+        state = self.engine.exit_state(running, code)
+        if running.record.config["spec"].get("remove"):
+            # out of every listing before the client hears of the exit; the state file, for the
+            # moments until the cleanup, after (the client's Container knows the exit already)
+            self.engine.records.hide(running.record)
+            self._exit_event(running, state.exit_code, state.oom_killed, state.extra, client)
+            self.engine.save_exit(running, state)
+        else:  # the client may inspect or remove it as soon as wait() returns
+            self.engine.save_exit(running, state)
+            self._exit_event(running, state.exit_code, state.oom_killed, state.extra, client)
         self.lingering.append(running)
         self.refill_pending = True
 

@@ -171,6 +171,17 @@ def test_a_reused_container_directory_shows_nothing_of_the_last_container(busybo
     assert os.listdir(os.path.join(root, "spare"))  # the mechanism was used
 
 
+def test_an_rm_container_is_gone_when_wait_returns(busybox_image):
+    """As docker's run --rm: no listing shows it, its name is free, its object says exited."""
+    root = busybox_image.root
+    for _ in range(20):
+        c = jupybox.run(BB, ["true"], root=root, remove=True, name="gone-at-once")
+        assert c.wait(timeout=10) == 0
+        assert c.status == "exited"
+        assert c.id not in {x.id for x in jupybox.containers(all=True, root=root)}
+        c.remove()  # nothing to do: its launcher removes it
+
+
 def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     # warm the daemon up first so its socket and reader thread are part of the baseline
     jupybox.run(BB, ["true"], root=busybox_image.root, remove=True).wait()

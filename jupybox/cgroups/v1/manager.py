@@ -63,6 +63,14 @@ class V1Cgroup(Cgroup):
             out["pids_current"] = len(self.pids())
         return CgroupStats(**out)
 
+    def exit_stats(self) -> CgroupStats:
+        out: dict = {}
+        if self.cpuacct:
+            self.cpuacct.read(out)
+        if self.memory:
+            self.memory.read_exit(out)
+        return CgroupStats(**out)
+
     def oom_killed(self) -> bool:
         return self.memory is not None and self.memory.oom_kills() > 0
 

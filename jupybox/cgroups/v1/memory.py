@@ -73,10 +73,13 @@ class Memory:
     def failcnt(self) -> int:
         return _fs.parse_int(_fs.read_required(self.failcnt_file))
 
-    def read(self, out: dict) -> None:
-        out["memory_current"] = _fs.parse_int(_fs.read_required(self.usage_file))
+    def read_exit(self, out: dict) -> None:
         out["memory_peak"] = _fs.parse_int(_fs.read_required(self.max_usage_file))
         out["memory_limit"] = _fs.parse_max(_fs.read_required(self.limit_file))
+        out["oom_kills"] = self.oom_kills()
+
+    def read(self, out: dict) -> None:
+        out["memory_current"] = _fs.parse_int(_fs.read_required(self.usage_file))
+        self.read_exit(out)
         memsw = _fs.read_opt(self.memsw_file)
         out["memory_swap_limit"] = None if memsw is None else _fs.parse_max(memsw)
-        out["oom_kills"] = self.oom_kills()
