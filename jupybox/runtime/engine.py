@@ -107,6 +107,8 @@ class Prepared:
         image, rootfs = self._engine._image(spec.image)
         if rootfs != config["rootfs"] or image.id != config["image"]["id"]:
             return None
+        if not all(os.path.exists(m["source"]) for m in config["mounts"] if m["type"] == "bind"):
+            return None  # gone since: the general path says so
         return config
 
     def ready(self) -> bool:
@@ -318,7 +320,7 @@ class Engine:
         staged = staged_name = None
         if prepared is not None and prepared.fits_config(config) and prepared.ready():
             cid, staged, staged_name = prepared.cid, prepared.staged, prepared.name
-            prepared.go = config is (prepared.armed and prepared.armed[1])
+            prepared.go = prepared.armed is not None and config is prepared.armed[1]
         else:
             prepared = None
 

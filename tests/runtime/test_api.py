@@ -182,6 +182,17 @@ def test_an_rm_container_is_gone_when_wait_returns(busybox_image):
         c.remove()  # nothing to do: its launcher removes it
 
 
+def test_a_repeated_spec_whose_bind_source_went_fails_like_a_first_run(busybox_image, tmp_path):
+    root = busybox_image.root
+    src = tmp_path / "data"
+    src.mkdir()
+    for _ in range(2):  # the second run's sandbox is made for this very spec
+        assert _out(root, ["ls", "/data"], volumes=[f"{src}:/data"])[0] == 0
+    src.rmdir()
+    with pytest.raises(jupybox.UsageError, match="bind source path does not exist"):
+        jupybox.run(BB, ["ls", "/data"], root=root, volumes=[f"{src}:/data"], remove=True)
+
+
 def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     # warm the daemon up first so its socket and reader thread are part of the baseline
     jupybox.run(BB, ["true"], root=busybox_image.root, remove=True).wait()
