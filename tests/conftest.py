@@ -264,3 +264,30 @@ def artifacts_dir(request) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
+
+
+def _host_links() -> set[str]:
+    try:
+        return {n for n in os.listdir("/sys/class/net") if n.startswith(("jbx-", "jv"))}
+    except OSError:
+        return set()
+
+
+_LINKS_AT_START = _host_links()  # e.g. /var/lib/jupybox's own default bridge, made by `make demo`
+
+
+@pytest.fixture(autouse=True)
+def no_bridge_or_veth_in_the_host_network_namespace(request):
+    """Tests make bridges only in network namespaces of their own. A jupybox link that appears in
+    the host's namespace anyway (seen once, at the end of a full run, not located yet) is named
+    here with the test that was running, as a warning, and removed."""
+    yield
+    new = _host_links() - _LINKS_AT_START
+    if new:
+        import subprocess
+        import warnings
+
+        for link in sorted(new):
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+        warnings.warn(f"{request.node.nodeid} (or something it left running) made {sorted(new)} "
+                      "in the host's network namespace", stacklevel=1)
