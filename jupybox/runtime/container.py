@@ -19,6 +19,7 @@ class Container:
         self._engine = engine
         self._record = record
         self._client = client  # the launcher daemon's client when the API started it
+        self._last: dict | None = None  # the last exit wait() saw
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -50,7 +51,7 @@ class Container:
     # -- state -------------------------------------------------------------------------------
     def state(self) -> State:
         state = self._engine.reconcile(self._record)
-        last = getattr(self, "_last", None)
+        last = self._last
         if last is not None and "exit_code" in last and state.status is Status.RUNNING:
             # wait() has the exit from the launcher, which writes it down a moment later
             state.status, state.exit_code = Status.EXITED, last["exit_code"]
@@ -93,7 +94,7 @@ class Container:
 
     def result(self) -> dict:
         """Exit code, OOM flag, peak memory of the last run (after wait(); works after --rm too)."""
-        last = getattr(self, "_last", None)
+        last = self._last
         if last is None:
             self.wait()
             last = self._last
@@ -117,7 +118,7 @@ class Container:
         return self
 
     def remove(self, force: bool = False) -> None:
-        if getattr(self, "_last", None) is not None and self._removed_by_launcher():
+        if self._last is not None and self._removed_by_launcher():
             return  # an --rm container that has exited: its launcher is removing it
         self._engine.remove(self._record, force)
 

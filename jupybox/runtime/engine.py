@@ -144,6 +144,8 @@ class Running:
     pid: int
     cgroup: object
     sandbox: launch.Sandbox
+    network: object  # its network.Attachment, or None
+    state: State  # as written at its start
 
 
 def exit_code_of(status: int) -> int:
@@ -546,28 +548,20 @@ class Engine:
             if state.status in (Status.CREATED, Status.EXITED):
                 rec.save_state(state)  # what it was, with the error: not the running state above
             raise
-        running = Running(rec, pid, cg, sandbox)
-        running.network = net
-        running.state = started
-        return running
+        return Running(rec, pid, cg, sandbox, net, started)
 
     def record_exit(self, running: Running, exit_code: int) -> State:
         """Write down the exit of the container's command (state, OOM kill, peak memory)."""
         state = self.exit_state(running, exit_code)
         self.save_exit(running, state)
+        if running.record.config["spec"].get("remove"):
+            self.records.hide(running.record)
         return state
 
     def exit_state(self, running: Running, exit_code: int) -> State:
         """The container's state after its command exited, read from its cgroup; not written yet
         (the launcher daemon tells its client first, then :meth:`save_exit`)."""
-        started = getattr(running, "state", None)
-        if started is not None:
-            state = State.from_dict(started.to_dict())
-        else:
-            try:
-                state = running.record.state()
-            except errors.ContainerNotFound:
-                state = State()
+        state = State.from_dict(running.state.to_dict())
         state.status = Status.EXITED
         state.exit_code = exit_code
         state.finished_at = now_iso()
@@ -582,23 +576,20 @@ class Engine:
                            "cpu_usage_ns": stats.cpu_usage_ns}
         except (errors.JupyboxError, OSError):
             pass
-        if getattr(running, "network", None) is not None:
+        if running.network is not None:
             running.network.exited = True  # its ports are free for the next run at once
         return state
 
     def save_exit(self, running: Running, state: State) -> None:
-        rec = running.record
         try:
             # --rm too: until its cleanup, nobody may see it running (PID 1 may linger)
-            rec.save_state(state)
+            running.record.save_state(state)
         except OSError:
             pass  # removed meanwhile (rm -f right after the exit)
-        if rec.config["spec"].get("remove"):
-            self.records.hide(rec)
 
     def cleanup(self, running: Running) -> None:
         """After PID 1 is reaped: the cgroup goes, and with --rm the container."""
-        if getattr(running, "network", None) is not None:
+        if running.network is not None:
             from .. import network
 
             network.release(self.layout, running.record.id, running.network,

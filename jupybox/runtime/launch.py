@@ -379,11 +379,6 @@ class Sandbox:
         except OSError as e:
             raise RuntimeFailure(f"preparing the container's root filesystem: {e}") from None
 
-    def start(self, plan: dict, stdio: tuple[int, int, int]) -> int:
-        """Send the plan; return PID 1's host pid once the command has been exec'ed."""
-        self.send(plan, stdio)
-        return self.started()
-
     def arm(self, plan: dict) -> None:
         """Have PID 1 get ready for this very plan (its root filesystem made): a later
         ``send(None, stdio)`` starts it."""

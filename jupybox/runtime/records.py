@@ -15,9 +15,10 @@ from pathlib import Path
 
 from ..errors import Conflict, ContainerNotFound, UsageError
 from ..paths import Layout
-from .state import State, now_iso, read_json, stage_json, write_json_atomic
+from .state import State, now_iso, read_json, stage_json, tmp_path, write_json_atomic
 
 SPARES = 8  # emptied container directories kept for reuse (Records._recycle)
+SPARE = "spare"  # the owner of a spare directory's temp files until a process takes it
 _KEEP = {"upper", "work", "rootfs", "staged-by", "stdout.log", "stderr.log", "hosts", "hostname", "resolv.conf",
          "config.json", "state.json"}
 _ETC_MOUNT_POINTS = ("hosts", "hostname", "resolv.conf")
@@ -149,7 +150,7 @@ class Records:
                 continue  # taken by another process meanwhile
             for kind in ("config", "state"):  # the owner's temp files, renamed, not made
                 try:
-                    os.rename(dest / f".{kind}.json.spare.tmp", dest / f".{kind}.json.{owner}.tmp")
+                    os.rename(tmp_path(dest / f"{kind}.json", SPARE), tmp_path(dest / f"{kind}.json", owner))
                 except FileNotFoundError:
                     pass
             return True
@@ -243,7 +244,7 @@ class Records:
         config = rec.config
         self.unclaim(config["name"], rec.id)
         try:
-            os.rename(rec.dir / "config.json", rec.dir / f".config.json.{os.getpid()}.tmp")
+            os.rename(rec.dir / "config.json", tmp_path(rec.dir / "config.json"))
         except OSError:
             pass
 
@@ -359,9 +360,9 @@ def _empty_for_reuse(cdir: Path) -> None:
     # is no container), state.json and one for its temp file
     temps = {"config": [], "state": []}
     for entry in sorted(os.listdir(d)):
-        if entry.endswith(".tmp"):
-            kind = entry.split(".")[1] if entry.count(".") >= 3 else ""
-            if kind in temps:
+        if entry.endswith(".tmp"):  # tmp_path()'s: .config.json.<owner>.tmp
+            kind = next((k for k in temps if entry.startswith(f".{k}.json.")), None)
+            if kind is not None:
                 temps[kind].append(entry)
             else:
                 _remove(os.path.join(d, entry))
@@ -374,7 +375,7 @@ def _empty_for_reuse(cdir: Path) -> None:
                 os.unlink(p)
             else:
                 os.truncate(p, 0)
-                os.rename(p, os.path.join(d, f".{kind}.json.spare.tmp"))
+                os.rename(p, tmp_path(cdir / f"{kind}.json", SPARE))
     # staged-by too: a spare taken by a process killed before it wrote its pid is garbage to prune
     for entry in ("stdout.log", "stderr.log", "hosts", "hostname", "resolv.conf", "state.json", "staged-by"):
         p = os.path.join(d, entry)

@@ -68,8 +68,9 @@ class State:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def _tmp_path(path: Path, pid: int | None = None) -> Path:
-    return path.with_name(f".{path.name}.{pid or os.getpid()}.tmp")
+def tmp_path(path: Path, owner: int | str | None = None) -> Path:
+    """The temp file ``owner`` (a pid, this process by default) writes ``path`` through."""
+    return path.with_name(f".{path.name}.{owner or os.getpid()}.tmp")
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -80,7 +81,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
     version for the next write: no inode is made or freed. That matters on ext4 under churn, where
     making an inode cost up to 0.7 ms here (the allocator steps over recently freed inodes one by
     one): more than everything else a container start writes."""
-    tmp = _tmp_path(path)
+    tmp = tmp_path(path)
     # dumps, not dump: json.dump streams through the pure-Python encoder (~30x slower here)
     text = json.dumps(data)
     try:
@@ -108,7 +109,7 @@ def stage_json(path: Path, owner: int, data: dict | None = None) -> None:
     if data is not None:
         with open(path, "w") as f:
             f.write(json.dumps(data))
-    open(_tmp_path(path, owner), "w").close()
+    open(tmp_path(path, owner), "w").close()
 
 
 def read_json(path: Path) -> dict:
