@@ -8,6 +8,8 @@
       volumes/<name>/_data
       tmp/           half-written files; anything here is garbage after a crash
       cache/         compiled seccomp filters and other derived data
+      generation     one byte appended by every change to images, volumes or networks (see below)
+      run/           the store service's socket and lock (0700: no container ever sees it)
 """
 
 from __future__ import annotations
@@ -38,8 +40,41 @@ class Layout:
         self.volumes = self.root / "volumes"
         self.tmp = self.root / "tmp"
         self.cache = self.root / "cache"
+        self.run = self.root / "run"
+        self.generation_file = self.root / "generation"
 
     def ensure(self) -> "Layout":
         for d in (self.root, self.images, self.layers, self.containers, self.volumes, self.tmp, self.cache):
             d.mkdir(mode=0o700 if d == self.root else 0o755, parents=True, exist_ok=True)
         return self
+
+    # -- the store's generation ---------------------------------------------------------------
+    # Whatever is made ahead of time for speed (a prewarmed sandbox with an image's layers already
+    # mounted, a remembered image resolution) is valid only for the store as it was: ``rmi`` then
+    # ``load`` makes new layer directories at the same paths, and a sandbox mounted on the old ones
+    # would show a stale filesystem. Every mutation appends one byte to ``generation`` (O_APPEND:
+    # atomic between processes, no lock, no read-modify-write); the file's size is the generation,
+    # and speculation made at another generation is thrown away. The identity of the root
+    # directory is part of it: a store deleted and made again is another store.
+    def bump_generation(self) -> None:
+        """Call after any change to images, layers, volumes or networks."""
+        try:
+            fd = os.open(self.generation_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            return  # no store (yet): nothing made ahead can refer to it
+        try:
+            os.write(fd, b".")
+        finally:
+            os.close(fd)
+
+    def generation(self) -> tuple[int, int, int]:
+        """(root inode, root device, number of changes so far): equal values, same store contents."""
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            return (0, 0, -1)
+        try:
+            size = os.stat(self.generation_file).st_size
+        except FileNotFoundError:
+            size = 0
+        return (st.st_ino, st.st_dev, size)
