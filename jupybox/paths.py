@@ -46,6 +46,11 @@ class Layout:
     def ensure(self) -> "Layout":
         for d in (self.root, self.images, self.layers, self.containers, self.volumes, self.tmp, self.cache):
             d.mkdir(mode=0o700 if d == self.root else 0o755, parents=True, exist_ok=True)
+        if not self.generation_file.exists():
+            try:
+                os.close(os.open(self.generation_file, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            except OSError:
+                pass
         return self
 
     # -- the store's generation ---------------------------------------------------------------
@@ -57,24 +62,31 @@ class Layout:
     # and speculation made at another generation is thrown away. The identity of the root
     # directory is part of it: a store deleted and made again is another store.
     def bump_generation(self) -> None:
-        """Call after any change to images, layers, volumes or networks."""
+        """Call after any change to images, layers, volumes or networks. Needs no free space: on a
+        full disk the file is replaced by an empty one, a new inode, which counts as a change too."""
         try:
             fd = os.open(self.generation_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
             return  # no store (yet): nothing made ahead can refer to it
         try:
             os.write(fd, b".")
+        except OSError:
+            try:
+                os.unlink(self.generation_file)
+                os.close(os.open(self.generation_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            except OSError:
+                pass  # missing: generation() says so, and that differs from any value seen before
         finally:
             os.close(fd)
 
-    def generation(self) -> tuple[int, int, int]:
-        """(root inode, root device, number of changes so far): equal values, same store contents."""
+    def generation(self) -> tuple[int, int, int, int]:
+        """(root inode, root device, generation file inode, its size): equal, same store contents."""
         try:
             st = os.stat(self.root)
         except FileNotFoundError:
-            return (0, 0, -1)
+            return (0, 0, 0, -1)
         try:
-            size = os.stat(self.generation_file).st_size
+            g = os.stat(self.generation_file)
+            return (st.st_ino, st.st_dev, g.st_ino, g.st_size)
         except FileNotFoundError:
-            size = 0
-        return (st.st_ino, st.st_dev, size)
+            return (st.st_ino, st.st_dev, 0, -1)
