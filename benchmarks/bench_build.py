@@ -20,7 +20,7 @@ jupybox's OCI layout, ``docker load``-ed from ``jupybox save``). Missing tools a
 
 Targets (issue 4): cold <= 1.0x docker; cached <= 1.0x docker and <= 0.3x buildah; a COPY of a
 100 MB context costs no more than reading it once (the build reads each file once: checked by
-tests/build/test_cache.py; here its time is shown next to a plain read and the anchors).
+tests/dockerfile/test_cache.py; here its time is shown next to a plain read and the anchors).
 Writes benchmarks/results/latest.json under "build-*". Needs root. Leaves nothing behind.
 """
 

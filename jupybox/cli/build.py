@@ -1,4 +1,4 @@
-"""build: a Dockerfile → an image (see :mod:`jupybox.build`)."""
+"""build: a Dockerfile → an image (see :mod:`jupybox.dockerfile`)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _pairs(items: list[str], what: str, from_env: bool = False) -> dict[str, str
 
 
 def cmd_build(args, ctx) -> int:
-    from ..build import build
+    from ..dockerfile import build
 
     quiet = args.quiet or args.progress == "quiet"
     context = None if args.context == "-" else args.context

@@ -22,7 +22,7 @@ Overlay's own xattrs in an archive (``trusted.overlay.*`` and ``user.overlay.*``
 extracted in either mode: only the whiteout members of the tar decide what is hidden.
 
 The extractor (:mod:`jupybox.image.layer`) and the build's layer export
-(:mod:`jupybox.build.layers`) both ask here, so they cannot disagree; the runtime mounts with
+(:mod:`jupybox.dockerfile.layers`) both ask here, so they cannot disagree; the runtime mounts with
 ``userxattr`` exactly when :func:`privileged` is False.
 
 Whiteouts stay 0/0 character devices rootless: ``vfs_mknod`` exempts exactly that device from

@@ -605,7 +605,7 @@ class JupyboxMagics(Magics):
         """Build the cell as a Dockerfile: %%dockerfile NAME[:TAG] [--build-arg K=V] [--context DIR] [--no-cache]
 
         The context is the notebook's directory by default; the steps are shown as they run;
-        then `%%container NAME` uses the image. Needs the build engine's ``jupybox.build.build()``.
+        then `%%container NAME` uses the image. Needs the build engine's ``jupybox.dockerfile.build()``.
         """
         __tracebackhide__ = True  # noqa: F841
         from ..cli.parser import Parser
@@ -623,10 +623,10 @@ class JupyboxMagics(Magics):
         if args is None:
             return None
         try:
-            from ..build import build  # type: ignore[attr-defined]
+            from ..dockerfile import build  # type: ignore[attr-defined]
         except ImportError:
             raise one_line(errors.JupyboxError(
-                "%%dockerfile needs the build engine's jupybox.build.build(), which this version does not have"
+                "%%dockerfile needs the build engine's jupybox.dockerfile.build(), which this version does not have"
             )) from None
         build_args = {}
         for item in args.build_arg:

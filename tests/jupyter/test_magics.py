@@ -437,8 +437,8 @@ def test_dockerfile_magic_parses_and_says_what_it_needs(ip):
     res = ip.run_cell("%%dockerfile\nFROM host\n")  # NAME is required
     assert isinstance(res.error_in_exec, IPythonUsageError)
     try:
-        from jupybox.build import build  # noqa: F401
+        from jupybox.dockerfile import build  # noqa: F401
     except ImportError:
         res = ip.run_cell("%%dockerfile demo:1 --build-arg A=1\nFROM host\n")
         assert isinstance(res.error_in_exec, errors.JupyboxError)
-        assert "jupybox.build.build()" in str(res.error_in_exec)
+        assert "jupybox.dockerfile.build()" in str(res.error_in_exec)

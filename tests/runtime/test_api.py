@@ -94,7 +94,7 @@ def daemon_alive(pid: int) -> bool:
 
 def test_the_daemon_sees_an_image_tag_move(busybox_image):
     """The daemon remembers resolved images: a tag that moves (or goes) must be seen at once."""
-    from jupybox.build import build
+    from jupybox.dockerfile import build
     from jupybox.errors import ImageNotFound
 
     root = busybox_image.root

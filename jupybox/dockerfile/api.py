@@ -1,30 +1,10 @@
-"""Build images from Dockerfiles: ``jupybox build`` and :func:`build`.
-
-    import jupybox.build
-    img = jupybox.build.build("path/to/context", tags=["app:1"], build_args={"V": "2"},
-                              on_step=lambda ev: print(ev.kind, ev.instruction))
-
-Modules: :mod:`.parser` (text → nodes), :mod:`.expand` (variables), :mod:`.instructions` (typed
-instructions and stages), :mod:`.dockerignore`, :mod:`.context` (what COPY reads),
-:mod:`.copier` (COPY/ADD), :mod:`.layers` (layers from overlay upper dirs), :mod:`.cache`,
-:mod:`.runner` (RUN containers: in-process or through the launcher daemon), :mod:`.builder`,
-:mod:`.progress` (the text display).
-"""
+"""The entry points: :func:`build` (a context and a Dockerfile → an image), :func:`parse`, and
+:func:`apply_changes` (``import/commit --change`` lines with the Dockerfile's rules)."""
 
 from __future__ import annotations
 
 import os
 import re
-
-__all__ = ["StepEvent", "apply_changes", "build", "parse"]
-
-
-def __getattr__(name: str):
-    if name == "StepEvent":
-        from .builder import StepEvent
-
-        return StepEvent
-    raise AttributeError(f"module 'jupybox.build' has no attribute {name!r}")
 
 
 def parse(text: str, filename: str = "Dockerfile"):
@@ -155,7 +135,7 @@ def apply_changes(changes, config: dict | None = None) -> dict:
     import posixpath
 
     from ..errors import BuildError, UsageError
-    from .builder import meta_effect
+    from .metadata import meta_effect
     from .expand import ExpandError, Lexer
     from .instructions import WorkdirInstr, from_node
     from .parser import parse as parse_text

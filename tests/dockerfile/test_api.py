@@ -25,7 +25,7 @@ def test_step_events(bb):
 
 def test_daemon_runner_from_a_threaded_process(bb):
     """What %%dockerfile does in a kernel: no fork of the caller; the launcher daemon runs RUN."""
-    from jupybox.build.runner import default_runner_kind
+    from jupybox.dockerfile.runner import default_runner_kind
 
     stop = threading.Event()
     t = threading.Thread(target=stop.wait, daemon=True)  # a kernel has threads: never fork it
@@ -42,7 +42,7 @@ def test_daemon_runner_from_a_threaded_process(bb):
 
 
 def test_dockerfile_text_and_tag_alias(bb):
-    from jupybox.build import build
+    from jupybox.dockerfile import build
 
     img = build(str(bb.ctx), "FROM busybox", tag="one-line", root=bb.root, runner="in-process")
     assert img.refs == ["one-line:latest"]

@@ -8,7 +8,7 @@ directory, removed at the end). buildah's image is pushed to an OCI layout to re
 
 Known differences, normalized here and nowhere else:
 * buildah leaves its own mount points in RUN layers (empty ``/etc/resolv.conf``, ``/etc/hosts``,
-  ``/etc/hostname``) — jupybox drops the runtime's files (see jupybox.build.layers);
+  ``/etc/hostname``) — jupybox drops the runtime's files (see jupybox.dockerfile.layers);
 * buildah writes ``"Entrypoint": []`` where docker and jupybox write null, and adds the label
   ``io.buildah.version``;
 * buildah keeps an EXPOSE range as one key (``9000-9001/tcp``) where docker (and jupybox) expand it
@@ -103,7 +103,7 @@ def stores(tmp_path_factory, busybox_tar):
 def both(stores, tmp_path, dockerfile: str, files: dict | None = None, name: str = "t", base_tree=None,
          build_args=None):
     root, bh = stores
-    from jupybox.build import build
+    from jupybox.dockerfile import build
     from jupybox.image.store import ImageStore
 
     ctx = write_tree(tmp_path / "ctx", files or {})

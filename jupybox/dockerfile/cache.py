@@ -3,7 +3,7 @@
 ``keys/<2 hex>/<64 hex>.json``: one file per step result. The key is the sha256 of the JSON list
 ``[version, parent image id, instruction (expanded), build args it uses (name=value), extra]``
 where *extra* is, for COPY/ADD, the checksum of the source entries' paths, types, modes, sizes,
-link targets and contents (:func:`jupybox.build.copier.checksum`, no mtimes), and for RUN the
+link targets and contents (:func:`jupybox.dockerfile.copier.checksum`, no mtimes), and for RUN the
 network mode. The value is the resulting image state: its full config (so the image id is
 stable: a fully cached rebuild gives the same id) and its layer descriptors. A hit is used only
 when every layer blob is still in the store (``jupybox image prune`` removes unreferenced blobs,

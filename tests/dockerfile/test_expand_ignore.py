@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from jupybox.build.context import ContextFS
-from jupybox.build.dockerignore import Matcher, clean, read_patterns
-from jupybox.build.expand import ExpandError, Lexer
+from jupybox.dockerfile.context import ContextFS
+from jupybox.dockerfile.dockerignore import Matcher, clean, read_patterns
+from jupybox.dockerfile.expand import ExpandError, Lexer
 
 ENV = {"A": "a b", "E": "", "P": "/usr/local/bin/file.tar.gz", "N": "1"}
 

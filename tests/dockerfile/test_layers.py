@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from jupybox.build.context import ImageFS
-from jupybox.build.layers import commit_upper
+from jupybox.dockerfile.context import ImageFS
+from jupybox.dockerfile.layers import commit_upper
 
 pytestmark = pytest.mark.root
 
@@ -100,7 +100,7 @@ def test_image_fs_merges_layers(tmp_path):
 
 
 def test_layer_writer_never_writes_through_a_symlink(busybox_image, tmp_path):
-    from jupybox.build.layers import LayerWriter
+    from jupybox.dockerfile.layers import LayerWriter
 
     target = tmp_path / "host-dir"
     target.mkdir()

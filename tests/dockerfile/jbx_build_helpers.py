@@ -1,6 +1,6 @@
 """Helpers for the build tests: write a context, build, read an image's flattened file tree.
 
-Put on sys.path by tests/build/conftest.py (the suite runs with --import-mode=importlib).
+Put on sys.path by tests/dockerfile/conftest.py (the suite runs with --import-mode=importlib).
 """
 
 from __future__ import annotations

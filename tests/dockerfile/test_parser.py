@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jupybox.build import parse
-from jupybox.build.parser import extract_flags, parse as parse_text, parse_heredoc, parse_words
+from jupybox.dockerfile import parse
+from jupybox.dockerfile.parser import extract_flags, parse as parse_text, parse_heredoc, parse_words
 from jupybox.errors import BuildError
 
 
@@ -168,7 +168,7 @@ def test_onbuild_expression_is_kept_verbatim():
 
 
 def test_apply_changes_uses_the_dockerfile_rules():
-    from jupybox.build import apply_changes
+    from jupybox.dockerfile import apply_changes
     from jupybox.errors import UsageError
 
     base = {"Env": ["PATH=/bin"], "WorkingDir": "/srv"}

@@ -427,7 +427,7 @@ def test_network_modes(bb):
 
 
 def test_no_context(bb):
-    from jupybox.build import build
+    from jupybox.dockerfile import build
 
     img = build(None, "FROM busybox\nRUN echo no-context > /n\n", root=bb.root, runner="in-process")
     assert "n" in bb.tree(img)

@@ -31,7 +31,7 @@ class Builds:
         return write_tree(self.ctx, files)
 
     def build(self, dockerfile: str | None = None, files: dict | None = None, **kw):
-        from jupybox.build import build
+        from jupybox.dockerfile import build
 
         if files:
             self.files(files)
@@ -103,7 +103,7 @@ class Builds:
 @pytest.fixture
 def bb(jupybox_root, busybox_tar, tmp_path, monkeypatch):
     """A fresh root with busybox:latest; builds run in-process; containers are recorded."""
-    from jupybox.build import runner as runner_mod
+    from jupybox.dockerfile import runner as runner_mod
     from jupybox.testing import import_image
 
     import_image(jupybox_root, busybox_tar, "busybox:latest")

@@ -1,6 +1,6 @@
 """COPY and ADD: which source entries go where, their checksum, and the layer that holds them.
 
-Docker's semantics (checked against buildah, see tests/build):
+Docker's semantics (checked against buildah, see tests/dockerfile):
 
 * sources are relative to the context root (or to the ``--from`` stage/image root); ``..`` may not
   leave it; ``*``, ``?``, ``[...]`` glob per path component (Go ``filepath.Match``); nothing
@@ -23,7 +23,7 @@ Docker's semantics (checked against buildah, see tests/build):
 
 The checksum (for the build cache) covers each entry's destination path, type, mode, size, link
 target and content digest — not mtimes or the context's owners. File digests come from the
-:class:`~jupybox.build.cache.FileHashes` stat cache when the file is unchanged (inode, size,
+:class:`~jupybox.dockerfile.cache.FileHashes` stat cache when the file is unchanged (inode, size,
 mtime, ctime); otherwise they are computed while the layer is written, in the same single read.
 """
 
@@ -33,14 +33,11 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 import stat
-import tempfile
 import time
 
-from ..errors import BuildError
 from .context import ContextFS, ImageFS, SourceFS, join, normalize
-from .dockerignore import glob_regex, has_magic
+from .sources import Source
 
 
 class Entry:
@@ -80,127 +77,6 @@ class Plan:
 
 def file_key(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-# ---------------------------------------------------------------------------------------------
-# users
-
-
-def _lookup(fs: ImageFS | None, path: str, name: str, field_no: int) -> list[str] | None:
-    data = fs.read(path) if fs is not None else None
-    if not data:
-        return None
-    for line in data.decode("utf-8", "replace").splitlines():
-        parts = line.split(":")
-        if len(parts) > field_no and parts[0] == name:
-            return parts
-    return None
-
-
-def parse_chown(spec: str, fs: ImageFS | None) -> tuple[int, int]:
-    """``user[:group]`` (names or numbers) → (uid, gid), looked up in the image being built."""
-    user, sep, group = spec.partition(":")
-    if not user:
-        raise ValueError(f"invalid --chown {spec!r}")
-    if user.isdigit():
-        uid = int(user)
-    else:
-        ent = _lookup(fs, "etc/passwd", user, 3)
-        if ent is None:
-            raise ValueError(f"unable to find user {user}: no matching entries in passwd file")
-        uid = int(ent[2])
-    if not sep:
-        return uid, uid
-    if group.isdigit():
-        gid = int(group)
-    else:
-        ent = _lookup(fs, "etc/group", group, 2)
-        if ent is None:
-            raise ValueError(f"unable to find group {group}: no matching entries in group file")
-        gid = int(ent[2])
-    return uid, gid
-
-
-def parse_chmod(spec: str) -> int:
-    if not re.fullmatch(r"[0-7]{1,4}", spec or ""):
-        raise ValueError(f"invalid --chmod {spec!r}: an octal mode is expected (e.g. 0755)")
-    return int(spec, 8)
-
-
-# ---------------------------------------------------------------------------------------------
-# sources
-
-
-def _in_scope(fs: SourceFS, base: str) -> str:
-    """``base`` with its symlinks followed inside the root, when it is one: so that nothing below a
-    symlinked directory is ever reached through the host's idea of the link (``ctx/link -> /etc``)."""
-    if not base:
-        return base
-    st = fs.lstat(base)
-    return fs.resolve(base) if st is not None and stat.S_ISLNK(st.st_mode) else base
-
-
-def glob(fs: SourceFS, pattern: str) -> list[str]:
-    """Paths of ``fs`` matching ``pattern`` (relative, cleaned), component by component; a
-    symlinked directory on the way is followed inside the root."""
-    parts = pattern.split("/") if pattern else []
-    found = [""]
-    for comp in parts:
-        nxt = []
-        bases = [_in_scope(fs, b) for b in found]
-        if has_magic(comp):
-            rx = re.compile("^" + glob_regex(comp) + "$", re.DOTALL)
-            for base in bases:
-                st = fs.lstat(base)
-                if st is None or not stat.S_ISDIR(st.st_mode):
-                    continue
-                nxt.extend(join(base, n) for n in fs.listdir(base) if rx.match(n))
-        else:
-            for base in bases:
-                st = fs.lstat(base)
-                if base and (st is None or not stat.S_ISDIR(st.st_mode)):
-                    continue
-                child = join(base, comp)
-                if fs.lstat(child) is not None:
-                    nxt.append(child)
-        found = nxt
-        if not found:
-            break
-    return sorted(found)
-
-
-class Source:
-    __slots__ = ("given", "rel", "st")
-
-    def __init__(self, given: str, rel: str, st: os.stat_result):
-        self.given = given  # the matched path (its basename names the copy)
-        self.rel = rel  # after following a top-level symlink
-        self.st = st
-
-
-def resolve_sources(fs: SourceFS, sources: list[str], what: str) -> list[Source]:
-    out: list[Source] = []
-    for src in sources:
-        try:
-            rel = normalize(src)
-        except ValueError:
-            raise ValueError(f"forbidden path outside the {fs.name}: {src}") from None
-        matches = glob(fs, rel)
-        if not matches and has_magic(rel):
-            raise ValueError(f"no source files were specified: no file in the {fs.name} matches {src!r}")
-        where = f"{fs.name} or excluded by .dockerignore" if isinstance(fs, ContextFS) else fs.name
-        if not matches:
-            raise ValueError(f"file not found in {where}: stat {src}: file does not exist")
-        for m in matches:
-            st = fs.lstat(m)
-            real = m
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                real = fs.resolve(m)
-                st = fs.lstat(real)
-            if st is None:
-                raise ValueError(f"file not found in {where}: stat {src}: file does not exist")
-            out.append(Source(m, real, st))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,122 +320,3 @@ def write_layer(store, plan: Plan, hashes=None):
         w.abort()
         raise
     return w, checksum(plan)
-
-
-# ---------------------------------------------------------------------------------------------
-# ADD helpers
-
-
-def is_archive(path: str) -> bool:
-    """A tar archive, plain or compressed (detected by content, as docker does)."""
-    from ..image.layer import detect_compression
-
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            kind = detect_compression(head)
-            f.seek(0)
-            if kind == "none":
-                block = f.read(512)
-            elif kind == "gzip":
-                import gzip
-
-                try:
-                    block = gzip.GzipFile(fileobj=f).read(512)
-                except (OSError, EOFError):
-                    return False
-            elif kind == "bzip2":
-                import bz2
-
-                try:
-                    block = bz2.BZ2File(f).read(512)
-                except (OSError, EOFError):
-                    return False
-            elif kind == "xz":
-                import lzma
-
-                try:
-                    block = lzma.LZMAFile(f).read(512)
-                except (OSError, EOFError, lzma.LZMAError):
-                    return False
-            elif kind == "zstd":
-                try:
-                    import zstandard
-
-                    block = zstandard.ZstdDecompressor().stream_reader(f).read(512)
-                except Exception:  # noqa: BLE001
-                    return False
-            else:
-                return False
-    except OSError:
-        return False
-    if len(block) < 512:
-        return False
-    import tarfile
-
-    try:
-        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-        return True
-    except tarfile.HeaderError:
-        return False
-
-
-def extract_archive(store, path: str) -> str:
-    """Extract an archive (safely, jupybox's layer extractor) into a temporary directory."""
-    from ..image.layer import extract_layer
-
-    store.tmp.mkdir(parents=True, exist_ok=True)
-    tree = tempfile.mkdtemp(prefix="layer-add-", dir=store.tmp)
-    os.chmod(tree, 0o755)
-    try:
-        extract_layer(path, tree)
-    except BaseException:
-        from ..image.layer import remove_tree
-
-        remove_tree(tree)
-        raise
-    return tree
-
-
-def download(url: str, store, checksum_spec: str | None = None) -> tuple[str, str, float, str]:
-    """(temp file, file name, mtime, sha256 hex) of an ADD URL."""
-    import email.utils
-    import urllib.parse
-    import urllib.request
-
-    store.tmp.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="layer-url-", dir=store.tmp)
-    h = hashlib.sha256()
-    try:
-        req = urllib.request.Request(url, headers={"User-Agent": "jupybox-build"})
-        with urllib.request.urlopen(req, timeout=60) as r, os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = r.read(1 << 20)
-                if not chunk:
-                    break
-                h.update(chunk)
-                out.write(chunk)
-            lm = r.headers.get("Last-Modified")
-            final = r.geturl()
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    mtime = time.time()
-    if lm:
-        try:
-            mtime = email.utils.parsedate_to_datetime(lm).timestamp()
-        except (TypeError, ValueError):
-            pass
-    digest = h.hexdigest()
-    if checksum_spec:
-        algo, _, want = checksum_spec.partition(":")
-        if algo != "sha256" or want != digest:
-            os.unlink(tmp)
-            raise ValueError(f"digest mismatch for {url}: expected {checksum_spec}, got sha256:{digest}")
-    name = posixpath.basename(urllib.parse.urlparse(final).path) or posixpath.basename(
-        urllib.parse.urlparse(url).path) or "download"
-    return tmp, name, mtime, digest
-
-
-def error(instr, message: str) -> BuildError:
-    return instr.error(message)
