@@ -49,9 +49,9 @@ $(VPY):
 	$(PYTHON) -m venv $(VENV)
 
 # Re-installs only when pyproject.toml, setup.py or the C extension's source is newer than the stamp
-# (the install compiles jupybox/linux/_spawn.c in place). editable_mode=compat: a plain
+# (the install compiles jupybox/linux/_spawn.c and the static jupybox/linux/jupybox-init in place). editable_mode=compat: a plain
 # path entry instead of an import finder, which costs ~10 ms at every start of the CLI.
-$(STAMP): pyproject.toml setup.py jupybox/linux/_spawn.c | $(VPY)
+$(STAMP): pyproject.toml setup.py $(wildcard jupybox/linux/*.c jupybox/linux/*.h) | $(VPY)
 	@# the machine's pip config names local index dirs that may be absent: drop those warnings
 	$(VPY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	@touch $@
@@ -79,5 +79,5 @@ bench: deps
 	$(VPY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf build *.egg-info jupybox.egg-info test-artifacts benchmarks/results jupybox/linux/_spawn*.so $(STAMP)
+	rm -rf build *.egg-info jupybox.egg-info test-artifacts benchmarks/results jupybox/linux/_spawn*.so jupybox/linux/jupybox-init $(STAMP)
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

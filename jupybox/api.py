@@ -4,8 +4,9 @@
     c = jupybox.run("host", ["python3", "-c", "print(42)"], memory="256m", cpus=0.5)
     c.wait(); print(c.logs())
 
-Containers started here are created by the launcher daemon (``runtime.launcherd``), never by
-forking the calling process: a notebook kernel is threaded and may be huge.
+Containers are started by the store's service (``jupybox.service``), never by forking the calling
+process: a notebook kernel is threaded and may be huge. This process keeps one connection to the
+service per store (spawning the service on first use).
 """
 
 from __future__ import annotations
@@ -38,31 +39,30 @@ def engine(root=None) -> Engine:
 
 
 def launcher(root=None):
-    """The launcher daemon serving this process for ``root`` (spawned on first use)."""
-    from .runtime.client import LauncherClient
+    """This process's client of the service of ``root`` (connected, and the service spawned, on
+    first use; again after the service died)."""
+    from .service.client import Client
 
     key = _key(root)
     with _lock:
         client = _clients.get(key)
         if client is None or not client.alive():
-            client = _clients[key] = LauncherClient(key)
+            client = _clients[key] = Client(key)
         return client
 
 
+def _service_of(root):
+    return lambda: launcher(root)
+
+
 def shutdown(wait: float | None = 5.0) -> None:
-    """Close this process's launcher daemons (containers started attached die with them; detached
-    ones are monitored until they exit). With ``wait``, wait that long for the daemons to go."""
+    """Close this process's connections to the services (containers it started attached die with
+    them; detached ones stay with their service)."""
     with _lock:
         clients = list(_clients.values())
         _clients.clear()
     for client in clients:
         client.close()
-    if wait:
-        for client in clients:
-            try:
-                client.proc.wait(timeout=wait)
-            except Exception:  # noqa: BLE001 - a daemon still busy with detached containers
-                pass
 
 
 @atexit.register
@@ -83,14 +83,14 @@ def run(image: str, command=None, *, root=None, stdin=None, stdout=None, stderr=
     spec = make_spec(image, command, **options)
     eng = engine(root)
     client = launcher(root)
-    fds, opened = (None, []) if stdin is None and stdout is None and stderr is None else stdio_fds(stdin, stdout, stderr)
+    fds, opened = ((), []) if stdin is None and stdout is None and stderr is None else stdio_fds(stdin, stdout, stderr)
     try:
         reply = client.run(spec.to_dict(), fds, attached=not detach)
     finally:
         for fd in opened:
             os.close(fd)
     rec = eng.records.get(reply["id"]) if not spec.remove else _ghost(eng, reply["id"])
-    return Container(eng, rec, client)
+    return Container(eng, rec, _service_of(root))
 
 
 def _ghost(eng: Engine, cid: str):
@@ -107,20 +107,23 @@ def _ghost(eng: Engine, cid: str):
 
 def create(image: str, command=None, *, root=None, **options) -> Container:
     eng = engine(root)
-    rec = eng.create(make_spec(image, command, **options))
-    return Container(eng, rec, launcher(root))
+    reply = launcher(root).request("create", spec=make_spec(image, command, **options).to_dict())
+    return Container(eng, eng.records.get(reply["id"]), _service_of(root))
 
 
 def container(name_or_id: str, *, root=None) -> Container:
     eng = engine(root)
-    return Container(eng, eng.records.get(name_or_id), _clients.get(_key(root)))
+    return Container(eng, eng.records.get(name_or_id), _service_of(root))
 
 
 def containers(all: bool = False, *, root=None) -> list[Container]:  # noqa: A002 - docker's flag name
+    from .service import adopt_orphans
+
     eng = engine(root)
+    adopt_orphans(eng)
     out = []
     for rec in eng.records.all():
-        c = Container(eng, rec, _clients.get(_key(root)))
+        c = Container(eng, rec, _service_of(root))
         try:
             if all or c.state().status is Status.RUNNING:
                 out.append(c)
@@ -144,4 +147,4 @@ def volumes(*, root=None):
 
 
 def prune(*, root=None) -> dict:
-    return engine(root).prune()
+    return launcher(root).request("prune")["result"]

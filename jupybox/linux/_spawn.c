@@ -1,22 +1,17 @@
-/* The last steps before a container's command runs, in C: security, then execve.
+/* jupybox.linux._spawn: starting processes from Python without fork, in C.
  *
- * Why C: these steps used to run in a Python process forked from the launcher (~25 MB). Each
- * cost more than the syscalls themselves: ctypes calls, copy-on-write faults, and above all the
- * execve, which has to tear down the forked interpreter's address space before the launcher can
- * see the exec happen (~1 ms of a ~6 ms container start). Here the child is made with
- * clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn makes it: it borrows the parent's memory
- * (no page tables copied, nothing to tear down), runs only raw syscalls on a stack of its own,
- * and the parent resumes once the command is exec'ed or the child has failed.
+ * spawn_init() starts the container init (init.c, a small static program exec'ed from a sealed
+ * memfd) with a fixed set of descriptors: it is how the store's service makes every container
+ * and every `exec`. spawn() and exec_in_place() run a command with the security steps of job.h
+ * (the no-isolation fallback's commands, and tests of those steps).
  *
- * The order is runc's: signals to their defaults, stdio, supplementary groups and gid, rlimits,
- * the capability sets (the bounding set is dropped while CAP_SETPCAP is still held), uid (setuid
- * away from root clears the permitted and effective sets), no_new_privs, seccomp last (its filter
- * may refuse the calls before it), the working directory, execve. Every descriptor above 2 is
- * marked close-on-exec, so the launcher's error pipe reads EOF when the exec succeeds.
+ * Why a vfork-style child: a fork of the ~25 MB service would copy its page tables and, at the
+ * exec, tear them down again (~1 ms each time). clone(CLONE_VM | CLONE_VFORK), as glibc's
+ * posix_spawn makes it, borrows the parent's memory, runs only raw syscalls on a stack of its
+ * own, and the parent resumes once the child has exec'ed or failed.
  *
  * A failure is reported as OSError(errno, strerror, step): the caller turns the step into
- * docker's exit code (125, 126, 127). The same steps run without the clone in exec_in_place()
- * (a container without an init: its PID 1 becomes the command).
+ * docker's exit code (125, 126, 127).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,168 +32,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-#ifndef PR_CAP_AMBIENT
-#define PR_CAP_AMBIENT 47
-#define PR_CAP_AMBIENT_CLEAR_ALL 4
-#endif
+#include "job.h"
 
-#define MAX_RLIMITS 16
 #define CHILD_STACK (256 * 1024)
-
-enum step {
-    STEP_NONE = 0, STEP_SIGNALS, STEP_STDIO, STEP_FDS, STEP_SETGROUPS, STEP_SETGID, STEP_RLIMIT,
-    STEP_BOUNDING, STEP_AMBIENT, STEP_CAPGET, STEP_CAPSET, STEP_SETUID, STEP_NO_NEW_PRIVS,
-    STEP_SECCOMP, STEP_CHDIR, STEP_EXECVE,
-};
-
-static const char *const step_names[] = {
-    "", "signals", "stdio", "descriptors", "setgroups", "setgid", "setrlimit",
-    "capabilities (bounding set)", "capabilities (ambient set)", "capget", "capset", "setuid",
-    "no_new_privs", "seccomp", "chdir", "execve",
-};
-
-struct job {
-    const char *path;
-    char **argv;
-    char **envp;
-    const char *cwd;            /* NULL: stay */
-    int fds[3];                 /* become 0, 1, 2; -1: leave that one */
-    int set_groups;
-    gid_t *groups;
-    size_t ngroups;
-    long long gid;              /* -1: leave */
-    long long uid;              /* -1: leave */
-    int nrlimits;
-    int rl_resource[MAX_RLIMITS];
-    struct rlimit rl_value[MAX_RLIMITS];
-    int set_caps;
-    uint64_t caps;              /* what stays in the bounding, permitted and effective sets */
-    int last_cap;
-    int no_new_privs;
-    struct sock_fprog prog;     /* len 0: no filter */
-    /* written by the child, read by the parent after the vfork returns */
-    volatile int failed_step;
-    volatile int failed_errno;
-};
-
-static int fail(struct job *j, enum step s)
-{
-    j->failed_errno = errno;
-    j->failed_step = s;
-    return -1;
-}
-
-static int apply_caps(struct job *j)
-{
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    if (syscall(SYS_capget, &hdr, data) != 0)
-        return fail(j, STEP_CAPGET);
-    /* a process never gains a capability by capset: clamp to what is permitted now */
-    uint64_t permitted = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
-    uint64_t want = j->caps & permitted;
-    for (int c = 0; c <= j->last_cap; c++) {
-        if ((want >> c) & 1)
-            continue;
-        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 0)
-            return fail(j, STEP_BOUNDING); /* not already out of the set: a real failure */
-    }
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
-        return fail(j, STEP_AMBIENT); /* EINVAL: a kernel without ambient capabilities */
-    memset(data, 0, sizeof data);
-    data[0].effective = data[0].permitted = (uint32_t)want;
-    data[1].effective = data[1].permitted = (uint32_t)(want >> 32);
-    /* inheritable stays empty: docker since 20.10.14 (CVE-2022-24769) */
-    hdr.version = _LINUX_CAPABILITY_VERSION_3;
-    hdr.pid = 0;
-    if (syscall(SYS_capset, &hdr, data) != 0)
-        return fail(j, STEP_CAPSET);
-    return 0;
-}
-
-static int mark_cloexec_above_stdio(void)
-{
-    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
-        return 0;
-    /* kernels before 5.11 */
-    long max = sysconf(_SC_OPEN_MAX);
-    for (long fd = 3; fd < max; fd++) {
-        int flags = fcntl((int)fd, F_GETFD);
-        if (flags >= 0 && !(flags & FD_CLOEXEC) && fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* The kernel's struct sigaction (glibc's wrapper refuses its own signals 32 and 33, which a
- * parent may still have left ignored: the command must get them at their default too). */
-struct kernel_sigaction {
-    void (*handler)(int);
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
-
-static void default_signals(void)
-{
-    struct kernel_sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.handler = SIG_DFL;
-    for (int s = 1; s <= 64; s++) {
-        if (s != SIGKILL && s != SIGSTOP)
-            syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof(uint64_t));
-    }
-}
-
-static int unblock_signals(void)
-{
-    uint64_t none = 0;
-    return (int)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
-}
-
-/* Runs in the vfork child (or in place): only syscalls and the job's memory. Returns on failure. */
-static int run_job(struct job *j)
-{
-    default_signals();
-    int tmp[3] = {-1, -1, -1};
-    for (int i = 0; i < 3; i++) {
-        /* first out of the way: a source may be another one's target */
-        if (j->fds[i] >= 0 && (tmp[i] = fcntl(j->fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
-            return fail(j, STEP_STDIO);
-    }
-    for (int i = 0; i < 3; i++) {
-        if (tmp[i] >= 0 && dup2(tmp[i], i) < 0)
-            return fail(j, STEP_STDIO);
-    }
-    if (mark_cloexec_above_stdio() != 0)
-        return fail(j, STEP_FDS);
-    if (j->set_groups && syscall(SYS_setgroups, j->ngroups, j->groups) != 0)
-        return fail(j, STEP_SETGROUPS);
-    if (j->gid >= 0 && syscall(SYS_setresgid, (gid_t)j->gid, (gid_t)j->gid, (gid_t)j->gid) != 0)
-        return fail(j, STEP_SETGID);
-    for (int i = 0; i < j->nrlimits; i++) {
-        if (setrlimit(j->rl_resource[i], &j->rl_value[i]) != 0)
-            return fail(j, STEP_RLIMIT);
-    }
-    if (j->set_caps && apply_caps(j) != 0)
-        return -1;
-    if (j->uid >= 0 && syscall(SYS_setresuid, (uid_t)j->uid, (uid_t)j->uid, (uid_t)j->uid) != 0)
-        return fail(j, STEP_SETUID);
-    if (j->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        return fail(j, STEP_NO_NEW_PRIVS);
-    if (j->prog.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &j->prog, 0, 0) != 0)
-        return fail(j, STEP_SECCOMP);
-    if (j->cwd && chdir(j->cwd) != 0)
-        return fail(j, STEP_CHDIR);
-    if (unblock_signals() != 0)
-        return fail(j, STEP_SIGNALS);
-    execve(j->path, j->argv, j->envp);
-    return fail(j, STEP_EXECVE);
-}
+#define INIT_MAX_FDS 16
 
 static int child_main(void *arg)
 {
@@ -451,7 +288,113 @@ static PyObject *exec_in_place(PyObject *self, PyObject *args, PyObject *kwargs)
     return NULL;
 }
 
+/* ---- spawn_init: the container init (init.c), exec'ed from a sealed memfd ---- */
+
+struct init_job {
+    int exe;                    /* the init binary (a sealed memfd) */
+    int devnull;
+    int nfds;
+    int fds[INIT_MAX_FDS];      /* become 3, 4, 5, ... */
+    volatile int failed_errno;
+};
+
+static int init_child(void *arg)
+{
+    struct init_job *j = arg;
+    static char *const argv[] = {"jupybox-init", NULL};
+    static char *const envp[] = {NULL};
+    job_default_signals();
+    /* out of the way first (a source may be another one's target), then into place */
+    int tmp[INIT_MAX_FDS];
+    int exe = fcntl(j->exe, F_DUPFD_CLOEXEC, 3 + INIT_MAX_FDS);
+    if (exe < 0)
+        goto fail;
+    for (int i = 0; i < j->nfds; i++) {
+        if ((tmp[i] = fcntl(j->fds[i], F_DUPFD_CLOEXEC, 3 + INIT_MAX_FDS)) < 0)
+            goto fail;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (dup2(j->devnull, i) < 0)
+            goto fail;
+    }
+    for (int i = 0; i < j->nfds; i++) {
+        if (dup3(tmp[i], 3 + i, 0) < 0)
+            goto fail;
+    }
+    /* nothing else of the launcher's reaches the init */
+    if (syscall(SYS_close_range, 3 + j->nfds, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+        goto fail;
+    if (job_unblock_signals() != 0)
+        goto fail;
+    syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
+fail:
+    j->failed_errno = errno;
+    _exit(127);
+}
+
+PyDoc_STRVAR(spawn_init_doc,
+"spawn_init(exe_fd, fds) -> pid\n\n"
+"Start the container init (``exe_fd``: the binary, e.g. a sealed memfd) in a child made with\n"
+"clone(CLONE_VM|CLONE_VFORK): /dev/null on 0, 1, 2, ``fds`` on 3, 4, 5, ... and nothing else,\n"
+"signals at their defaults, an empty environment, argv ['jupybox-init']. Returns once it is\n"
+"exec'ed; a failure raises OSError, the child already reaped.");
+
+static PyObject *spawn_init(PyObject *self, PyObject *args)
+{
+    struct init_job j;
+    PyObject *fds;
+    memset(&j, 0, sizeof j);
+    if (!PyArg_ParseTuple(args, "iO", &j.exe, &fds))
+        return NULL;
+    PyObject *fast = PySequence_Fast(fds, "fds must be a sequence of descriptors");
+    if (!fast)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > INIT_MAX_FDS) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "too many descriptors for the init");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        j.fds[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (j.fds[i] == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return NULL;
+        }
+    }
+    Py_DECREF(fast);
+    j.nfds = (int)n;
+    j.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (j.devnull < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    void *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        close(j.devnull);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(init_child, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &j);
+    int clone_errno = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, CHILD_STACK);
+    close(j.devnull);
+    if (pid < 0) {
+        errno = clone_errno;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (j.failed_errno) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = j.failed_errno;
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "jupybox-init");
+    }
+    return PyLong_FromLong(pid);
+}
+
 static PyMethodDef methods[] = {
+    {"spawn_init", (PyCFunction)spawn_init, METH_VARARGS, spawn_init_doc},
     {"spawn", (PyCFunction)(void (*)(void))spawn, METH_VARARGS | METH_KEYWORDS, spawn_doc},
     {"exec_in_place", (PyCFunction)(void (*)(void))exec_in_place, METH_VARARGS | METH_KEYWORDS, exec_in_place_doc},
     {NULL, NULL, 0, NULL},

@@ -19,7 +19,7 @@ __all__ = [
     "MS_DIRSYNC", "MS_NOSYMFOLLOW", "MS_NOATIME", "MS_NODIRATIME", "MS_BIND", "MS_MOVE", "MS_REC",
     "MS_SILENT", "MS_UNBINDABLE", "MS_PRIVATE", "MS_SLAVE", "MS_SHARED", "MS_RELATIME", "MS_STRICTATIME",
     "MS_LAZYTIME", "MNT_FORCE", "MNT_DETACH", "MNT_EXPIRE", "UMOUNT_NOFOLLOW",
-    "MACHINE", "SYS_pivot_root", "SYS_clone", "SYS_clone3", "SYS_personality", "SYS_seccomp",
+    "MACHINE", "SYS_pivot_root", "SYS_pidfd_getfd", "SO_PEERPIDFD", "pidfd_getfd", "SYS_clone", "SYS_clone3", "SYS_personality", "SYS_seccomp",
     "libc", "syscall", "unshare", "setns", "mount", "umount2", "pivot_root", "pivot_into", "sethostname",
     "prctl", "set_no_new_privs", "get_no_new_privs", "set_pdeathsig", "get_pdeathsig",
     "set_child_subreaper", "get_child_subreaper", "set_keepcaps", "get_keepcaps", "exchange",
@@ -89,6 +89,8 @@ _SYSCALL_NUMBERS = {
 if MACHINE not in _SYSCALL_NUMBERS:  # pragma: no cover - only x86_64 and aarch64 are supported
     raise ImportError(f"jupybox.linux supports x86_64 and aarch64, not {MACHINE}")
 SYS_pivot_root, SYS_clone, SYS_clone3, SYS_personality, SYS_seccomp = _SYSCALL_NUMBERS[MACHINE]
+SYS_pidfd_getfd = 438  # the same on every architecture (the generic table, since Linux 5.6)
+SO_PEERPIDFD = 77  # getsockopt: a pidfd of the peer of a unix socket (Linux 6.5)
 
 # ---- libc, loaded once ----
 libc = ctypes.CDLL(None, use_errno=True)
@@ -187,6 +189,15 @@ def pivot_root(new_root, put_old) -> None:
     if _syscall(ctypes.c_long(SYS_pivot_root), _c_char_p(_fsencode(new_root)),
                 _c_char_p(_fsencode(put_old))) != 0:
         raise _fail(f"pivot_root {_show(new_root)} (old root at {_show(put_old)})")
+
+
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """A copy of descriptor ``target_fd`` of the process ``pidfd`` refers to (close-on-exec).
+    Needs ptrace rights over that process (PTRACE_MODE_ATTACH_REALCREDS)."""
+    fd = _syscall(ctypes.c_long(SYS_pidfd_getfd), _c_int(pidfd), _c_int(target_fd), _c_int(0))
+    if fd < 0:
+        raise _fail(f"pidfd_getfd {target_fd}")
+    return fd
 
 
 def exchange(a, b) -> None:

@@ -13,12 +13,16 @@ from .state import State, Status
 
 
 class Container:
-    """A handle on a container; cheap to make, always reads fresh state from disk."""
+    """A handle on a container; cheap to make, always reads fresh state from disk.
 
-    def __init__(self, engine: Engine, record: Record, client=None):
+    What changes a container (start, stop, kill, exec, remove) is asked of the store's service,
+    its monitor (``service()`` returns the client, connecting on first use); what reads it
+    (state, logs, stats, inspect) reads the store directly."""
+
+    def __init__(self, engine: Engine, record: Record, service=None):
         self._engine = engine
         self._record = record
-        self._client = client  # the launcher daemon's client when the API started it
+        self._service = service  # () -> the service's client
         self._last: dict | None = None  # the last exit wait() saw
 
     # -- identity ----------------------------------------------------------------------------
@@ -53,7 +57,7 @@ class Container:
         state = self._engine.reconcile(self._record)
         last = self._last
         if last is not None and "exit_code" in last and state.status is Status.RUNNING:
-            # wait() has the exit from the launcher, which writes it down a moment later
+            # wait() has the exit from the service, which writes it down a moment later
             state.status, state.exit_code = Status.EXITED, last["exit_code"]
             state.oom_killed, state.pid = bool(last.get("oom_killed")), 0
         return state
@@ -81,50 +85,50 @@ class Container:
         return Limits(**self._record.config["spec"]["limits"])
 
     # -- verbs -------------------------------------------------------------------------------
+    def _client(self):
+        if self._service is None:
+            raise errors.RuntimeFailure("this container handle has no service to ask")
+        return self._service()
+
     def wait(self, timeout: float | None = None) -> int:
         """Block until the container exits; return its exit code (docker's convention)."""
-        if self._client is not None:
-            result = self._client.wait_exit(self.id, timeout)
-            if result is not None:
-                self._last = result
-                return result["exit_code"]
-        state = self._engine.wait(self._record, timeout)
-        self._last = state.to_dict()
-        return state.exit_code if state.exit_code is not None else -1
+        client = self._client()
+        if client.has_exit(self.id) or client.started(self.id):
+            result = client.wait_exit(self.id, timeout)
+        else:
+            result = client.request("wait", id=self.id, timeout=timeout or 1e9)
+        self._last = result
+        code = result.get("exit_code")
+        return code if code is not None else -1
 
     def result(self) -> dict:
         """Exit code, OOM flag, peak memory of the last run (after wait(); works after --rm too)."""
-        last = self._last
-        if last is None:
+        if self._last is None:
             self.wait()
-            last = self._last
-        return last
+        return self._last
 
     def stats(self):
         return self._engine.stats(self._record)
 
     def kill(self, sig: int | str = signal.SIGKILL) -> None:
-        self._engine.kill(self._record, signal_number(sig))
+        self._client().request("kill", id=self.id, signal=signal_number(sig))
 
     def stop(self, timeout: float = 10) -> None:
-        self._engine.stop(self._record, timeout)
+        self._client().request("stop", id=self.id, timeout=timeout)
 
     def start(self) -> "Container":
         self._last = None  # the last run's exit is no longer the news
-        if self._client is not None:
-            self._client.start(self.id)
-        else:
-            self._engine.start_detached(self._record)
+        self._client().start(self.id)
         return self
 
     def remove(self, force: bool = False) -> None:
-        if self._last is not None and self._removed_by_launcher():
-            return  # an --rm container that has exited: its launcher is removing it
-        self._engine.remove(self._record, force)
+        if self._last is not None and self._removed_by_service():
+            return  # an --rm container that has exited: its service is removing it
+        self._client().request("remove", id=self.id, force=force)
 
-    def _removed_by_launcher(self) -> bool:
+    def _removed_by_service(self) -> bool:
         try:
-            return bool(self._record.config["spec"].get("remove")) and self._client is not None
+            return bool(self._record.config["spec"].get("remove"))
         except errors.ContainerNotFound:
             return True
 
@@ -134,10 +138,7 @@ class Container:
         argv = _words(command)
         stdio = stdio_fds(stdin, stdout, stderr)
         try:
-            if self._client is not None:
-                return self._client.exec(self.id, argv, parse_env(env or {}), workdir, user, stdio[0])
-            return self._engine.exec(self._record, argv, env=parse_env(env or {}), workdir=workdir, user=user,
-                                     stdio=stdio[0])
+            return self._client().exec(self.id, argv, parse_env(env or {}), workdir, user, stdio[0])
         finally:
             for fd in stdio[1]:
                 os.close(fd)

@@ -1,13 +1,10 @@
-"""The runtime: create, start, wait, stop, kill, exec, remove and prune containers.
+"""The runtime: create, start, exec, remove and prune containers; their state and stats.
 
-Everything that runs a container goes through :class:`Engine`: the CLI, the Python API,
-the launcher daemon that serves the notebook kernel, the builder's RUN steps. It turns a
-:class:`~jupybox.runtime.spec.ContainerSpec` into a record on disk (``create``), a cgroup and a
-launch plan (``start``), and records the exit (``finish``).
-
-The process that calls :meth:`Engine.start` becomes the container's *monitor*: it must wait for
-the container and call :meth:`Engine.finish`. ``start_detached`` forks a small daemon to be that
-monitor, as conmon does for podman.
+It turns a :class:`~jupybox.runtime.spec.ContainerSpec` into a record on disk (``create``), a
+cgroup and a plan for the container's init (``start``), and records the exit (``record_exit``,
+``cleanup``). The process that calls :meth:`Engine.start` becomes the container's *monitor*: that
+is the store's service (``jupybox.service``), and only it. Everything else (the CLI, the API, the
+builder) asks the service; it reads containers' records and stats here directly.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import select
 import signal
 import time
 from dataclasses import dataclass
@@ -28,12 +24,11 @@ from ..linux import seccomp as lseccomp
 from ..linux import syscalls as sc
 from ..linux import userns
 from ..paths import Layout
-from . import launch
-from .fdio import read_all
+from . import sandbox
+from . import sandbox as sandbox_mod
 from .records import Record, Records, random_name
-from .signals import forwarding_signals
 from .spec import ContainerSpec, Mount
-from .state import State, Status, now_iso, pid_alive, proc_start_time, process_running
+from .state import State, Status, monitor_alive, now_iso, pid_alive, proc_start_time, process_running
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_VIEW_TTL = 2.0  # seconds a resolved host image (its binds and masks) is reused
@@ -54,16 +49,18 @@ class Prepared:
         self.rootfs_key = None
         self.staged = engine.layout.containers / cid
         self.name = random_name()  # claimed now, used if the container gets no --name
+        self.generation = engine.layout.generation()  # what it is made for (see Layout.generation)
         self.cgroup = engine.cgroups.open(cid)
-        owner = os.getpid()
-
-        def setup():  # in the helper
-            engine.records.stage(cid, owner, self.name)
+        self.sandbox = None
+        engine.records.stage(cid, os.getpid(), self.name)
+        try:
             engine._write_etc_files(self.staged, cid[:12], network, image_is_host=False)
             engine.cgroups.create(cid)
-
-        self.sandbox = launch.Sandbox(self.cgroup.attach_self_paths(), new_net=network != "host", setup=setup,
-                                      idmap=engine.idmap)
+            self.sandbox = sandbox.Sandbox(self.cgroup.attach_self_paths(), new_net=network != "host",
+                                           idmap=engine.idmap)
+        except BaseException:
+            self.discard()
+            raise
         self.armed = None  # (spec dict, config, plan) of the container PID 1 is armed for
         self.go = False  # create() took the armed config: start() only says "go"
         if template is not None and template["spec"]["network"] == network:
@@ -75,6 +72,10 @@ class Prepared:
             except errors.JupyboxError:
                 return
             self._arm(template["spec"])
+
+    def current(self) -> bool:
+        """Made for the store as it is now: no image, volume or network has changed since."""
+        return self._engine.layout.generation() == self.generation
 
     def _arm(self, spec_dict: dict) -> None:
         """Further speculation, for a spec that repeats exactly (the same cell run again): its
@@ -123,13 +124,15 @@ class Prepared:
         return (spec.network == "host") == (self.network == "host")
 
     def fits_config(self, config: dict) -> bool:
-        """Usable for this container: the same network and, if its root is made, the same root."""
-        if (config["spec"]["network"] == "host") != (self.network == "host"):
+        """Usable for this container: the same store, the same network and, if its root is made,
+        the same root."""
+        if not self.current() or (config["spec"]["network"] == "host") != (self.network == "host"):
             return False
         return self.rootfs_key is None or self.rootfs_key == Engine.rootfs_key(config)
 
     def discard(self) -> None:
-        self.sandbox.discard()
+        if self.sandbox is not None:
+            self.sandbox.discard()
         self.cgroup.remove()
         self._engine.cgroups.remove_parent_if_empty()
         self._engine.records.unclaim(self.name, self.cid)
@@ -143,7 +146,7 @@ class Running:
     record: Record
     pid: int
     cgroup: object
-    sandbox: launch.Sandbox
+    sandbox: sandbox.Sandbox
     network: object  # its network.Attachment, or None
     state: State  # as written at its start
 
@@ -422,8 +425,12 @@ class Engine:
     def rootfs_plan(self, config: dict, cdir: Path, cgroup) -> dict:
         """The mounts of a container whose directory is ``cdir`` (see ``rootfs.setup``)."""
         spec = config["spec"]
-        lowers = config["rootfs"]["lowers"]
-        overlay = f"lowerdir={':'.join(reversed(lowers))},upperdir={cdir / 'upper'},workdir={cdir / 'work'}"
+        root = str(self.layout.root)
+        # relative to the store (PID 1 changes into it to mount): a store path with ',' or ':' would
+        # be read as overlayfs's option separators
+        lowers = [_under(d, root) for d in config["rootfs"]["lowers"]]
+        overlay = (f"lowerdir={':'.join(reversed(lowers))},upperdir={_under(str(cdir / 'upper'), root)},"
+                   f"workdir={_under(str(cdir / 'work'), root)}")
         if self.rootless and self.overlay == "overlay":
             overlay += ",userxattr"  # inside a user namespace: user.overlay.* xattrs (kernel >= 5.11)
         etc = [
@@ -432,6 +439,7 @@ class Engine:
         ]
         return {
             "rootfs": str(cdir / "rootfs"),
+            "store": root,
             "overlay": overlay,
             "mounts": config["rootfs"]["mounts"] + etc + config["mounts"],
             "network": spec["network"],
@@ -489,10 +497,11 @@ class Engine:
         return Prepared(self, secrets.token_hex(32), network, template)
 
     def start(self, rec: Record, stdio: tuple[int, int, int] = (0, 1, 2), prepared: Prepared | None = None,
-              linger: bool = False) -> Running:
-        """Start the container with this process as its monitor (it must then wait and finish).
-        ``linger``: PID 1 reports the exit, then waits for ``running.sandbox.release()`` (a monitor
-        that reads the early exit, see ``launch.Sandbox.send``)."""
+              linger: bool = False, attached: bool = False) -> Running:
+        """Start the container with this process as its monitor (the store's service: it then
+        watches it and records its exit). ``linger``: PID 1 reports the exit, then waits for
+        ``running.sandbox.release()`` (see ``sandbox.Sandbox.send``). ``attached``: it dies with
+        the client that asked for it (recorded for a service that re-adopts it after a crash)."""
         state = rec.state()
         if not state.status.can_start():
             raise errors.StateError(f"container {rec.name} is {state.status.value}: it cannot be started")
@@ -515,7 +524,7 @@ class Engine:
             cg.set_limits(spec.limits)
             plan = None if go else self.plan(rec, cg, rootfs_ready)
             if sandbox is None:
-                sandbox = launch.Sandbox(cg.attach_self_paths(), new_net=spec.network != "host", idmap=self.idmap)
+                sandbox = sandbox_mod.Sandbox(cg.attach_self_paths(), new_net=spec.network != "host", idmap=self.idmap)
             if spec.network not in ("none", "host"):
                 from .. import network
 
@@ -529,6 +538,8 @@ class Engine:
                 pid=pid,
                 pid_start=proc_start_time(pid),
                 monitor_pid=os.getpid(),
+                monitor_start=_own_start(),
+                attached=attached,
                 started_at=now_iso(),
                 restart_count=state.restart_count + (1 if state.started_at else 0),
             )
@@ -594,46 +605,14 @@ class Engine:
 
             network.release(self.layout, running.record.id, running.network,
                             forget=running.record.config["spec"].get("remove"))
-        running.sandbox.close()
+        if running.sandbox is not None:
+            running.sandbox.close()
         try:
             running.cgroup.remove()
         finally:
             self.cgroups.remove_parent_if_empty()
             if running.record.config["spec"].get("remove"):
                 self.records.delete(running.record)
-
-    def finish(self, running: Running, status: int, notify=None) -> State:
-        """Record the exit of a container this process monitored; clean up; --rm removes it.
-
-        ``notify(state)`` is called as soon as the exit is recorded, before the cleanup (the
-        launcher daemon answers the kernel's wait() there: removing the cgroup and the write
-        layer need not delay the cell)."""
-        state = self.record_exit(running, exit_code_of(status))
-        if notify is not None:
-            notify(state)
-        self.cleanup(running)
-        return state
-
-    def run_attached(self, rec: Record, stdio=(0, 1, 2), prepared=None, on_start=None) -> State:
-        """Start, wait, finish: this process is the monitor. Forwards SIGINT/SIGTERM/... to PID 1."""
-        running = self.start(rec, stdio, prepared)
-        if on_start:
-            on_start(running)
-
-        def forward(signum):
-            try:
-                os.kill(running.pid, signum)
-            except ProcessLookupError:
-                pass
-
-        status = 255 << 8
-        try:
-            with forwarding_signals(forward):
-                status = _wait(running.pid)
-        finally:
-            # also when the wait was interrupted: the container is dead or dies with us (PDEATHSIG)
-            state = self.finish(running, status)
-        return state
 
     @staticmethod
     def log_stdio(rec: Record) -> tuple[int, int, int]:
@@ -643,82 +622,20 @@ class Engine:
         err = os.open(rec.stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         return devnull, out, err
 
-    def start_detached(self, rec: Record) -> int:
-        """Fork a small daemon that starts the container, monitors it and records its exit."""
-        r, w = os.pipe()
-        child = os.fork()
-        if child == 0:
-            try:
-                os.close(r)
-                os.setsid()
-                if os.fork() != 0:
-                    os._exit(0)
-                devnull, out, err = self.log_stdio(rec)
-                for fd in (0, 1, 2):
-                    os.dup2(devnull, fd)
-                try:
-                    running = self.start(rec, (devnull, out, err))
-                except errors.JupyboxError as e:
-                    os.write(w, f"E{e.exit_code} {e}".encode())
-                    os._exit(1)
-                os.write(w, b"OK")
-                os.close(w)
-                for fd in (devnull, out, err):
-                    os.close(fd)
-                self.finish(running, _wait(running.pid))
-            except BaseException:  # noqa: BLE001
-                os._exit(1)
-            os._exit(0)
-        os.close(w)
-        os.waitpid(child, 0)
-        data = read_all(r)
-        os.close(r)
-        if data.startswith(b"OK"):
-            return rec.state().pid
-        if data.startswith(b"E"):
-            code, _, msg = data[1:].decode(errors="replace").partition(" ")
-            exc = errors.RuntimeFailure(msg)
-            exc.exit_code = int(code)
-            raise exc
-        raise errors.RuntimeFailure("the container's monitor process failed to start")
-
     # -- observe -----------------------------------------------------------------------------
     def reconcile(self, rec: Record) -> State:
-        """The state, corrected when the container or its monitor died unseen (kill -9)."""
+        """The state as recorded, after a moment's wait when the container's PID 1 is gone and its
+        monitor is recording the exit right now. Read-only: a container whose monitor died is the
+        next service's to re-adopt (``jupybox.service.adopt``)."""
         state = rec.state()
-        if state.status is not Status.RUNNING:
+        if state.status is not Status.RUNNING or pid_alive(state.pid, state.pid_start):
             return state
-        if pid_alive(state.pid, state.pid_start):
-            return state
-        monitor_alive = process_running(state.monitor_pid)
-        if monitor_alive:
-            # the monitor is recording the exit right now: give it a moment
-            deadline = time.monotonic() + 2.0
-            while time.monotonic() < deadline:
-                state = rec.state()
-                if state.status is not Status.RUNNING:
-                    return state
-                if not process_running(state.monitor_pid):
-                    break
-                time.sleep(0.005)
-        # nobody will record this exit: do it, and clean up what the monitor would have
-        state = rec.state()
-        if state.status is not Status.RUNNING:
-            return state
-        state.status = Status.EXITED
-        state.exit_code = 137 if state.exit_code is None else state.exit_code
-        state.error = "the container's monitor process died; exit status unknown"
-        state.finished_at = now_iso()
-        state.pid = 0
-        self._remove_cgroup(rec.id)
-        if rec.config["spec"]["network"] not in ("none", "host"):
-            from .. import network
-
-            network.release(self.layout, rec.id, forget=rec.config["spec"].get("remove"))
-        if rec.config["spec"].get("remove"):
-            self.records.delete(rec)
-        else:
-            rec.save_state(state)
+        deadline = time.monotonic() + 2.0
+        while monitor_alive(state) and time.monotonic() < deadline:
+            time.sleep(0.005)
+            state = rec.state()
+            if state.status is not Status.RUNNING:
+                break
         return state
 
     def _staged_alive(self, cid: str) -> bool:
@@ -758,66 +675,16 @@ class Engine:
         finally:
             os.close(fd)
 
-    def wait(self, rec: Record, timeout: float | None = None) -> State:
-        """Wait until the container has exited and its exit is recorded."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        state = rec.state()
-        if state.status is Status.RUNNING:
-            try:
-                fd = os.pidfd_open(state.pid)
-            except ProcessLookupError:
-                fd = -1
-            if fd >= 0:
-                try:
-                    if proc_start_time(state.pid) == state.pid_start:
-                        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                        ready, _, _ = select.select([fd], [], [], remaining)
-                        if not ready:
-                            raise TimeoutError(f"container {rec.name} still running")
-                finally:
-                    os.close(fd)
-            while True:
-                try:
-                    state = rec.state()
-                except errors.ContainerNotFound:  # --rm: the monitor removed it
-                    return State(status=Status.EXITED)
-                if state.status is not Status.RUNNING:
-                    return state
-                if not process_running(state.monitor_pid):
-                    return self.reconcile(rec)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"container {rec.name} still running")
-                time.sleep(0.002)
-        return state
-
-    def stop(self, rec: Record, timeout: float = 10) -> State:
-        state = self.reconcile(rec)
-        if state.status is not Status.RUNNING:
-            return state
-        sig = signal_number(rec.config.get("stop_signal") or "SIGTERM")
-        self.kill(rec, sig)
-        try:
-            return self.wait(rec, timeout)
-        except TimeoutError:
-            pass
-        try:
-            self.kill(rec, signal.SIGKILL)
-        except errors.StateError:
-            pass
-        return self.wait(rec, 10)
-
     def remove(self, rec: Record, force: bool = False) -> None:
+        """Remove a container that is not running (a running one is its monitor's to end first:
+        the store's service kills it and calls this after its exit)."""
         state = self.reconcile(rec)
         if state.status is Status.RUNNING:
             if not force:
                 raise errors.Conflict(
-                    f"cannot remove container {rec.name}: it is running: stop it first or use rm -f"
-                )
-            self.kill(rec, signal.SIGKILL)
-            try:
-                self.wait(rec, 10)
-            except TimeoutError:
-                raise errors.RuntimeFailure(f"container {rec.name} did not die after SIGKILL") from None
+                    f"cannot remove container {rec.name}: it is running: stop it first or use rm -f")
+            raise errors.Conflict(f"cannot remove container {rec.name}: it is monitored by another jupybox "
+                                  f"service (pid {state.monitor_pid})")
         try:
             self._remove_cgroup(rec.id)
         except errors.JupyboxError:
@@ -850,44 +717,44 @@ class Engine:
             "rlimits": self._rlimits(ContainerSpec.from_dict(spec).limits),
         }
 
-    def exec(self, rec: Record, argv: list[str], *, env=None, workdir=None, user=None, stdio=(0, 1, 2),
-             privileged=None) -> int:
-        """Run a command inside a running container, with its security settings; return the exit code."""
-        state = self.reconcile(rec)
-        if not state.status.can_exec():
-            raise errors.StateError(f"container {rec.name} is not running")
+    def exec_start(self, rec: Record, pid1: int, argv: list[str], *, env=None, workdir=None, user=None,
+                   privileged=None, stdio=(0, 1, 2)) -> int:
+        """Start a command in the running container whose PID 1 is ``pid1``, with its security
+        settings; its host pid (the caller, a subreaper, waits for it)."""
         plan = self.exec_plan(rec, argv, env=env, workdir=workdir, user=user, privileged=privileged)
         cg = self.cgroups.open(rec.id)
         sc.set_child_subreaper()
-        pid = launch.exec_in(state.pid, cg.attach_self_paths(), plan, stdio)
-        return exit_code_of(_wait(pid))
+        return sandbox_mod.exec_in(pid1, cg.attach_self_paths(), plan, stdio, idmap=self.idmap)
 
     # -- lists and garbage -------------------------------------------------------------------
     def image_in_use(self, image_id: str) -> bool:
         return any(r.config.get("image", {}).get("id") == image_id for r in self.records.all())
 
-    def prune(self) -> dict:
-        """Remove stopped containers and whatever a crash left: tmp files, cgroups, dangling names."""
+    def prune(self, busy: set[str] = frozenset()) -> dict:
+        """Remove stopped containers and whatever a crash left: half-made directories and their
+        cgroups, tmp files, dangling names. ``busy``: containers the caller (the store's service) is
+        starting or ending: not touched, whatever their files say."""
         removed = []
-        live = set()
         for rec in self.records.all():
-            state = self.reconcile(rec) if rec.dir.exists() else None
-            if state is None:
+            if rec.id in busy or not rec.dir.exists():
                 continue
+            state = rec.state()
             if state.status is Status.RUNNING:
-                live.add(rec.id)
                 continue
             self.remove(rec)
             removed.append(rec.id)
-        # A cgroup of this root always has its container directory while it exists (the directory
-        # is made first and removed last), so the directories say which cgroups are ours: other
-        # roots' containers, in the same cgroup parent, are never touched.
+        result = {"containers": removed}
+        result.update(self.collect_garbage(busy))
+        return result
+
+    def collect_garbage(self, busy: set[str] = frozenset()) -> dict:
+        """What a crash left: directories without config.json whose owner is gone (a sandbox made
+        ahead, a container being created or removed), with their cgroups and the processes in
+        them; tmp/rm-*; dangling names; networks' endpoints of containers that are gone."""
         cgroups_removed = []
         for d in list(self.layout.containers.iterdir()) if self.layout.containers.exists() else []:
-            if d.name in live or (d / "config.json").exists() or self._staged_alive(d.name):
-                continue  # a running container, or a directory being prepared by a live process
-            # half-created (no config.json), or staged by a process that died: its cgroup and the
-            # processes in it (a waiting PID 1) go with it
+            if d.name in busy or (d / "config.json").exists() or self._staged_alive(d.name):
+                continue
             try:
                 cg = self.cgroups.open(d.name)
                 if cg.exists():
@@ -915,7 +782,7 @@ class Engine:
             self.cgroups.remove_parent_if_empty()
         except errors.JupyboxError:
             pass
-        result = {"containers": removed, "cgroups": cgroups_removed}
+        result = {"cgroups": cgroups_removed}
         if (self.layout.root / "networks").exists():
             from .. import network
 
@@ -926,15 +793,20 @@ class Engine:
         return result
 
 
-def _wait(pid: int) -> int:
-    """waitpid that survives signals; a pid that is not our child (any more) counts as killed."""
-    while True:
-        try:
-            return os.waitpid(pid, 0)[1]
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 137 << 8
+_start_time = 0
+
+
+def _own_start() -> int:
+    global _start_time
+    if not _start_time:
+        _start_time = proc_start_time(os.getpid())
+    return _start_time
+
+
+def _under(path: str, root: str) -> str:
+    """``path`` relative to ``root`` when it lies under it (it always does but for odd setups)."""
+    rel = os.path.relpath(path, root)
+    return path if rel.startswith("..") else rel
 
 
 def signal_number(sig: str | int) -> int:

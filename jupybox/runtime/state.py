@@ -46,7 +46,9 @@ class State:
     status: Status = Status.CREATED
     pid: int = 0  # host pid of the container's PID 1
     pid_start: int = 0  # its start time in clock ticks (guards against pid reuse)
-    monitor_pid: int = 0  # the process that waits for it and records its exit
+    monitor_pid: int = 0  # the process that waits for it and records its exit (the store's service)
+    monitor_start: int = 0  # its start time (a reused pid is not the monitor)
+    attached: bool = False  # dies with the client that started it (not when only the service dies)
     exit_code: int | None = None
     oom_killed: bool = False
     error: str = ""
@@ -153,3 +155,10 @@ def pid_alive(pid: int, start: int) -> bool:
         return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] != b"Z"
     except OSError:
         return False
+
+
+def monitor_alive(state: State) -> bool:
+    """The process recorded as the container's monitor is still that process."""
+    if not process_running(state.monitor_pid):
+        return False
+    return not state.monitor_start or proc_start_time(state.monitor_pid) == state.monitor_start
