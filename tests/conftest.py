@@ -27,20 +27,16 @@ from jupybox.testing import (
     registry_available,
     snapshot,
 )
-from jupybox.testing.leaks import cleanup_mounts_under, kill_processes_under
+from jupybox.testing.leaks import cleanup_mounts_under, kill_processes_under, stop_services
 
 REPO = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
 # this run's containers get a cgroup parent of their own (like docker's --cgroup-parent): the leak
 # checks then see only them, not a notebook's or another run's on the same machine
 os.environ.setdefault("JUPYBOX_CGROUP_PARENT", f"jupybox-test-{os.getpid()}")
-# and no network by default: a bridge (docker's default) would live in the host's network
-# namespace; the networking tests make their own namespaces and ask for bridges explicitly
-os.environ.setdefault("JUPYBOX_DEFAULT_NETWORK", "none")
-# and the CLI is its own monitor: the store's launcher daemon that `run --rm` would use outlives the
-# command by a few seconds, which each test's leak check would see (tests/cli/test_service.py
-# covers that path)
-os.environ.setdefault("JUPYBOX_CLI_DAEMON", "0")
+# Nothing else is pinned: the suite runs on the defaults a user has (the store's service, the
+# default bridge). `make test` runs it in a network namespace of its own (jupybox.testing.netns),
+# so the bridges and nftables tables those defaults make live and die there.
 
 
 # --- markers -------------------------------------------------------------------------------
@@ -68,11 +64,13 @@ def pytest_runtest_setup(item):
 
 # --- stores ----------------------------------------------------------------------------------
 def _teardown_store(path: Path, node=None) -> None:
-    """Kill container processes still rooted in ``path`` and unmount what is mounted under it.
+    """Stop the store's service (its containers with it), then kill container processes still
+    rooted in ``path`` and unmount what is mounted under it.
 
-    What had to be cleaned is recorded on the test item so that ``leakcheck`` still
-    reports it (this runs before the leak check's own teardown).
+    What had to be cleaned beyond the service's own shutdown is recorded on the test item so that
+    ``leakcheck`` still reports it (this runs before the leak check's own teardown).
     """
+    stop_services(path)
     killed = kill_processes_under(path)
     unmounted = cleanup_mounts_under(path)
     if node is not None and (killed or unmounted):
@@ -247,12 +245,12 @@ def _leakcheck_marker(request):
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _close_launcher_daemons():
-    """Each test module ends with no launcher daemon (and so no prewarmed sandbox) of this process."""
+def _close_service_connections():
+    """Each test module ends with no connection of this process to a store's service."""
     yield
     import jupybox.api
 
-    jupybox.api.shutdown(wait=10)
+    jupybox.api.shutdown()
 
 
 # --- artifacts -------------------------------------------------------------------------------

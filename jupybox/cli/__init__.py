@@ -14,23 +14,35 @@ from ..errors import JupyboxError
 
 
 class Context:
-    """What a verb needs: the root, and the engine made on first use."""
+    """What a verb needs: the root, the engine (reads) and the store's service (everything that
+    starts or ends a container), both made on first use."""
 
     def __init__(self, root=None, out=None, err=None):
         self.root = root
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._engine = None
-        self.prewarmed = None  # an Engine.prepare() made while the image is resolved
+        self._service = None
 
-    def take_prewarmed(self):
-        pw, self.prewarmed = self.prewarmed, None
-        return pw
+    def service(self):
+        """This command's connection to the store's service (started if none runs)."""
+        if self._service is None:
+            from ..paths import Layout
+            from ..service.client import Connection
 
-    def discard_prewarmed(self) -> None:
-        pw = self.take_prewarmed()
-        if pw:
-            pw.discard()
+            self._service = Connection(os.path.abspath(Layout(self.root).root))
+        return self._service
+
+    def adopt_orphans(self) -> None:
+        """Before reading containers: those whose service died are re-adopted by a new one."""
+        from ..service import adopt_orphans
+
+        adopt_orphans(self.engine)
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
 
     @property
     def engine(self):
@@ -44,29 +56,7 @@ class Context:
         print(*args, file=self.out, **kw)
 
 
-def _prewarm(ctx: Context, args) -> None:
-    """For an attached `run`, make the cgroup and namespaces while the image is resolved.
-
-    The first write to a v1 cgroup.procs after an idle moment waits for an RCU grace period
-    (8-16 ms here); done now, in a child, it overlaps with the image lookup and the container's
-    record being written.
-    """
-    if args.verb != "run" or args.detach or os.geteuid() != 0:
-        return
-    if args.remove and not args.tty:
-        from ..runtime import service
-
-        if service.enabled():
-            return  # the store's launcher daemon has sandboxes ready
-    from .. import errors
-
-    try:
-        ctx.prewarmed = ctx.engine.prepare(args.network)
-    except (errors.JupyboxError, OSError):
-        pass  # the normal path will report what is wrong
-
-
-def execute(argv: list[str], ctx: Context | None = None, prewarm: bool = False) -> int:
+def execute(argv: list[str], ctx: Context | None = None) -> int:
     """Parse and run one command line; raise JupyboxError for the caller to report."""
     from .parser import _HelpShown, build, parse, verb_of
 
@@ -79,19 +69,17 @@ def execute(argv: list[str], ctx: Context | None = None, prewarm: bool = False) 
         ctx = Context(args.root)
     elif args.root:
         ctx.root = args.root
-    if prewarm:
-        _prewarm(ctx, args)
     try:
         code = args.func(args, ctx)
         return 0 if code is None else code
     finally:
-        ctx.discard_prewarmed()
+        ctx.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        code = execute(argv, prewarm=True)
+        code = execute(argv)
     except JupyboxError as e:
         print(f"jupybox: {e}", file=sys.stderr)
         code = e.exit_code

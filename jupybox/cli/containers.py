@@ -111,6 +111,7 @@ def _published(engine) -> dict[str, list[str]]:
 
 
 def cmd_ps(args, ctx) -> int:
+    ctx.adopt_orphans()
     rows = ps_rows(ctx.engine, args.all)
     if args.quiet:
         for r in rows:
@@ -130,6 +131,8 @@ def cmd_ps(args, ctx) -> int:
 # -- logs --------------------------------------------------------------------------------------
 def cmd_logs(args, ctx) -> int:
     engine = ctx.engine
+    if args.follow:
+        ctx.adopt_orphans()
     rec = engine.records.get(args.container)
     tail = None if args.tail == "all" else int(args.tail)
     out_f = open(rec.stdout_log, "ab+")
@@ -197,6 +200,7 @@ def cmd_inspect(args, ctx) -> int:
     from ..runtime.container import inspect_record
 
     engine = ctx.engine
+    ctx.adopt_orphans()
     out = []
     for name in args.names:
         item = None
@@ -235,29 +239,29 @@ def _each(ctx, names, fn) -> int:
 
 
 def cmd_stop(args, ctx) -> int:
-    return _each(ctx, args.containers, lambda rec: ctx.engine.stop(rec, args.time))
+    return _each(ctx, args.containers, lambda rec: ctx.service().call("stop", id=rec.id, timeout=args.time))
 
 
 def cmd_kill(args, ctx) -> int:
     from ..runtime.engine import signal_number
 
     sig = signal_number(args.signal)
-    return _each(ctx, args.containers, lambda rec: ctx.engine.kill(rec, sig))
+    return _each(ctx, args.containers, lambda rec: ctx.service().call("kill", id=rec.id, signal=sig))
 
 
 def cmd_rm(args, ctx) -> int:
-    return _each(ctx, args.containers, lambda rec: ctx.engine.remove(rec, args.force))
+    return _each(ctx, args.containers, lambda rec: ctx.service().call("remove", id=rec.id, force=args.force))
 
 
 def cmd_wait(args, ctx) -> int:
     for name in args.containers:
-        state = ctx.engine.wait(ctx.engine.records.get(name))
-        ctx.print(state.exit_code if state.exit_code is not None else -1)
+        reply = ctx.service().call("wait", id=ctx.engine.records.get(name).id)
+        ctx.print(reply["exit_code"] if reply.get("exit_code") is not None else -1)
     return 0
 
 
 def cmd_prune(args, ctx) -> int:
-    result = ctx.engine.prune()
+    result = ctx.service().call("prune")["result"]
     if result["containers"]:
         ctx.print("Deleted Containers:")
         for cid in result["containers"]:
@@ -289,6 +293,7 @@ def stats_row(rec, st, prev=None) -> dict:
 
 def cmd_stats(args, ctx) -> int:
     engine = ctx.engine
+    ctx.adopt_orphans()
     if args.containers:
         recs = [engine.records.get(n) for n in args.containers]
     else:

@@ -113,74 +113,51 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_exec, command=[])
 
 
-class _Foreground:
-    """With -i on a terminal, the container's process group gets the terminal while it runs
-    (it was put in its own group so that the terminal's Ctrl-C reaches it through us)."""
-
-    def __init__(self, interactive: bool):
-        self.active = interactive and os.isatty(0)
-        self.previous = None
-
-    def on_start(self, running) -> None:
-        if not self.active:
-            return
-        try:
-            self._set(os.getpgid(running.pid))
-        except OSError:
-            self.active = False
-
-    def restore(self) -> None:
-        if self.active:
-            try:
-                self._set(os.getpgrp())
-            except OSError:
-                pass
-
-    @staticmethod
-    def _set(pgid: int) -> None:
-        import signal
-
-        # a background process that hands the terminal over would get SIGTTOU
-        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-        try:
-            os.tcsetpgrp(0, pgid)
-        finally:
-            signal.signal(signal.SIGTTOU, old)
-
-
 class _LogTee:
     """Like docker, a container run in the foreground is logged too (`jupybox logs` shows it): its
-    stdout and stderr come through pipes that two threads copy to ours and to its log files.
-    Not for --rm containers, whose logs nobody can read: they get our fds directly."""
+    stdout and stderr come through pipes that two threads copy to ours and to its log files (the
+    pipes hold what comes before the service has said which container it is). Not for --rm
+    containers, whose logs nobody can read: they get our descriptors directly."""
 
-    def __init__(self, rec):
+    def __init__(self):
         self.pipes = [os.pipe(), os.pipe()]
-        self.logs = [open(rec.stdout_log, "ab", buffering=0), open(rec.stderr_log, "ab", buffering=0)]
         self.threads = []
 
     def fds(self) -> tuple[int, int]:
         return self.pipes[0][1], self.pipes[1][1]
 
-    def on_start(self, _running) -> None:
+    def start(self, rec) -> None:
         import threading
 
-        for (r, w), log, target in zip(self.pipes, self.logs, (1, 2)):
+        for (r, w), path, target in zip(self.pipes, (rec.stdout_log, rec.stderr_log), (1, 2)):
             os.close(w)  # the container holds the write ends now: EOF when it is gone
-            t = threading.Thread(target=self._copy, args=(r, log, target), daemon=True)
+            t = threading.Thread(target=self._copy, args=(r, path, target), daemon=True)
             t.start()
             self.threads.append(t)
 
     @staticmethod
-    def _copy(r: int, log, target: int) -> None:
+    def _copy(r: int, path, target: int) -> None:
         from ..runtime.fdio import chunks
 
-        for data in chunks(r):
-            log.write(data)
-            try:
-                os.write(target, data)
-            except OSError:
-                pass  # our own stdout closed (a pipe whose reader left): keep logging
-        os.close(r)
+        try:
+            log = open(path, "ab", buffering=0)
+        except OSError:
+            log = None
+        try:
+            for data in chunks(r):
+                if log is not None:
+                    try:
+                        log.write(data)
+                    except OSError:
+                        log = None  # a full disk: the terminal still gets everything
+                try:
+                    os.write(target, data)
+                except OSError:
+                    pass  # our own stdout closed (a pipe whose reader left): keep logging
+        finally:
+            os.close(r)
+            if log is not None:
+                log.close()
 
     def close(self) -> None:
         for t in self.threads:
@@ -189,27 +166,6 @@ class _LogTee:
             for r, w in self.pipes:
                 os.close(r)
                 os.close(w)
-        for log in self.logs:
-            log.close()
-
-
-def _attached(engine, rec, stdin: int, interactive: bool, remove: bool, prepared=None):
-    """Run in the foreground with this process as the monitor; return the final state."""
-    fg = _Foreground(interactive)
-    tee = None if remove else _LogTee(rec)
-
-    def on_start(running):
-        if tee is not None:
-            tee.on_start(running)
-        fg.on_start(running)
-
-    stdio = (stdin, 1, 2) if tee is None else (stdin, *tee.fds())
-    try:
-        return engine.run_attached(rec, stdio, prepared=prepared, on_start=on_start)
-    finally:
-        fg.restore()
-        if tee is not None:
-            tee.close()
 
 
 def _stdin(interactive: bool) -> tuple[int, bool]:
@@ -218,16 +174,50 @@ def _stdin(interactive: bool) -> tuple[int, bool]:
     return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), True
 
 
-def _create(args, ctx, prepared=None):
+def _foreground(ctx, op: str, stdin: int, tee: bool, **request) -> int:
+    """``run`` or ``start -a`` in the foreground: the service starts the container with our stdio
+    (through a log tee unless --rm); we pass signals on to its PID 1 and wait for its exit."""
+    from ..runtime.signals import forwarding_signals
+
+    conn = ctx.service()
+    logtee = _LogTee() if tee else None
+    stdio = (stdin, 1, 2) if logtee is None else (stdin, *logtee.fds())
+    pid = None
+    held: list[int] = []  # signals that came before the container did: passed on when it is there
+
+    def forward(signum: int) -> None:
+        if pid is None:
+            held.append(signum)
+            return
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    try:
+        with forwarding_signals(forward):
+            reply = conn.call(op, fds=stdio, attached=True, **request)
+            pid = reply["pid"]
+            if logtee is not None:
+                logtee.start(ctx.engine.records.get(reply["id"]))
+            for signum in held:
+                forward(signum)
+            event = conn.event("exit", "id", reply["id"])
+        code = event.get("exit_code")
+        return 255 if code is None else code
+    finally:
+        if logtee is not None:
+            logtee.close()
+
+
+def _spec(args):
     from ..runtime.options import make_spec
 
-    spec = make_spec(args.image, args.command, **options_from_args(args))
-    return spec, ctx.engine.create(spec, prepared=prepared)
+    return make_spec(args.image, args.command, **options_from_args(args))
 
 
 def cmd_create(args, ctx) -> int:
-    _spec, rec = _create(args, ctx)
-    ctx.print(rec.id)
+    ctx.print(ctx.service().call("create", spec=_spec(args).to_dict())["id"])
     return 0
 
 
@@ -258,15 +248,11 @@ def cmd_run(args, ctx) -> int:
     if no_isolation or os.environ.get("JUPYBOX_ISOLATION", "").lower() == "none":
         m = _mode(ctx)
         if not m.isolated:
-            ctx.discard_prewarmed()
             if not no_isolation:
                 raise no_containers(m.reason)
             return _run_unisolated(args, ctx, m.reason)
-    from ..runtime import service
-
-    via_service = args.remove and not args.detach and not args.tty and service.enabled()
     try:
-        return _run_via_service(args, ctx) if via_service else _run_container(args, ctx)
+        return _run(args, ctx)
     except errors.RuntimeFailure as e:
         if not namespaces_failed(e):
             raise
@@ -275,6 +261,24 @@ def cmd_run(args, ctx) -> int:
         if no_isolation:
             return _run_unisolated(args, ctx, reason)
         raise no_containers(reason) from None
+
+
+def _run(args, ctx) -> int:
+    spec = _spec(args)
+    if os.geteuid() != 0:  # (root has cgroups: no need to import the engine to know it)
+        _warn_unenforced(ctx, spec)
+    stdin, opened = _stdin(args.interactive)
+    try:
+        if args.detach:
+            # docker's -d -i: stdin stays open for the container (ours, when it is a pipe or a file)
+            reply = ctx.service().call("run", fds=(stdin,) if args.interactive else (), spec=spec.to_dict(),
+                                       attached=False)
+            ctx.print(reply["id"])
+            return 0
+        return _foreground(ctx, "run", stdin, tee=not spec.remove, spec=spec.to_dict())
+    finally:
+        if opened:
+            os.close(stdin)
 
 
 def _run_unisolated(args, ctx, reason: str) -> int:
@@ -331,52 +335,6 @@ def _warn_unenforced(ctx, spec) -> None:
         print(f"jupybox: warning: {notice}", file=sys.stderr)
 
 
-def _run_via_service(args, ctx) -> int:
-    """``run --rm`` in the foreground: the store's launcher daemon starts and monitors it (see
-    ``runtime.service``); this process only hands over its stdio and passes signals on."""
-    from ..paths import Layout
-    from ..runtime import service
-    from ..runtime.options import make_spec
-
-    spec = make_spec(args.image, args.command, **options_from_args(args))
-    if os.geteuid() != 0:  # (root has cgroups: no need to import the engine to know it)
-        _warn_unenforced(ctx, spec)
-    stdin, opened = _stdin(args.interactive)
-    try:
-        return service.run(os.path.abspath(Layout(ctx.root).root), spec.to_dict(), stdin)
-    finally:
-        if opened:
-            os.close(stdin)
-
-
-def _run_container(args, ctx) -> int:
-    prewarmed = None if args.detach else ctx.prewarmed
-    spec, rec = _create(args, ctx, prepared=prewarmed)
-    engine = ctx.engine
-    _warn_unenforced(ctx, spec)
-    try:
-        if args.detach:
-            engine.start_detached(rec)
-            ctx.print(rec.id)
-            return 0
-        stdin, opened = _stdin(args.interactive)
-        try:
-            pw = ctx.take_prewarmed() if prewarmed else None
-            state = _attached(engine, rec, stdin, args.interactive, spec.remove, prepared=pw)
-        finally:
-            if opened:
-                os.close(stdin)
-        return state.exit_code
-    except errors.JupyboxError as e:
-        # a container whose namespaces cannot be made never runs: nothing of it is kept
-        if spec.remove or (isinstance(e, errors.RuntimeFailure) and namespaces_failed(e)):
-            try:
-                engine.remove(rec, force=True)
-            except errors.JupyboxError:
-                pass
-        raise
-
-
 def cmd_start(args, ctx) -> int:
     try:
         return _start(args, ctx)
@@ -397,29 +355,44 @@ def _start(args, ctx) -> int:
         if args.attach:
             stdin, opened = _stdin(args.interactive)
             try:
-                code = _attached(engine, rec, stdin, args.interactive, rec.config["spec"]["remove"]).exit_code
+                code = _foreground(ctx, "start", stdin, tee=not rec.config["spec"]["remove"], id=rec.id)
             finally:
                 if opened:
                     os.close(stdin)
         else:
-            engine.start_detached(rec)
+            ctx.service().call("start", id=rec.id, attached=False)
             ctx.print(ref)
     return code
 
 
 def cmd_exec(args, ctx) -> int:
     from ..runtime.options import parse_env, read_env_file
+    from ..runtime.signals import forwarding_signals
 
-    engine = ctx.engine
-    rec = engine.records.get(args.container)
+    rec = ctx.engine.records.get(args.container)
     env = {}
     for path in args.env_file:
         env.update(read_env_file(path))
     env.update(parse_env(args.env))
-    stdin, opened = _stdin(args.interactive)
+    conn = ctx.service()
+    devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
-        return engine.exec(rec, args.command, env=env, workdir=args.workdir, user=args.user,
-                           stdio=(stdin, 1, 2), privileged=True if args.privileged else None)
+        stdio = (devnull, devnull, devnull) if args.detach else (0 if args.interactive else devnull, 1, 2)
+        pid = None
+
+        def forward(signum: int) -> None:
+            if pid is not None:
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+
+        with forwarding_signals(forward):
+            reply = conn.call("exec", fds=stdio, id=rec.id, argv=list(args.command), env=env,
+                              workdir=args.workdir, user=args.user, privileged=True if args.privileged else None)
+            if args.detach:
+                return 0
+            pid = reply["pid"]
+            return conn.event("exec-exit", "token", reply["token"])["exit_code"]
     finally:
-        if opened:
-            os.close(stdin)
+        os.close(devnull)

@@ -1,15 +1,9 @@
-"""How a RUN step runs: one interface, two ways to start the container.
+"""How a RUN step runs: the store's service starts its container (``ServiceRunner``), as it does
+every container; the builder never forks (it may run in a notebook kernel).
 
-* :class:`InProcessRunner` (the CLI): ``Engine.create`` + ``Engine.start`` with this process as the
-  container's monitor; it waits for the exit itself, so Ctrl-C (SIGINT/SIGTERM/SIGHUP) kills the
-  container, records its exit and then raises KeyboardInterrupt in the build.
-* :class:`DaemonRunner` (a notebook kernel, or any threaded process): ``jupybox.run`` through the
-  launcher daemon, which forks the container; the caller never forks. An interrupt while waiting
-  kills the container through the daemon.
-
-Both give the container the image's Env (plus the step's ARGs), WorkingDir and User, no
+The runner gives the container the image's Env (plus the step's ARGs), WorkingDir and User, no
 entrypoint, ``--network none`` or ``host``, and the step's output on one pipe whose lines are
-handed to ``on_output`` by a reader thread (started after the fork). The caller takes the
+handed to ``on_output`` by a reader thread. The caller takes the
 layer from :attr:`RunResult.upper` and then calls :meth:`Runner.remove`.
 """
 
@@ -17,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,101 +82,37 @@ class Runner:
                 "init": True}
 
 
-class InProcessRunner(Runner):
-    kind = "in-process"
+class ServiceRunner(Runner):
+    """A RUN step's container, started by the store's service (``jupybox.run``), attached: it dies
+    with this process. An interrupt (Ctrl-C; SIGTERM or SIGHUP in the CLI, turned into one) kills
+    it, waits for its exit and removes it before KeyboardInterrupt goes on."""
 
-    def __init__(self, root):
-        super().__init__(root)
-        from ..runtime.engine import Engine
-
-        self.engine = Engine(self.root)
-
-    def run(self, image_id, argv, *, env, network="none", volumes=None, on_output=None) -> RunResult:
-        from ..runtime.options import make_spec
-
-        eng = self.engine
-        spec = make_spec(image_id, argv, **self._spec_opts(env, network, volumes))
-        rec = eng.create(spec)
-        interrupted: list[int] = []
-        current: dict = {"running": None}
-
-        def on_signal(signum, _frame):
-            interrupted.append(signum)
-            running = current["running"]
-            if running is not None:
-                try:
-                    os.kill(running.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-        # installed before the start: an interrupt at any moment from here on kills the container
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                previous[sig] = signal.signal(sig, on_signal)
-        state = None
-        try:
-            r, w = os.pipe()
-            devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                running = eng.start(rec, (devnull, w, w))
-            except BaseException:
-                for fd in (r, w, devnull):
-                    os.close(fd)
-                try:
-                    eng.remove(rec, force=True)
-                except errors.JupyboxError:
-                    pass
-                raise
-            current["running"] = running
-            if interrupted:
-                on_signal(interrupted[0], None)
-            os.close(w)
-            os.close(devnull)
-            reader = _Reader(r, on_output)
-            reader.start()
-            status = 137 << 8
-            try:
-                while True:
-                    try:
-                        status = os.waitpid(running.pid, 0)[1]
-                        break
-                    except InterruptedError:
-                        continue
-                    except ChildProcessError:
-                        break
-            finally:
-                state = eng.finish(running, status)
-                reader.join()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        result = RunResult(state.exit_code if state.exit_code is not None else -1, bool(state.oom_killed),
-                           rec.upper, rec)
-        if interrupted:
-            self.remove(result)
-            raise KeyboardInterrupt
-        return result
-
-    def remove(self, result: RunResult) -> None:
-        try:
-            self.engine.remove(result.handle, force=True)
-        except errors.ContainerNotFound:
-            pass
-
-
-class DaemonRunner(Runner):
-    kind = "daemon"
+    kind = "service"
 
     def run(self, image_id, argv, *, env, network="none", volumes=None, on_output=None) -> RunResult:
         from .. import api
 
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                previous[sig] = signal.signal(sig, _interrupt)
+        try:
+            return self._run(api, image_id, argv, env, network, volumes, on_output)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self, api, image_id, argv, env, network, volumes, on_output) -> RunResult:
+        c = api.create(image_id, argv, root=self.root, **self._spec_opts(env, network, volumes))
         r, w = os.pipe()
         try:
-            c = api.run(image_id, argv, root=self.root, stdout=w, stderr=w,
-                        **self._spec_opts(env, network, volumes))
+            c.start(stdout=w, stderr=w, attach=True)
         except BaseException:
             os.close(r)
+            try:
+                c.remove(force=True)  # a step that could not start leaves nothing
+            except errors.JupyboxError:
+                pass
             raise
         finally:
             os.close(w)
@@ -219,18 +148,13 @@ class DaemonRunner(Runner):
             pass
 
 
-def default_runner_kind() -> str:
-    """``daemon`` inside a Jupyter kernel or any threaded process (never fork those), else
-    ``in-process``."""
-    if "ipykernel" in sys.modules or threading.active_count() > 1:
-        return "daemon"
-    return "in-process"
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt
 
 
 def make_runner(kind: str | None, root) -> Runner:
-    kind = kind or default_runner_kind()
-    if kind in ("in-process", "inprocess", "cli"):
-        return InProcessRunner(root)
-    if kind == "daemon":
-        return DaemonRunner(root)
-    raise errors.UsageError(f"unknown runner {kind!r} (in-process or daemon)")
+    """The runner of RUN steps (one kind today: the store's service; the name stays for callers
+    that ask for the old kinds, which both meant "start the step's container")."""
+    if kind not in (None, "service", "daemon", "in-process", "inprocess", "cli"):
+        raise errors.UsageError(f"unknown runner {kind!r}")
+    return ServiceRunner(root)

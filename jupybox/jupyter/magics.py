@@ -315,12 +315,10 @@ class JupyboxMagics(Magics):
         return engine(root)
 
     def _handle(self, name: str, root):
-        """A Container whose verbs go through the launcher daemon (the kernel never forks)."""
-        from ..api import engine, launcher
-        from ..runtime.container import Container
+        """A Container whose verbs go through the store's service (the kernel never forks)."""
+        from ..api import container
 
-        eng = engine(root)
-        return Container(eng, eng.records.get(name), launcher(root))
+        return container(name, root=root)
 
     # rich verbs: return NotImplemented to fall back to the CLI's text
     def _v_ps(self, args, root, words):

@@ -95,11 +95,25 @@ class Container:
         client = self._client()
         if client.has_exit(self.id) or client.started(self.id):
             result = client.wait_exit(self.id, timeout)
+        elif timeout is None:
+            result = client.request("wait", id=self.id, timeout=1e9)
         else:
-            result = client.request("wait", id=self.id, timeout=timeout or 1e9)
+            result = self._poll_exit(timeout)
         self._last = result
         code = result.get("exit_code")
         return code if code is not None else -1
+
+    def _poll_exit(self, timeout: float) -> dict:
+        """The exit of a container another client started, read from its state (bounded wait)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._engine.reconcile(self._record)
+            if state.status is not Status.RUNNING:
+                return {"exit_code": state.exit_code, "oom_killed": state.oom_killed, "extra": state.extra,
+                        "error": state.error}
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"container {self.name} still running")
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def result(self) -> dict:
         """Exit code, OOM flag, peak memory of the last run (after wait(); works after --rm too)."""
@@ -116,9 +130,19 @@ class Container:
     def stop(self, timeout: float = 10) -> None:
         self._client().request("stop", id=self.id, timeout=timeout)
 
-    def start(self) -> "Container":
+    def start(self, *, stdin=None, stdout=None, stderr=None, attach: bool = False) -> "Container":
+        """Start it (again). stdin/stdout/stderr: file objects or fds (None: /dev/null and its log
+        files); ``attach=True``: it dies with this process, as a container from ``jupybox.run``."""
         self._last = None  # the last run's exit is no longer the news
-        self._client().start(self.id)
+        if stdin is None and stdout is None and stderr is None:
+            self._client().start(self.id, attached=attach)
+            return self
+        fds, opened = stdio_fds(stdin, stdout, stderr)
+        try:
+            self._client().start(self.id, stdio=fds, attached=attach)
+        finally:
+            for fd in opened:
+                os.close(fd)
         return self
 
     def remove(self, force: bool = False) -> None:

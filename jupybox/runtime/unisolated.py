@@ -215,14 +215,31 @@ def _home() -> str:
 
 
 def _executable(name: str, env: dict) -> str:
-    """docker's lookup (the runtime's own), errors as the runtime's: 127 not found, 126 not executable."""
-    from .launch import Failure, _find_executable
+    """docker's lookup (a name with a slash is used as is, else each PATH entry is tried; the
+    container init does the same in C), errors as the runtime's: 127 not found, 126 not executable."""
+    import stat
 
-    try:
-        return _find_executable(name, env)
-    except Failure as f:
-        cls = errors.CommandNotFound if f.code == 127 else errors.CommandNotExecutable
-        raise cls(str(f)) from None
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", "/usr/bin:/bin").split(":")]
+    denied = None
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            denied = denied or f"{path}: is a directory"
+        elif not os.access(path, os.X_OK):
+            denied = denied or f"{path}: permission denied"
+        else:
+            return path
+    if denied:
+        raise errors.CommandNotExecutable(f"exec: {denied}")
+    if "/" in name:
+        raise errors.CommandNotFound(f"exec: {name}: no such file or directory")
+    raise errors.CommandNotFound(f'exec: "{name}": executable file not found in $PATH')
 
 
 def _within_current(name: str, value: int) -> int:

@@ -13,19 +13,49 @@
 from __future__ import annotations
 
 
-def stop(root, force: bool = True) -> bool:
-    """Shut down the service of ``root`` if one runs (``force``: killing its containers); True if
-    one was running. Tests use it so that their leak checks see a store with nothing alive."""
-    from . import address
-    from .client import Connection
+def stop(root, force: bool = True, timeout: float = 30.0) -> bool:
+    """Shut down the service of ``root`` if one runs (``force``: killing its containers), and wait
+    until it has exited; True if one was running. Tests use it so that their leak checks see a
+    store with nothing alive."""
+    import os
+    import select
 
-    if address.connect(root) is None:
+    from . import address, wire
+
+    sock = address.connect(root)
+    if sock is None:
         return False
-    conn = Connection(root)
+    pid = wire.peer_cred(sock)[0]
     try:
-        conn.call("shutdown", force=force)
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = -1
+    try:
+        wire.send(sock, {"op": "shutdown", "req": 1, "force": force})
+        while True:
+            got = wire.recv(sock)
+            if got is None:
+                break
+            msg, fds = got
+            for fd in fds:
+                os.close(fd)
+            if msg.get("reply") == 1:
+                if msg.get("error"):
+                    wire.raise_error(msg["error"])
+                break
+    except OSError:
+        pass
     finally:
-        conn.close()
+        sock.close()
+    if pidfd >= 0:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll(timeout * 1000)
+        os.close(pidfd)
+        try:
+            os.waitpid(pid, os.WNOHANG)  # ours when this process started it
+        except ChildProcessError:
+            pass
     return True
 
 

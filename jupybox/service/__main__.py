@@ -17,6 +17,9 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    import os
+
+    os.chdir("/")  # a daemon pins no directory (nor the mount it is on)
     from . import address
     from .server import LINGER, Service
 

@@ -222,6 +222,10 @@ def assert_no_leaks(
     are machine-wide: containers of other processes running at the same time show up too.
     """
     roots = tuple(roots)
+    # a store's service (and its sandboxes made ahead) is not a leak, but it must be stoppable:
+    # stopped here, what remains is what it failed to clean up
+    for r in tuple(before.roots) + roots:
+        stop_services(r)
     deadline = time.monotonic() + grace
     while True:
         leaks = diff(before, roots)
@@ -238,6 +242,55 @@ def assert_no_leaks(
             for item in items:
                 lines.append(f"  {kind}: {item}")
         raise LeakError("\n".join(lines))
+
+
+def stop_services(root: str | os.PathLike) -> None:
+    """Shut down every service of the store ``root`` (killing its containers) and reap it."""
+    from ..service import stop
+
+    run = os.path.join(os.fspath(root), "run")
+    try:
+        names = [n for n in os.listdir(run) if n.endswith(".sock")]
+    except OSError:
+        return
+    if names:
+        stop(root)
+    for n in names:  # another configuration's service of this store (other environment)
+        _stop_by_socket(os.path.join(run, n))
+
+
+def _stop_by_socket(path: str) -> None:
+    import socket
+
+    from ..service import address, wire
+
+    target, dirfd = address.sock_path(os.path.dirname(path), os.path.basename(path))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(target)
+    except OSError:
+        sock.close()
+        return
+    finally:
+        if dirfd >= 0:
+            os.close(dirfd)
+    pid = wire.peer_cred(sock)[0]
+    try:
+        wire.send(sock, {"op": "shutdown", "req": 1, "force": True})
+        while (got := wire.recv(sock)) is not None and got[0].get("reply") != 1:
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+        except ChildProcessError:
+            pass
+        time.sleep(0.01)
 
 
 def cleanup_mounts_under(root: str | os.PathLike) -> list[str]:
@@ -301,11 +354,15 @@ def kill_processes_under(root: str | os.PathLike, timeout: float = 2.0) -> dict[
     return victims
 
 
-def new_cgroups(before: set[str], settle: float = 2.0) -> set[str]:
-    """jupybox cgroups present now and not in ``before``, once they have had ``settle`` seconds to go.
+def new_cgroups(before: set[str], settle: float = 2.0, roots: Iterable[str | os.PathLike] = ()) -> set[str]:
+    """jupybox cgroups present now and not in ``before``, once they have had ``settle`` seconds to go
+    (and the services of the stores ``roots`` have been stopped: their sandboxes made ahead are
+    not leaks).
 
     A cgroup that another jupybox process (a second test run, a notebook) holds for a moment is
     not a leak of ours; one that is still there after the wait is."""
+    for r in roots:
+        stop_services(r)
     deadline = time.monotonic() + settle
     while True:
         extra = cgroups() - before

@@ -45,9 +45,9 @@ class User:
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        for key in ("JUPYBOX_CLI_DAEMON",):  # the suite's choices hold for its users too
-            if key in os.environ:
-                env[key] = os.environ[key]
+        # a test user's store service leaves soon after its last container (5 s for a real user):
+        # tests then see the user with no process left
+        env["JUPYBOX_SERVICE_LINGER"] = os.environ.get("JUPYBOX_TEST_USER_LINGER", "0.5")
         env.update(self.extra_env)
         env.update({k: str(v) for k, v in extra.items()})
         return env

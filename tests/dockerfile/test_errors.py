@@ -135,9 +135,9 @@ def test_ctrl_c_during_run_cleans_up(bb):
             p.wait()
     assert code == 130
     assert bb.index() == before
-    # the container (made by the subprocess) is gone with its mounts and processes
-    assert not os.listdir(bb.root / "containers")
+    # the container (made by the service for the subprocess) is gone with its mounts and processes
     assert bb.leftovers() == []
+    assert not os.listdir(bb.root / "containers")
 
 
 def test_daemon_runner_failure_cleans_up(bb):

@@ -218,19 +218,19 @@ def test_200_sequential_rm_runs_leave_nothing(busybox_image):
     while time.monotonic() < deadline and finished_but_present():
         time.sleep(0.01)
     assert finished_but_present() == []
-    daemon = jupybox.launcher(busybox_image.root).proc.pid
-    from jupybox.runtime.launcherd import POOL
+    service = jupybox.launcher(busybox_image.root).service_pid
+    from jupybox.service.pool import MAX_SIZE
 
-    # the prewarmed sandboxes: each a PID 1 and its waiting main process. A prewarm made just
-    # now may still have its helper as a zombie for the moment before the daemon reaps it.
+    # the sandboxes made ahead: each a waiting PID 1. One made just now may still have its helper
+    # (a zombie for the moment before the service reaps it).
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(leaks.children(daemon)) > 2 * POOL:
+    while time.monotonic() < deadline and len(leaks.children(service)) > 2 * MAX_SIZE:
         time.sleep(0.01)
-    assert len(leaks.children(daemon)) <= 2 * POOL, leaks.children(daemon)
+    assert len(leaks.children(service)) <= 2 * MAX_SIZE, leaks.children(service)
     assert not leaks.mounts([str(busybox_image.root)])
-    jupybox.shutdown(wait=10)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and daemon_alive(daemon):
-        time.sleep(0.05)
-    assert not daemon_alive(daemon)
+    from jupybox.service import stop
+
+    jupybox.shutdown()
+    assert stop(busybox_image.root)
+    assert not daemon_alive(service)
     assert finished_but_present() == []

@@ -105,7 +105,8 @@ def test_unshare_is_refused(runner):
 
 
 def test_network_none_has_only_lo_up(runner):
-    _, out, _ = runner.sh(BB, "ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-ok")
+    _, out, _ = runner.sh(BB, "ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-ok",
+                         network="none")
     assert out.split()[0] == "lo" and "lo-ok" in out
 
 
