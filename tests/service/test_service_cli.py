@@ -1,8 +1,6 @@
-"""``jupybox run --rm`` through the store's launcher daemon (``runtime.service``), for real.
-
-The suite runs the CLI as its own monitor (JUPYBOX_CLI_DAEMON=0, see conftest.py); here the
-daemon path is on, with a short linger so that each test sees the daemon leave. Handshakes
-through pipes and the daemon's own exit, never timing.
+"""The CLI through the store's service (``jupybox.service``), for real: a short linger, so that
+each test sees the service leave by itself. Handshakes through pipes and the service's own exit,
+never timing.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import time
 
 import pytest
 
-from jupybox.runtime import service
+from jupybox.service import address
 from jupybox.testing import import_image
 from jupybox.testing.leaks import cgroups, mounts, new_cgroups
 
@@ -29,8 +27,8 @@ def store(jupybox_root, busybox_tar):
     import_image(jupybox_root, busybox_tar, "busybox:latest")
     before = cgroups()
     yield jupybox_root
-    # the daemon leaves by itself once idle; what it made goes with it
-    assert wait_daemon_gone(jupybox_root), "the launcher daemon did not leave"
+    # the service leaves by itself once idle; what it made goes with it
+    assert wait_daemon_gone(jupybox_root), "the service did not leave"
     assert new_cgroups(before) == set()
     assert not mounts([str(jupybox_root)])
     containers = jupybox_root / "containers"
@@ -38,7 +36,7 @@ def store(jupybox_root, busybox_tar):
 
 
 def env(**extra) -> dict:
-    return {**os.environ, "JUPYBOX_CLI_DAEMON": "1", "JUPYBOX_CLI_DAEMON_LINGER": LINGER, **extra}
+    return {**os.environ, "JUPYBOX_SERVICE_LINGER": LINGER, **extra}
 
 
 def jb(root, *args, **kw):
@@ -49,8 +47,8 @@ def jb(root, *args, **kw):
 
 
 def daemons(root) -> list[int]:
-    """The daemons serving ``root`` (not their forked children, which share their command line)."""
-    name = service.address(str(root))
+    """The services of ``root`` (by the name on their command line)."""
+    name = address.name(str(root))
     found = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -126,19 +124,20 @@ def test_kill9_of_the_cli_kills_and_removes_its_container(store):
     assert jb(store, "ps", "-a", "-q").stdout == ""  # killed with its client's connection, and --rm'd
 
 
-def test_another_user_cannot_use_the_daemon(store):
+def test_another_user_cannot_use_the_service(store):
     from jupybox.testing.rootless import unavailable, unprivileged_user
 
     if unavailable():
         pytest.skip(unavailable())
-    assert jb(store, "run", "--rm", "busybox", "true").returncode == 0  # the daemon is up
-    name = service.address(str(store))
+    assert jb(store, "run", "--rm", "busybox", "true").returncode == 0  # the service is up
+    path = os.path.join(str(store), "run", address.name(str(store)) + ".sock")
+    os.chmod(store, 0o755)  # even where the store itself can be entered, run/ cannot
     probe = (
         "import socket, sys\n"
-        "from jupybox.runtime import wire\n"
+        "from jupybox.service import wire\n"
         "s = socket.socket(socket.AF_UNIX)\n"
-        f"s.connect('\\0{name}')\n"
         "try:\n"
+        f"    s.connect({path!r})\n"
         "    wire.send(s, {'op': 'ping', 'req': 1})\n"
         "    print('answer', wire.recv(s))\n"
         "except OSError as e:\n"
