@@ -29,7 +29,7 @@ def go_duration(text: str) -> float | None:
     """Seconds of a Go duration (``1h30m``, ``-2.5s``, ``300ms``), or None if it is not one."""
     s = text
     sign = 1.0
-    if s[:1] in "+-":
+    if s and s[0] in "+-":
         sign = -1.0 if s[0] == "-" else 1.0
         s = s[1:]
     if s == "0":
@@ -106,7 +106,7 @@ class PruneFilters:
             elif key == "label":
                 (f.not_labels if neg else f.labels).append(value)
             else:
-                raise UsageError(f"invalid filter '{key}{'!' if neg else ''}'")
+                raise UsageError(f"Invalid filter '{key}{'!' if neg else ''}'")
         if len(untils) > 1:
             raise UsageError("more than one until filter specified")
         if untils:

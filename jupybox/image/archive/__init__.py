@@ -54,7 +54,7 @@ def _resolve_all(store, refs) -> list[tuple[object, str | None]]:
     out = []
     seen = set()
     for ref in refs:
-        image = store.resolve(ref)
+        image = store.resolve(ref, hint=False)
         tag = None
         try:
             r = parse_reference(ref)
