@@ -26,6 +26,7 @@ VERBS = {
     "info": "info", "version": "info",
     "build": "build",
     "network": "network", "port": "network",
+    "compose": "compose",
 }
 
 
