@@ -44,11 +44,24 @@ class Project:
         return [n for n in graph.start_order(self.services) if n in chosen]
 
     def config(self) -> dict:
-        """The normalized model, as ``jupybox compose config`` prints it (compose v2's layout)."""
+        """The normalized model, as ``jupybox compose config`` prints it (compose v2's layout).
+
+        A literal ``$`` is written ``$$``, as compose does: the output is itself a compose file
+        that reads back to the same model."""
         out: dict = {"name": self.name, "services": {n: self.services[n] for n in sorted(self.services)}}
         if self.networks:
             out["networks"] = {n: self.networks[n] for n in sorted(self.networks)}
         if self.volumes:
             out["volumes"] = {n: self.volumes[n] for n in sorted(self.volumes)}
         out.update(self.extensions)
-        return out
+        return _escape_dollars(out)
+
+
+def _escape_dollars(value):
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: _escape_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_dollars(v) for v in value]
+    return value

@@ -95,8 +95,21 @@ class Runtime:
             raise
         return c
 
-    def start(self, c) -> None:
-        c.start()
+    def start(self, c, settle: float = 5.0) -> None:
+        """Start a created or stopped container.
+
+        Right after a stop, the launcher daemon may still be removing the previous run's cgroup
+        (``jupybox.create(...); c.start(); c.stop(); c.start()`` fails the same way): the start is
+        retried while that cgroup is in the way, for ``settle`` seconds at most."""
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                c.start()
+                return
+            except errors.RuntimeFailure as e:  # a CgroupError, or its message from a monitor
+                if not ("cgroup" in str(e) and "already exists" in str(e)) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
 
     def stop(self, c, grace: float = 10.0, stop_signal: str | None = None) -> None:
         """Stop with the service's grace period (and signal, where the runtime cannot take it)."""

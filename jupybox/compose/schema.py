@@ -81,8 +81,7 @@ def _import_jsonschema():
 def _validator():
     jsonschema = _import_jsonschema()
     schema = json.loads(_schema_bytes())
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
+    return jsonschema.Draft7Validator(schema)  # the file's $schema (draft-07) lacks the "#" jsonschema keys on
 
 
 def _score(err) -> int:
