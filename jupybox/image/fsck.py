@@ -87,7 +87,9 @@ def check(store, repair: bool = False) -> list[str]:
         if repair:
             scratch.discard(p)
         report(f"leftover temporary entry tmp/{p.name}", repair)
-    with store.locks.exclusive(wait=True):
+    # a lease: no gc removes what is being looked at; loads and pulls go on (they only add, and
+    # name an image only once its blobs and layers are in place)
+    with store.locks.lease():
         layout_file = store.root / "oci-layout"
         try:
             ok = json.loads(layout_file.read_bytes()).get("imageLayoutVersion") == mt.OCI_LAYOUT_VERSION

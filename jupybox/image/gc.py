@@ -94,12 +94,16 @@ def after_failure(store) -> None:
             _sweep(store, store.blobs.names(), store.layers.names())
 
 
-def collect(store) -> dict:
-    """Crash leftovers, then unreferenced blobs and layer dirs, and dangling short links.
-    Returns counts and bytes freed."""
-    leftovers = store.remove_crash_leftovers()
-    res = {"blobs": 0, "layers": 0, "links": 0, "tmp": leftovers["tmp"], "bytes": leftovers["bytes"]}
-    with store.locks.exclusive(wait=True):
+def collect(store, wait: bool = True) -> dict:
+    """Crash leftovers, then unreferenced blobs and layer dirs, and dangling short links. While a
+    load, pull or build holds a lease, waits for it, or with ``wait=False`` leaves the blobs and
+    layers for the next time (``"busy": True``). Returns counts and bytes freed."""
+    n, freed = scratch.remove_leftovers(store.tmp)
+    res = {"blobs": 0, "layers": 0, "links": 0, "tmp": n, "bytes": freed, "busy": False}
+    with store.locks.exclusive(wait=wait) as got:
+        if not got:
+            res["busy"] = True
+            return res
         swept = _sweep(store, store.blobs.names(), store.layers.names())
         res["links"] = store.layers.clean_links(repair=True)[1]
     for k in ("blobs", "layers", "bytes"):
@@ -150,7 +154,8 @@ def prune_images(store, *, all: bool = False, filters: PruneFilters | Iterable[s
         for img in victims:
             lines += [f"untagged: {_familiar(n)}" for n in img.names]
             lines.append(f"deleted: {img.id}")
-    garbage = collect(store)
+    # a load, pull or build in progress holds a lease for minutes: prune does not wait for it
+    garbage = collect(store, wait=False)
     freed += garbage["bytes"]
     store.index.ensure_reserve()
-    return {"deleted": lines, "bytes": freed, "images": len(victims)}
+    return {"deleted": lines, "bytes": freed, "images": len(victims), "busy": garbage["busy"]}

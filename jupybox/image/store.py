@@ -173,10 +173,14 @@ class ImageStore:
     # ------------------------------------------------------------------ garbage and checks
 
     def remove_crash_leftovers(self) -> dict:
-        """Remove what killed processes left in tmp/ (entries whose writer is gone; never a live
-        process's work). Needs no free space. Returns {"tmp": entries removed, "bytes": freed}."""
-        n, freed = scratch.remove_leftovers(self.tmp)
-        return {"tmp": n, "bytes": freed}
+        """What a kill -9 of a load, pull, import or build left: tmp/ entries whose writer is gone
+        (never a live process's work), and, unless a load, pull or build is running (it holds a
+        lease: not waited for), blobs and layer directories no image references. Needs no free
+        space. Returns {"tmp", "blobs", "layers", "links": how many removed, "bytes": freed,
+        "busy": True when the blobs and layers were left for later}."""
+        from . import gc
+
+        return gc.collect(self, wait=False)
 
     def gc(self) -> dict:
         """Remove crash leftovers, and blobs and layer dirs no image references (see :mod:`.gc`)."""
