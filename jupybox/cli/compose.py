@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .. import errors
@@ -48,7 +49,7 @@ def add_parsers(sub) -> None:
     q = v.add_parser("ps", help="List containers")
     q.add_argument("-a", "--all", action="store_true")
     q.add_argument("-q", "--quiet", action="store_true")
-    q.add_argument("--services", action="store_true")
+    q.add_argument("--services", dest="list_services", action="store_true")
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.add_argument("services_", nargs="*", metavar="SERVICE")
     q = v.add_parser("logs", help="View output from containers")
@@ -95,10 +96,10 @@ def add_parsers(sub) -> None:
     q = v.add_parser("config", help="Print the normalized compose model")
     q.add_argument("--format", choices=["yaml", "json"], default="yaml")
     q.add_argument("-q", "--quiet", action="store_true")
-    q.add_argument("--services", action="store_true")
-    q.add_argument("--volumes", action="store_true")
-    q.add_argument("--networks", action="store_true")
-    q.add_argument("--profiles", action="store_true")
+    q.add_argument("--services", dest="list_services", action="store_true")
+    q.add_argument("--volumes", dest="list_volumes", action="store_true")
+    q.add_argument("--networks", dest="list_networks", action="store_true")
+    q.add_argument("--profiles", dest="list_profiles", action="store_true")
     q.add_argument("--hash", metavar="SERVICES")
     p.set_defaults(func=cmd_compose)
 
@@ -121,9 +122,18 @@ def cmd_compose(args, ctx) -> int:
     return VERBS[verb](args, ctx)
 
 
+# verbs that find a project's containers by their labels: with -p, they need no file
+BY_LABEL = ("down", "ps", "logs", "stop", "start", "restart", "top", "images")
+
+
 def _session(args, ctx, services=None):
     from ..compose.actions import Session
+    from ..compose.loader import find_files
+    from ..compose.project import Project
 
+    if (args.project_name and not args.files and args.compose_verb in BY_LABEL and not os.environ.get("COMPOSE_FILE")
+            and not find_files(os.getcwd())):
+        return Session(Project.named(args.project_name, os.getcwd()), root=ctx.root, err=ctx.err)
     return Session(load_project(args, services), root=ctx.root, err=ctx.err)
 
 
@@ -139,19 +149,19 @@ def cmd_config(args, ctx) -> int:
     project = load_project(args)
     if args.quiet:
         return 0
-    if args.services:
+    if args.list_services:
         for s in project.select():
             ctx.print(s)
         return 0
-    if args.volumes:
+    if args.list_volumes:
         for v in sorted(project.volumes):
             ctx.print(v)
         return 0
-    if args.networks:
+    if args.list_networks:
         for n in sorted(project.networks):
             ctx.print(n)
         return 0
-    if args.profiles:
+    if args.list_profiles:
         every = {**project.services, **project.disabled}
         for p in sorted({p for s in every.values() for p in s.get("profiles") or []}):
             ctx.print(p)
@@ -176,16 +186,16 @@ def cmd_up(args, ctx) -> int:
     from ..compose import actions
 
     session = _session(args, ctx, args.services)
-    containers = actions.up(session, args.services or None, build=args.build, wait=args.wait,
+    actions.up(session, args.services or None, build=args.build, wait=args.wait,
                             wait_timeout=args.wait_timeout, force_recreate=args.force_recreate,
                             no_recreate=args.no_recreate, no_build=args.no_build, no_start=args.no_start,
                             remove_orphans=args.remove_orphans, pull=args.pull)
     if args.detach or args.wait or args.no_start:
         return 0
-    return _attached(session, args, ctx, containers)
+    return _attached(session, args, ctx)
 
 
-def _attached(session, args, ctx, containers) -> int:
+def _attached(session, args, ctx) -> int:
     """``up`` without -d: follow the logs; Ctrl-C stops the services, as docker compose does."""
     from ..compose import actions, logs
 
@@ -217,7 +227,7 @@ def cmd_ps(args, ctx) -> int:
     from .format import table
 
     session = _session(args, ctx)
-    if args.services:
+    if args.list_services:
         for s in sorted({c.config["spec"]["labels"].get("com.docker.compose.service") for c in session.containers()
                          if args.all or c.status == "running"}):
             ctx.print(s)

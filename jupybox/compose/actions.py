@@ -17,9 +17,9 @@ import secrets
 import sys
 
 from .. import errors
-from . import convert, graph, plan
+from . import convert, graph, plan, support
 from .errors import ComposeError, RuntimeComposeError
-from .runtime import Runtime, label, wait_until
+from .runtime import Runtime, label, resolve_ports, wait_until
 
 
 class Session:
@@ -69,8 +69,7 @@ def up(session: Session, services=None, *, build: bool = False, wait: bool = Fal
     """Bring the services up (detached); return their containers."""
     project, rt = session.project, session.rt
     chosen = project.select(services)
-    for name in chosen:
-        convert.check_supported(project, name)
+    support.check(project, chosen)
     snap = session.snapshot()
     steps = plan.make(project, snap, services, build=build, force_recreate=force_recreate, no_recreate=no_recreate,
                       no_build=no_build, pull=pull, start=not no_start)
@@ -283,7 +282,8 @@ def down(session: Session, *, volumes: bool = False, rmi: str | None = None, rem
     project, rt = session.project, session.rt
     known = set(project.services) | set(project.disabled)
     everything = session.containers(oneoff=None)
-    mine = [c for c in everything if label(c, convert.SERVICE) in known or label(c, convert.ONEOFF) == "True"]
+    mine = [c for c in everything if label(c, convert.SERVICE) in known or label(c, convert.ONEOFF) == "True"
+            or not project.files]  # a project known by name only: all its containers
     orphans = [c for c in everything if c not in mine]
     if orphans and not remove_orphans:
         session.warn(f"Found orphan containers ({', '.join(c.name for c in orphans)}) for this project: "
@@ -297,14 +297,10 @@ def down(session: Session, *, volumes: bool = False, rmi: str | None = None, rem
             session.event("Container", c.name, "Stopped")
         rt.remove(c, volumes=volumes)
         session.event("Container", c.name, "Removed")
-    for key in sorted(project.networks):
-        cfg = project.networks[key]
-        net = rt.network(cfg["name"])
-        if cfg.get("external") or net is None or (net.get("labels") or {}).get(convert.PROJECT) != project.name:
-            continue
+    for name in rt.project_networks(project.name):  # by label: what up made, whatever the file says now
         try:
-            rt.remove_network(cfg["name"])
-            session.event("Network", cfg["name"], "Removed")
+            rt.remove_network(name)
+            session.event("Network", name, "Removed")
         except errors.Conflict as e:
             session.warn(str(e))
     if volumes:
@@ -346,7 +342,7 @@ def run(session: Session, service: str, command=None, *, remove: bool = False, d
     attached (our stdio, its exit code), or detached."""
     project, rt = session.project, session.rt
     project.service(service)
-    convert.check_supported(project, service)
+    support.check(project, project.select([service]))
     deps = [d for d in project.select([service]) if d != service]
     if deps and not no_deps:
         up(session, deps)
@@ -371,6 +367,7 @@ def run(session: Session, service: str, command=None, *, remove: bool = False, d
         opts["workdir"] = workdir
     if not service_ports:
         opts["ports"] = list(publish or [])
+    opts["ports"] = resolve_ports(opts.get("ports") or [])
     if detach:
         c = rt.create(image, cmd, opts, connect)
         rt.start(c)

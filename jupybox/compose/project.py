@@ -25,6 +25,13 @@ class Project:
     warnings: list[str] = field(default_factory=list)
     where: Callable = field(default=lambda path: (None, None), repr=False)  # path -> (file, line)
 
+    @classmethod
+    def named(cls, name: str, workdir: str = "") -> "Project":
+        """A project known only by its name (``-p NAME`` without a file): ps, logs, stop, down
+        find its containers and networks by their labels."""
+        return cls(name=name, workdir=workdir, files=[], environment={}, services={}, disabled={}, networks={},
+                   volumes={})
+
     def service(self, name: str) -> dict:
         if name not in self.services:
             if name in self.disabled:

@@ -83,8 +83,7 @@ class Runtime:
     def create(self, image: str, command, options: dict, connect: list):
         """Create a container and connect it to its other networks; nothing is left on failure."""
         options = dict(options)
-        if options.get("ports"):
-            options["ports"] = [_pick_port(p) for p in options["ports"]]
+        options["ports"] = resolve_ports(options.get("ports") or [])
         c = self.api.create(image, command, root=self.root, **options)
         try:
             for network, aliases in connect:
@@ -170,9 +169,6 @@ class Runtime:
                 self.warn_once(f"net:{name}", f"a network with name {name} exists but was not created by compose "
                                               f"for project {project.name}: it is used as it is")
             return name
-        if cfg.get("driver") not in (None, "bridge"):
-            raise ComposeError(f"network driver {cfg['driver']!r} is not supported: bridge is the only one",
-                               *project.where(("networks", key, "driver")), f"networks.{key}.driver")
         subnet = gateway = None
         configs = ((cfg.get("ipam") or {}).get("config") or [])
         if configs:
@@ -184,6 +180,11 @@ class Runtime:
         except errors.Conflict:
             pass  # made meanwhile by another up
         return name
+
+    def project_networks(self, project: str) -> list[str]:
+        """The networks compose made for ``project`` (by their label)."""
+        return sorted(n["name"] for n in self.networks().load_all().values()
+                      if (n.get("labels") or {}).get(convert.PROJECT) == project)
 
     def remove_network(self, name: str) -> bool:
         try:
@@ -208,9 +209,6 @@ class Runtime:
                 raise ComposeError(f"external volume {name!r} not found", *project.where(("volumes", key)),
                                    f"volumes.{key}")
             return name
-        if cfg.get("driver") not in (None, "local"):
-            raise ComposeError(f"volume driver {cfg['driver']!r} is not supported: local is the only one",
-                               *project.where(("volumes", key, "driver")), f"volumes.{key}.driver")
         if found is not None:
             if (found.get("Labels") or {}).get(convert.PROJECT) != project.name:
                 self.warn_once(f"vol:{name}", f"volume {name!r} already exists but was not created by compose for "
@@ -291,6 +289,11 @@ def _signal(value) -> int:
     if text.isdigit():
         return int(text)
     return int(getattr(signal, text if text.startswith("SIG") else "SIG" + text))
+
+
+def resolve_ports(ports: list) -> list:
+    """Port dicts with an int host port (``-p`` strings pass as they are)."""
+    return [_pick_port(p) if isinstance(p, dict) else p for p in ports]
 
 
 def _pick_port(port: dict) -> dict:

@@ -208,11 +208,11 @@ class ComposeMagics(Magics):
             raise IPythonUsageError(str(e)) from None
         for w in project.warnings:
             print(f"WARN: {w}")
-        table = None if args.no_table else ServiceTable(None)
-        session = actions.Session(project, on_event=table.event if table else None)
+        session = actions.Session(project)
         self.last = session
+        table = None if args.no_table else ServiceTable(session)
         if table is not None:
-            table.session = session
+            session.on_event = table.event  # the progress goes to the table, not to stderr
             table.start()
         try:
             actions.up(session, args.services or None, build=args.build, wait=args.wait,
@@ -244,7 +244,7 @@ class ComposeMagics(Magics):
         if self.last is None:
             raise IPythonUsageError("%compose: no project yet: run a %%compose cell first")
         verb, rest = words[0], words[1:]
-        session = self.last
+        session = actions.Session(self.last.project)  # its progress printed, not tabled
         flags = {w for w in rest if w.startswith("-")}
         names = [w for w in rest if not w.startswith("-")] or None
         try:

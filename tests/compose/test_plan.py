@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jupybox.compose import convert, load, plan
+from jupybox.compose import convert, load, plan, support
 from jupybox.compose.errors import ComposeError
 
 PROJECT = """\
@@ -124,5 +124,21 @@ def test_what_jupybox_cannot_do_is_refused_with_its_line(tmp_path, extra, where)
     text = "services:\n  db: {image: redis}\n  web:\n    image: busybox\n" + extra
     project = load(text=text, cwd=str(tmp_path), environ={})
     with pytest.raises(ComposeError) as e:
-        convert.check_supported(project, "web")
+        support.check(project, ["web"])
+    assert str(e.value).startswith(where)
+
+
+@pytest.mark.parametrize("networks,volumes,where", [
+    ("  n: {internal: true}\n", "", "<cell>:9: networks.n.internal: 'networks.n.internal' is not supported"),
+    ("  n: {driver: overlay}\n", "", "<cell>:9: networks.n.driver: network driver 'overlay' is not supported"),
+    ("  n: {ipam: {config: [{subnet: 'fd00::/64'}]}}\n", "", "<cell>:9: networks.n.ipam: this ipam configuration"),
+    ("  n: {}\n", "  v: {driver: nfs}\n", "<cell>:11: volumes.v.driver: volume driver 'nfs' is not supported"),
+])
+def test_networks_and_volumes_jupybox_cannot_make_are_refused(tmp_path, networks, volumes, where):
+    text = ("services:\n  web:\n    image: busybox\n    networks: [n]\n    volumes: ['v:/v']\n  other:\n"
+            "    image: busybox\nnetworks:\n" + networks + "volumes:\n" + (volumes or "  v: {}\n"))
+    project = load(text=text, cwd=str(tmp_path), environ={})
+    support.check(project, ["other"])  # what a service does not use is not its problem
+    with pytest.raises(ComposeError) as e:
+        support.check(project, ["web"])
     assert str(e.value).startswith(where)

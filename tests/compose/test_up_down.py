@@ -115,8 +115,12 @@ def test_another_up_finds_the_project_and_recreates_only_what_changed(shop):
     shop("restart", "web")
     assert {r["Service"]: r["ID"] for r in json.loads(shop("ps", "--format", "json").stdout)} == now
     assert shop.fetch("http://127.0.0.1:18080/") == "hello from the shop\n"
-    shop("down", "-v")
-    assert shop.containers() == []
+    # without its file, -p NAME still finds the project by its labels
+    (shop.dir / "compose.yaml").rename(shop.dir / "elsewhere.yaml")
+    assert len(json.loads(shop("-p", "shop", "ps", "--format", "json").stdout)) == 3
+    shop("-p", "shop", "down")
+    assert shop.containers() == [] and shop.networks() == []
+    assert shop.volumes() == ["shop_cache-data"]  # named volumes go only with -v and the file that names them
 
 
 def test_run_logs_top_images_config(shop):
