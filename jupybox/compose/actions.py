@@ -142,7 +142,7 @@ def _run_step(session: Session, step: plan.Step, made: dict) -> None:
         session.event("Service", step.target, "Built")
     elif step.kind == "pull":
         session.event("Image", step.detail["image"], "Pulling")
-        rt.pull(step.detail["image"], quiet=True)
+        rt.pull(step.detail["image"], err=session.err)
         session.event("Image", step.detail["image"], "Pulled")
     elif step.kind in ("create", "recreate"):
         if step.kind == "recreate":
@@ -409,30 +409,29 @@ def build(session: Session, services=None, quiet: bool = False) -> None:
         session.event("Service", name, "Built")
 
 
-def pull(session: Session, services=None, ignore_failures: bool = False) -> None:
+def _images(session: Session, services):
+    """(service, image) of the selected services that name an image."""
     project = session.project
     for name in project.select(services, with_dependencies=False):
-        svc = project.services[name]
-        if not svc.get("image"):
-            continue
-        session.event("Image", svc["image"], "Pulling")
+        if project.services[name].get("image"):
+            yield name, project.services[name]["image"]
+
+
+def pull(session: Session, services=None, ignore_failures: bool = False) -> None:
+    for _name, image in _images(session, services):
+        session.event("Image", image, "Pulling")
         try:
-            session.rt.pull(svc["image"], quiet=True)
+            session.rt.pull(image, err=session.err)
         except errors.JupyboxError as e:
             if not ignore_failures:
-                raise RuntimeComposeError(f"pull {svc['image']}: {e}") from None
-            session.warn(f"pull {svc['image']}: {e}")
+                raise RuntimeComposeError(f"pull {image}: {e}") from None
+            session.warn(f"pull {image}: {e}")
             continue
-        session.event("Image", svc["image"], "Pulled")
+        session.event("Image", image, "Pulled")
 
 
 def push(session: Session, services=None) -> None:
-    project = session.project
-    for name in project.select(services, with_dependencies=False):
-        svc = project.services[name]
-        if not svc.get("image"):
-            continue
-        session.event("Image", svc["image"], "Pushing")
-        session.rt.push(svc["image"], quiet=True)
-        session.event("Image", svc["image"], "Pushed")
-
+    for _name, image in _images(session, services):
+        session.event("Image", image, "Pushing")
+        session.rt.push(image, err=session.err)
+        session.event("Image", image, "Pushed")

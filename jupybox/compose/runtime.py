@@ -248,15 +248,16 @@ class Runtime:
                            progress="quiet" if quiet else "plain", root=self.root, out=out, err=err,
                            no_cache=bool(build.get("no_cache")))
 
-    def pull(self, ref: str, quiet: bool = False):
-        from ..registry import pull
+    def pull(self, ref: str, err=None):
+        """Pull ``ref``; with ``err`` a terminal, its progress bars go there."""
+        from ..registry import default_progress, pull
 
-        return pull(self.engine.store, ref, progress=None if quiet else "auto")
+        return pull(self.engine.store, ref, progress=default_progress(err) if err is not None else None)
 
-    def push(self, ref: str, quiet: bool = False):
-        from ..registry import push
+    def push(self, ref: str, err=None):
+        from ..registry import default_progress, push
 
-        return push(self.engine.store, ref, progress=None if quiet else "auto")
+        return push(self.engine.store, ref, progress=default_progress(err) if err is not None else None)
 
     # -- ports -------------------------------------------------------------------------------
     @staticmethod
