@@ -1,8 +1,9 @@
 """Compose: several containers from one file (``jupybox compose``, ``%%compose``).
 
     project = jupybox.compose.load(["compose.yaml"])          # -> Project (validated, normalized)
-    jupybox.compose.up(project, detach=True)                   # networks, volumes, containers
-    jupybox.compose.down(project, volumes=True)
+    session = jupybox.compose.Session(project)                 # + the runtime, progress on stderr
+    jupybox.compose.up(session)                                # networks, volumes, containers (detached)
+    jupybox.compose.down(session, volumes=True)
 
 The model (reading and checking a project, no containers involved):
 
@@ -20,10 +21,12 @@ The model (reading and checking a project, no containers involved):
 
 Running it, over the public Python API (``jupybox.create``, ``Container``, networks, volumes):
 
+    support.py        what jupybox cannot honour, refused (file:line) before anything starts
     convert.py        a service -> jupybox.create() options (labels, mounts, ports, limits, ...)
     plan.py           up as ordered steps: networks, volumes, images, containers, starts, waits
     runtime.py        what the steps do; the project's containers found by their labels
-    actions.py        the verbs: up, down, ps, logs, start, stop, restart, exec, run, build, ...
+    actions.py        the verbs that change things: up, down, start, stop, restart, exec, run, build, ...
+    views.py          ps, top, images as rows; published addresses
     logs.py           prefixed, coloured, followed logs
 """
 
@@ -35,11 +38,11 @@ from .project import Project
 
 
 def __getattr__(name: str):
-    if name in ("up", "down", "ps", "start", "stop", "restart"):
+    if name in ("Session", "up", "down", "start", "stop", "restart", "run", "exec_"):
         from . import actions
 
         return getattr(actions, name)
     raise AttributeError(name)
 
 
-__all__ = ["ComposeError", "Project", "load", "up", "down", "ps", "start", "stop", "restart"]
+__all__ = ["ComposeError", "Project", "Session", "load", "up", "down", "start", "stop", "restart", "run", "exec_"]

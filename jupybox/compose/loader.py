@@ -142,7 +142,19 @@ def load(files=None, *, project_name: str | None = None, project_directory: str 
         model = enforce_unicity(canonical.canonical(model, where))
     if not model:
         raise ComposeError("empty compose file", docs[0].file if docs else None)
+    _refuse_unsupported_structure(model, where)
     return _project(model, name, env, workdir, where, warnings, profiles, services, docs)
+
+
+def _refuse_unsupported_structure(model: dict, where) -> None:
+    """``include`` and ``extends`` pull other files into the model: not done here, and a model
+    without them would be silently another project."""
+    if "include" in model:
+        raise ComposeError("'include' is not supported by jupybox", *where(("include",)), "include")
+    for name, svc in (model.get("services") or {}).items():
+        if isinstance(svc, dict) and "extends" in svc:
+            path = ("services", name, "extends")
+            raise ComposeError("'extends' is not supported by jupybox", *where(path), f"services.{name}.extends")
 
 
 def _project_name(given: str | None, env: dict, docs: list[Document], workdir: str) -> str:

@@ -186,6 +186,9 @@ def test_normalized_defaults(tmp_path):
      "compose.yaml:4: services.web.env_file[0]: env file"),
     ({}, "services:\n  web:\n    image: x\n    ports: ['99999:80']\n",
      "compose.yaml:4: services.web.ports[0]: invalid port range '99999'"),
+    ({}, "include: [other.yaml]\nservices: {web: {image: x}}\n", "compose.yaml:1: include: 'include' is not supported"),
+    ({}, "services:\n  web:\n    image: x\n    extends: {service: base}\n  base: {image: y}\n",
+     "compose.yaml:4: services.web.extends: 'extends' is not supported"),
 ])
 def test_errors_are_one_line_with_file_line_key_and_exit_1(tmp_path, files, text, expect):
     write(tmp_path, "compose.yaml", text)
