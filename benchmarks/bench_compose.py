@@ -153,8 +153,9 @@ def main(argv=None) -> int:
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "ip", "link", "set", "lo", "up"], check=True)
-        return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, __file__, "--inside",
-                               "--runs", str(args.runs), "--warmup", str(args.warmup), "--out", str(args.out)]).returncode
+        again = [sys.executable, __file__, "--inside", "--runs", str(args.runs), "--warmup", str(args.warmup),
+                 "--out", str(args.out)]
+        return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", *again]).returncode
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 

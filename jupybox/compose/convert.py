@@ -61,7 +61,8 @@ def config_hash(project, name: str) -> str:
     """What makes a container out of date: its service's normalized model and the real names of
     the networks and volumes it uses (another ``up`` recreates a container whose hash differs)."""
     svc = project.services[name]
-    refs = {"networks": {n: project.networks[n].get("name") for n in (svc.get("networks") or {}) if n in project.networks},
+    nets = [n for n in (svc.get("networks") or {}) if n in project.networks]
+    refs = {"networks": {n: project.networks[n].get("name") for n in nets},
             "volumes": {v["source"]: project.volumes[v["source"]].get("name") for v in svc.get("volumes") or []
                         if v.get("type") == "volume" and v.get("source") in project.volumes}}
     data = json.dumps({"service": svc, "refs": refs}, sort_keys=True, default=str)

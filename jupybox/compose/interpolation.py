@@ -23,7 +23,8 @@ from typing import Callable
 from .errors import ComposeError
 
 _PATTERN = re.compile(
-    r"\$(?i:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)|\{(?:(?P<braced>[_a-z][_a-z0-9]*(?::?[-+?](.*))?)\}|(?P<invalid>)))"
+    r"\$(?i:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)|"
+    r"\{(?:(?P<braced>[_a-z][_a-z0-9]*(?::?[-+?](.*))?)\}|(?P<invalid>)))"
 )
 _OPERATORS = (":?", "?", ":-", "-", ":+", "+")
 

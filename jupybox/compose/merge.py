@@ -192,7 +192,8 @@ def _port_key(item) -> str:
     if isinstance(item, dict):
         if "target" not in item:
             raise ValueError("a port is missing its target")
-        return f"{item.get('host_ip', '0.0.0.0')}:{item.get('published')}:{item['target']}/{item.get('protocol', 'tcp')}"
+        ip, proto = item.get("host_ip", "0.0.0.0"), item.get("protocol", "tcp")
+        return f"{ip}:{item.get('published')}:{item['target']}/{proto}"
     return str(item)
 
 

@@ -142,7 +142,8 @@ def _implied_dependencies(svc: dict) -> None:
             deps.setdefault(ref[len("service:"):], {"condition": "service_started", "restart": True, "required": True})
     for ref in svc.get("volumes_from") or []:
         if not str(ref).startswith("container:"):
-            deps.setdefault(str(ref).split(":")[0], {"condition": "service_started", "restart": False, "required": True})
+            deps.setdefault(str(ref).split(":")[0],
+                            {"condition": "service_started", "restart": False, "required": True})
     if deps:
         svc["depends_on"] = deps
 

@@ -95,8 +95,8 @@ def make(project, snapshot: Snapshot, services=None, *, build: bool = False, for
             want = convert.config_hash(project, name)
             for dep, cond in sorted((svc.get("depends_on") or {}).items()):
                 if dep in chosen:
-                    waits.append(Step("wait", name, detail={"service": dep,
-                                                            "condition": (cond or {}).get("condition", "service_started")}))
+                    condition = (cond or {}).get("condition", "service_started")
+                    waits.append(Step("wait", name, detail={"service": dep, "condition": condition}))
             scale = scale_of(svc)
             for number in range(1, scale + 1):
                 old = existing.get((name, number))

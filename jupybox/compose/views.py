@@ -52,15 +52,15 @@ def ps_rows(session, services=None, all_: bool = False) -> list[dict]:
         if not all_ and state["Status"] != "running":
             continue
         argv = ([info["Path"]] if info.get("Path") else []) + list(info.get("Args") or [])
+        ports = info["NetworkSettings"].get("Ports") or {}
         rows.append({
             "Name": c.name, "Image": c.image, "Command": shlex.join(argv), "Service": label(c, convert.SERVICE),
             "Number": int(label(c, convert.NUMBER) or 0), "Created": info.get("Created", ""),
             "State": state["Status"], "Health": (state.get("Health") or {}).get("Status", ""),
             "ExitCode": state.get("ExitCode", 0), "Status": status_text(state),
             "Publishers": [{"URL": b["HostIp"], "TargetPort": int(k.split("/")[0]), "PublishedPort": int(b["HostPort"]),
-                            "Protocol": k.split("/")[1]} for k, bs in (info["NetworkSettings"].get("Ports") or {}).items()
-                           for b in bs or []],
-            "Ports": ports_text(info["NetworkSettings"].get("Ports")),
+                            "Protocol": k.split("/")[1]} for k, bs in ports.items() for b in bs or []],
+            "Ports": ports_text(ports),
             "ID": c.id,
         })
     return rows

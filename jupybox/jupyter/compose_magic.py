@@ -171,7 +171,8 @@ class ServiceTable:
         out.append("</table>")
         caption = f"<div style='font-family:monospace;font-size:12px;margin-bottom:4px'><b>{title}</b></div>"
         if self.error:
-            out.append(f"<div style='font-family:monospace;font-size:12px;color:#d62728'>{html.escape(self.error)}</div>")
+            style = "font-family:monospace;font-size:12px;color:#d62728"
+            out.append(f"<div style='{style}'>{html.escape(self.error)}</div>")
         return caption + "".join(out)
 
 
