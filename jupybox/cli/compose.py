@@ -291,6 +291,8 @@ def cmd_exec(args, ctx) -> int:
 
     if not args.command:
         raise errors.UsageError("compose exec: a command is needed: exec SERVICE COMMAND [ARGS...]")
+    if args.detach:
+        raise errors.UsageError("compose exec: -d is not supported (the command runs attached)")
     session = _session(args, ctx)
     session.project.service(args.service)
     return actions.exec_(session, args.service, args.command, index=args.index, env=_env(args.env), user=args.user,
