@@ -44,5 +44,6 @@ def pytest_terminal_summary(terminalreporter):
             counts[rec["outcome"]] = counts.get(rec["outcome"], 0) + 1
         terminalreporter.write_line(
             f"v2 guest {name}: kernel {s.get('kernel', '?')}, {o.wall:.0f} s in all: boot "
-            f"{s.get('uptime_at_start', 0):.0f} s, pytest {s.get('pytest_seconds', 0):.0f} s "
+            f"{s.get('uptime_at_start', 0):.0f} s, pytest {s.get('pytest_seconds', 0):.0f} s (start and collection "
+            f"{s.get('collection_seconds', 0):.0f} s) "
             f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}); log {o.out / 'console.log'}")

@@ -1,6 +1,9 @@
 """A pytest plugin for the guest's pytest: one JSON line per test, appended as soon as the test ends
 (a guest that dies mid-run still reports what finished), to ``$JBX_V2GUEST_RESULTS``.
 
+Also ``$JBX_V2GUEST_COLLECTED``: the uptime when collection ended and how many tests it found
+(pytest's start and collection are a good part of a run under emulation).
+
 Each line: nodeid, outcome (passed, failed, skipped, xfailed, xpassed, error), the failing phase's
 report text, the captured output, the skip reason, and the test's duration in the guest.
 """
@@ -48,3 +51,12 @@ def pytest_runtest_logfinish(nodeid, location):
             f.write(json.dumps(_record(nodeid, reports)) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def pytest_collection_finish(session):
+    path = os.environ.get("JBX_V2GUEST_COLLECTED")
+    if path:
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        with open(path, "w") as f:
+            json.dump({"uptime": uptime, "tests": len(session.items)}, f)

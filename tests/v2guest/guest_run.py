@@ -6,6 +6,7 @@ pytest over the job's node ids in one process, then what is left in the kernel's
 Writes ``job["summary"]`` (JSON): kernel release, the cgroup2 root's controllers, the uptime at
 the start (the boot's cost), pytest's wall time and exit status, and every cgroup that exists after
 the run and did not before (with the processes in it): the suite must leave nothing behind.
+Then pytest's start and collection time (tests/v2guest/guest_report.py).
 """
 
 from __future__ import annotations
@@ -50,12 +51,22 @@ def main(job_path: str) -> int:
         "uptime_at_start": uptime(),
     }
     before = cgroups()
-    env = dict(os.environ, JBX_V2GUEST_RESULTS=job["results"], PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    collected = job["summary"] + ".collected"
+    env = dict(os.environ, JBX_V2GUEST_RESULTS=job["results"], JBX_V2GUEST_COLLECTED=collected,
+               PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     argv = [sys.executable, "-m", "pytest", "-p", "pytest_timeout", "-p", "tests.v2guest.guest_report",
             "-p", "no:cacheprovider", "-q", "-rfE", *job["pytest_args"], *job["nodeids"]]
     t0 = time.monotonic()
+    started = uptime()
     summary["pytest_rc"] = subprocess.call(argv, cwd=REPO, env=env)
     summary["pytest_seconds"] = round(time.monotonic() - t0, 1)
+    try:
+        with open(collected) as f:
+            c = json.load(f)
+        summary["collection_seconds"] = round(c["uptime"] - started, 1)  # pytest's start included
+        summary["collected"] = c["tests"]
+    except (OSError, ValueError, KeyError):
+        pass
     summary["left"] = {p: read(os.path.join(CGROUP_ROOT, p, "cgroup.procs")).split()
                        for p in sorted(cgroups() - before)}
     summary["uptime_at_end"] = uptime()

@@ -40,8 +40,13 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("boot", list(BOOTS))
 
 
-def _booted(guest, boot: str) -> vm.Outcome:
-    outcome = guest(BOOTS[boot])
+@pytest.fixture
+def outcome(guest, boot) -> vm.Outcome:
+    """The boot's results (the first test of a boot waits for it in its setup)."""
+    return guest(BOOTS[boot])
+
+
+def _booted(outcome: vm.Outcome) -> vm.Outcome:
     problem = outcome.problem()
     if problem:
         pytest.fail(f"{problem}\n--- the console's end ({outcome.out / 'console.log'}) ---\n"
@@ -49,13 +54,13 @@ def _booted(guest, boot: str) -> vm.Outcome:
     return outcome
 
 
-def test_in_the_guest(guest, boot, nodeid):
-    if nodeid.startswith("collection failed: "):
+def test_in_the_guest(request, boot, nodeid):
+    if nodeid.startswith("collection failed: "):  # no boot for nothing
         pytest.fail(nodeid, pytrace=False)
-    outcome = guest(BOOTS[boot])
+    outcome = request.getfixturevalue("outcome")
     rec = outcome.results.get(nodeid)
     if rec is None:
-        _booted(guest, boot)
+        _booted(outcome)
         pytest.fail(f"{nodeid} did not run in the guest (pytest exit {outcome.summary.get('pytest_rc')}; "
                     f"see {outcome.out / 'console.log'})", pytrace=False)
     if rec["outcome"] in ("skipped", "xfailed"):
@@ -65,12 +70,12 @@ def test_in_the_guest(guest, boot, nodeid):
                     pytrace=False)
 
 
-def test_the_guest_kernel_is_pure_v2(guest, boot):
-    s = _booted(guest, boot).summary
+def test_the_guest_kernel_is_pure_v2(outcome, boot):
+    s = _booted(outcome).summary
     assert {"cpu", "memory", "pids"} <= set(s["controllers"]), s
     assert BOOTS[boot].kernel_args in s["cmdline"]
 
 
-def test_nothing_left_in_the_guest_cgroup_tree(guest, boot):
-    left = _booted(guest, boot).summary["left"]
+def test_nothing_left_in_the_guest_cgroup_tree(outcome):
+    left = _booted(outcome).summary["left"]
     assert left == {}, f"cgroups left after the tests (with their processes): {left}"

@@ -40,6 +40,8 @@ def unavailable() -> str | None:
     """Why the guest cannot boot here (a skip reason), or None."""
     if sys.platform != "linux" or os.uname().machine != "x86_64":
         return "the v2 guest boots an x86_64 Debian kernel"
+    if os.geteuid() != 0:
+        return "needs root: the guest reads the host's system as root does (useradd reads /etc/shadow)"
     missing = [t for t in (QEMU, "cpio", "mkfs.ext4") if not shutil.which(t)]
     if missing:
         return f"needs {', '.join(missing)} (apt: qemu-system-x86 cpio e2fsprogs)"
