@@ -115,6 +115,21 @@ def spawn_attached(children):
     return spawn
 
 
+@pytest.fixture
+def spawn_forker(spawn_attached):
+    """spawn_forker(cg): a child in ``cg`` that forks sleepers for ever, at the pids limit too (a
+    shell would exit with 2 at its first failed fork, maybe before the kill a test makes: seen once
+    in CI)."""
+    return lambda cg: spawn_attached(cg, "import time\n"
+                                         "while True:\n"
+                                         "    try:\n"
+                                         "        if os.fork() == 0:\n"
+                                         "            time.sleep(1000)\n"
+                                         "            os._exit(0)\n"
+                                         "    except OSError:\n"
+                                         "        time.sleep(0.001)\n")
+
+
 def read(path: str) -> str:
     with open(path) as f:
         return f.read().strip()

@@ -111,19 +111,10 @@ def test_cpu_quota_throttles(real_driver, spawn_attached):
     assert s.cpu_usage_ns > 0 and s.cpu_quota == 0.2
 
 
-def test_kill_empties_a_forking_cgroup(real_driver, spawn_attached):
+def test_kill_empties_a_forking_cgroup(real_driver, spawn_forker):
     cg = real_driver.create("test-kill")
     cg.set_limits(Limits(pids=64))
-    # keeps forking at the pids limit (a shell would exit with 2 at its first failed fork, and
-    # could do so before the kill below: seen once in CI)
-    p = spawn_attached(cg, "import time\n"
-                           "while True:\n"
-                           "    try:\n"
-                           "        if os.fork() == 0:\n"
-                           "            time.sleep(1000)\n"
-                           "            os._exit(0)\n"
-                           "    except OSError:\n"
-                           "        time.sleep(0.001)\n")
+    p = spawn_forker(cg)
     deadline = time.monotonic() + 10
     while cg.stats().pids_current < 10 and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -168,7 +168,7 @@ def test_self_attach_puts_the_child_in_the_cgroup(v2_driver, spawn_attached):
 
 
 @pytest.mark.parametrize("how", ["cgroup.kill", "freeze and signal"])
-def test_kill_empties_a_forking_tree_with_a_nested_cgroup(v2_driver, spawn_attached, children, kernel,
+def test_kill_empties_a_forking_tree_with_a_nested_cgroup(v2_driver, spawn_forker, children, kernel,
                                                           monkeypatch, how):
     """cgroup.kill (5.14+) kills the whole subtree at once; before it, the cgroup is frozen, every
     process of the subtree signalled, then thawed. Both on the same kernel: the old path is taken
@@ -178,14 +178,7 @@ def test_kill_empties_a_forking_tree_with_a_nested_cgroup(v2_driver, spawn_attac
     if how != "cgroup.kill":
         monkeypatch.setattr(cg, "_kill_file", f"{cg.path}/cgroup.kill-before-5.14")
     cg.set_limits(Limits(pids=64))
-    p = spawn_attached(cg, "import time\n"
-                           "while True:\n"
-                           "    try:\n"
-                           "        if os.fork() == 0:\n"
-                           "            time.sleep(1000)\n"
-                           "            os._exit(0)\n"
-                           "    except OSError:\n"
-                           "        time.sleep(0.001)\n")
+    p = spawn_forker(cg)
     # a container that makes a cgroup of its own (systemd in a container does): a leaf with a process
     nested = f"{cg.path}/inner"
     _fs.mkdir(nested)
