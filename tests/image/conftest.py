@@ -34,3 +34,21 @@ def image_store(tmp_path):
     return ImageStore(tmp_path / "root")
 
 
+@pytest.fixture
+def store_factory(tmp_path):
+    n = [0]
+
+    def make():
+        from jupybox.image.store import ImageStore
+
+        n[0] += 1
+        root = tmp_path / f"store{n[0]}"
+        root.mkdir()
+        return ImageStore(root)
+
+    return make
+
+
+@pytest.fixture
+def store(store_factory):
+    return store_factory()
