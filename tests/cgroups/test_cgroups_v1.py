@@ -1,12 +1,11 @@
-"""Real cgroup v1/hybrid tests (root): limits in the kernel's files, attach, OOM, pids, CPU throttling,
-kill, remove. Each test uses its own parent (jupybox-test-<pid>-<n>) that the fixture removes."""
+"""Real cgroup v1/hybrid tests (root): limits in the kernel's files, memory+swap, attach, the mounts a
+container gets. Each test uses its own parent (jupybox-test-<pid>-<n>) that the fixture removes. What
+does not depend on the layout (OOM, pids, throttling, kill, remove) is in test_cgroups_real.py."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import threading
-import time
 
 import pytest
 
