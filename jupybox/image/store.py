@@ -192,13 +192,15 @@ class ImageStore:
         """``image prune``: dangling images (every unused one with ``all``), then garbage."""
         from . import gc
 
-        return gc.prune_images(self, all=all, filters=filters)
+        with reported_as("image prune"):
+            return gc.prune_images(self, all=all, filters=filters)
 
     def check(self, repair: bool = False) -> list[str]:
         """Find what a crash (or a disk) could leave wrong; with ``repair=True`` fix it."""
         from . import fsck
 
-        return fsck.check(self, repair=repair)
+        with reported_as("fsck"):
+            return fsck.check(self, repair=repair)
 
     # ------------------------------------------------------------------ images
 
@@ -333,6 +335,7 @@ class ImageStore:
         return {"mediaType": manifest.get("mediaType") or mt.OCI_MANIFEST, "digest": mdigest,
                 "size": self.blob_path(mdigest).stat().st_size}
 
+    @reported_as("rmi")
     def remove(self, ref: str, force: bool = False) -> list[str]:
         """``rmi``: untag ``ref``; when the image has no names left, delete its manifest and config
         (and layers no other image uses). Returns docker-like lines ("Untagged: ...", "Deleted: ...")."""
