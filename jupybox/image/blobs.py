@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import DigestMismatch, StoreError
 from . import digest as dg
@@ -40,22 +42,31 @@ def write_all(fd: int, data) -> None:
         view = view[os.write(fd, view):]
 
 
-def atomic_write(path, data: bytes, tmp_dir) -> None:
-    """Replace ``path`` with ``data``: a temp file of ``tmp_dir``, fsync'ed, renamed over it."""
-    tmp, fd = scratch.new_file(tmp_dir, "index")
+@contextmanager
+def renamed_into_place(tmp: str, dest) -> Iterator[None]:
+    """The body fills ``tmp``; then it replaces ``dest`` by one rename, or on error is removed:
+    ``dest`` is never seen half-written."""
     try:
-        write_all(fd, data)
-        os.fchmod(fd, 0o644)
-        os.fsync(fd)
-        os.rename(tmp, path)
+        yield
+        os.rename(tmp, dest)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
-    finally:
-        os.close(fd)
+
+
+def atomic_write(path, data: bytes, tmp_dir) -> None:
+    """Replace ``path`` with ``data``: a temp file of ``tmp_dir``, fsync'ed, renamed over it."""
+    tmp, fd = scratch.new_file(tmp_dir, "index")
+    with renamed_into_place(tmp, path):
+        try:
+            write_all(fd, data)
+            os.fchmod(fd, 0o644)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     fsync_dir(os.path.dirname(path))
 
 

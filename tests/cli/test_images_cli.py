@@ -132,13 +132,10 @@ def test_exit_codes_are_dockers(jupybox_root, busybox_tar, tmp_path):
 
 @pytest.fixture(scope="module")
 def docker_cli(tmp_path_factory):
-    from jupybox.testing.dockerd import DockerdUnavailable, private_dockerd
+    from jupybox.testing.images import docker_or_skip
 
-    try:
-        with private_dockerd(tmp_path_factory.mktemp("dockerd"), text=True) as run:
-            yield run
-    except DockerdUnavailable as e:
-        pytest.skip(str(e))
+    with docker_or_skip(tmp_path_factory.mktemp("dockerd"), text=True) as run:
+        yield run
 
 
 def test_the_table_is_what_docker_does(docker_cli, busybox_tar, tmp_path):

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from jupybox.testing import images
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -36,19 +38,16 @@ def image_store(tmp_path):
 
 @pytest.fixture
 def store_factory(tmp_path):
-    n = [0]
-
-    def make():
-        from jupybox.image.store import ImageStore
-
-        n[0] += 1
-        root = tmp_path / f"store{n[0]}"
-        root.mkdir()
-        return ImageStore(root)
-
-    return make
+    return images.store_factory(tmp_path)
 
 
 @pytest.fixture
 def store(store_factory):
     return store_factory()
+
+
+@pytest.fixture(scope="module")
+def docker_cli(tmp_path_factory):
+    """``docker ...`` against a private dockerd started for the module (Debian's docker.io, 20.10)."""
+    with images.docker_or_skip(tmp_path_factory.mktemp("dockerd")) as run:
+        yield run

@@ -331,18 +331,6 @@ def test_not_an_image_archive(tmp_path, store):
 
 # ------------------------------------------------------------------ a real Docker engine (when installed)
 
-@pytest.fixture(scope="module")
-def docker_cli(tmp_path_factory):
-    """``docker ...`` against a private dockerd started for this module (Debian's docker.io, 20.10)."""
-    from jupybox.testing.dockerd import DockerdUnavailable, private_dockerd
-
-    try:
-        with private_dockerd(tmp_path_factory.mktemp("dockerd")) as run:
-            yield run
-    except DockerdUnavailable as e:
-        pytest.skip(str(e))
-
-
 def test_docker_loads_our_archive_and_we_load_docker_save(tmp_path, store_factory, docker_cli):
     s1 = store_factory()
     a = put(s1, IMG_A, ["a:1", "reg.example:5000/team/a:2"])

@@ -140,17 +140,6 @@ def test_the_cli_writes_it(tmp_path, jupybox_root, busybox_tar):
     assert r.returncode == 125 and "invalid choice" in r.stderr  # a bad flag value: docker's 125
 
 
-@pytest.fixture(scope="module")
-def docker_cli(tmp_path_factory):
-    from jupybox.testing.dockerd import DockerdUnavailable, private_dockerd
-
-    try:
-        with private_dockerd(tmp_path_factory.mktemp("dockerd"), text=True) as run:
-            yield run
-    except DockerdUnavailable as e:
-        pytest.skip(str(e))
-
-
 def test_docker_2010_loads_our_docker_oci_archive(tmp_path, store, docker_cli, busybox_tar):
     """docker 20.10 reads only manifest.json: its paths into blobs/sha256/ (a gzipped layer too)."""
     from jupybox.image import import_rootfs
@@ -158,13 +147,13 @@ def test_docker_2010_loads_our_docker_oci_archive(tmp_path, store, docker_cli, b
     bb = import_rootfs(store, busybox_tar, "bb:1")
     a = put(store, IMG_A, ["reg.example:5000/team/a:2"])
     save(store, ["bb:1", "reg.example:5000/team/a:2"], tmp_path / "ours.tar", format="docker-oci-archive")
-    r = docker_cli("load", "-i", str(tmp_path / "ours.tar"))
+    r = docker_cli("load", "-i", str(tmp_path / "ours.tar"), text=True)
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.split("\n")[:-1]) == ["Loaded image: bb:1", "Loaded image: reg.example:5000/team/a:2"]
     for ref, img in (("bb:1", bb), ("reg.example:5000/team/a:2", a)):
-        assert docker_cli("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip() == img.id
+        assert docker_cli("image", "inspect", "-f", "{{.Id}}", ref, text=True).stdout.strip() == img.id
     r = docker_cli("create", "--name", "copy1", "--network", "none", "reg.example:5000/team/a:2", "x")
     assert r.returncode == 0, r.stderr
-    r = docker_cli("cp", "copy1:/etc/hello", "-", text=False)  # the layers are real: docker unpacked them
+    r = docker_cli("cp", "copy1:/etc/hello", "-")  # the layers are real: docker unpacked them
     assert r.returncode == 0, r.stderr
     assert tarfile.open(fileobj=io.BytesIO(r.stdout)).extractfile("hello").read() == b"A2\n"

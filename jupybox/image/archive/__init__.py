@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from ...errors import StoreError, UsageError
 from ..reference import parse_reference
 from .. import gc, scratch
+from ..blobs import renamed_into_place
 from ..nospace import reported_as
 from .common import tmp_dir_of
 from .docker import load_docker, save_docker, save_docker_oci
@@ -105,16 +106,8 @@ def save(store, refs: str | Iterable[str], dest, format: str = "docker-archive")
             return
         dest = os.fspath(dest)
         tmp = os.path.join(os.path.dirname(os.path.abspath(dest)), f".{os.path.basename(dest)}.{scratch.name('save')}")
-        try:
-            with open(tmp, "xb") as out:
-                _write(store, images, out, fmt)
-            os.rename(tmp, dest)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with renamed_into_place(tmp, dest), open(tmp, "xb") as out:
+            _write(store, images, out, fmt)
 
 
 def _write(store, images, out, fmt: str) -> None:
