@@ -100,8 +100,6 @@ class ImageStore:
                 with self.locks.index():
                     if not self.index_path.exists():
                         self.index.write(ix.empty_index())
-            elif not self.index.reserve.exists():
-                self.index.ensure_reserve()
         except PermissionError:
             pass  # read-only use of a store we cannot write (e.g. a non-root user on /var/lib/jupybox)
         except OSError as e:
