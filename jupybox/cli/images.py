@@ -202,15 +202,17 @@ def cmd_import(args, ctx) -> int:
 
 @docker_status
 def cmd_rmi(args, ctx) -> int:
-    failed = False
-    for ref in args.images:
+    from ..image.nospace import NoSpace
+
+    status = 0
+    for ref in args.images:  # as docker: every image is tried, the errors said one by one
         try:
             for line in ctx.engine.store.remove(ref, force=args.force):
                 ctx.print(line)
         except errors.JupyboxError as e:
             print(f"jupybox: {e}", file=ctx.err)
-            failed = True
-    return 1 if failed else 0
+            status = max(status, e.exit_code if isinstance(e, NoSpace) else 1)
+    return status
 
 
 @docker_status
