@@ -38,9 +38,9 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=True)
 
 
-def fill(path: Path) -> None:
+def fill(path: Path, name: str = "filler") -> None:
     """Fill the file system of ``path`` up to the last block."""
-    with open(path / "filler", "wb", buffering=0) as f:
+    with open(path / name, "wb", buffering=0) as f:
         block = b"\0" * (1 << 20)
         while block:
             try:
@@ -126,6 +126,12 @@ def test_rmi_on_a_full_disk_without_the_layers_to_free(small_fs, busybox_tar):
     r = jb(root, "rmi", "a:2")  # only a name goes: no blob, no layer is freed
     assert r.returncode == 0 and r.stdout.strip() == "Untagged: a:2", r.stderr
     assert not reserve.exists()  # spent
+    # with no reserve left, a removal that needs room says so in one line and changes nothing
+    fill(small_fs, "filler2")  # (the spent reserve was bigger than the index it made room for)
+    before = snapshot(root)
+    one_line_125(jb(root, "rmi", "a:1"), "rmi")
+    assert snapshot(root) == before
     (small_fs / "filler").unlink()
+    (small_fs / "filler2").unlink()
     assert jb(root, "tag", "a:1", "a:3").returncode == 0
     assert reserve.stat().st_size > 0  # there is room again: so is the reserve
