@@ -249,8 +249,20 @@ def cmd_history(args, ctx) -> int:
 
 @docker_status
 def cmd_image_inspect(args, ctx) -> int:
-    ctx.print(json.dumps([ctx.engine.store.resolve(r, hint=False).inspect() for r in args.images], indent=4))
+    ctx.print(json.dumps([_with_build_fields(ctx.engine.store.resolve(r, hint=False)) for r in args.images],
+                         indent=4))
     return 0
+
+
+def _with_build_fields(img) -> dict:
+    """docker's Config also shows OnBuild (null when unset), and Healthcheck and Shell when set."""
+    info = img.inspect()
+    cfg = img.config.get("config") or {}
+    info["Config"]["OnBuild"] = cfg.get("OnBuild")
+    for key in ("Healthcheck", "Shell"):
+        if cfg.get(key):
+            info["Config"][key] = cfg[key]
+    return info
 
 
 def human_size(n: float) -> str:

@@ -24,7 +24,7 @@ VERBS = {
     "volume": "volumes",
     "kernel": "kernel",
     "info": "info", "version": "info",
-    "build": "build",
+    "build": "build", "builder": "build",
     "network": "network", "port": "network",
     "compose": "compose",
 }

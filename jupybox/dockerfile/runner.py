@@ -8,7 +8,8 @@
   kills the container through the daemon.
 
 Both give the container the image's Env (plus the step's ARGs), WorkingDir and User, no
-entrypoint, ``--network none`` or ``host``, and the step's output on one pipe whose lines are
+entrypoint, ``--network none`` or ``host``, the step's mounts (``volumes``: ``SRC:DST[:ro]`` binds,
+``tmpfs``: ``DST:OPTIONS``), and the step's output on one pipe whose lines are
 handed to ``on_output`` by a reader thread (started after the fork). The caller takes the
 layer from :attr:`RunResult.upper` and then calls :meth:`Runner.remove`.
 """
@@ -75,7 +76,7 @@ class Runner:
         self.root = os.fspath(root)
 
     def run(self, image_id: str, argv: list[str], *, env: dict[str, str], network: str = "none",
-            volumes: list[str] | None = None, on_output=None) -> RunResult:
+            volumes: list[str] | None = None, tmpfs: list[str] | None = None, on_output=None) -> RunResult:
         raise NotImplementedError
 
     def remove(self, result: RunResult) -> None:
@@ -84,9 +85,9 @@ class Runner:
     def close(self) -> None:
         pass
 
-    def _spec_opts(self, env, network, volumes) -> dict:
+    def _spec_opts(self, env, network, volumes, tmpfs=None) -> dict:
         return {"env": dict(env), "network": network, "entrypoint": [], "volumes": list(volumes or []),
-                "init": True}
+                "tmpfs": list(tmpfs or []), "init": True}
 
 
 class InProcessRunner(Runner):
@@ -98,11 +99,11 @@ class InProcessRunner(Runner):
 
         self.engine = Engine(self.root)
 
-    def run(self, image_id, argv, *, env, network="none", volumes=None, on_output=None) -> RunResult:
+    def run(self, image_id, argv, *, env, network="none", volumes=None, tmpfs=None, on_output=None) -> RunResult:
         from ..runtime.options import make_spec
 
         eng = self.engine
-        spec = make_spec(image_id, argv, **self._spec_opts(env, network, volumes))
+        spec = make_spec(image_id, argv, **self._spec_opts(env, network, volumes, tmpfs))
         rec = eng.create(spec)
         interrupted: list[int] = []
         current: dict = {"running": None}
@@ -175,13 +176,13 @@ class InProcessRunner(Runner):
 class DaemonRunner(Runner):
     kind = "daemon"
 
-    def run(self, image_id, argv, *, env, network="none", volumes=None, on_output=None) -> RunResult:
+    def run(self, image_id, argv, *, env, network="none", volumes=None, tmpfs=None, on_output=None) -> RunResult:
         from .. import api
 
         r, w = os.pipe()
         try:
             c = api.run(image_id, argv, root=self.root, stdout=w, stderr=w,
-                        **self._spec_opts(env, network, volumes))
+                        **self._spec_opts(env, network, volumes, tmpfs))
         except BaseException:
             os.close(r)
             raise
