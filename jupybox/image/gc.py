@@ -1,8 +1,8 @@
 """Garbage: what no image references, and ``image prune`` (docker's semantics).
 
-:func:`collect` removes crash leftovers of ``tmp/``, then, under the exclusive gc lock (it waits
-for leases: a pull or a load in progress), blobs and layer directories that index.json does not
-reach. :func:`prune_images` first removes images (the dangling ones, or with ``all`` every image
+:func:`collect` removes crash leftovers of ``tmp/``, then, under the exclusive gc lock (which a
+load, pull or build in progress holds shared: waited for, or with ``wait=False`` left for the next
+time), blobs and layer directories that index.json does not reach. :func:`prune_images` first removes images (the dangling ones, or with ``all`` every image
 no container uses, as ``docker image prune [-a]``), then collects. Nothing here needs free space:
 the index is rewritten with the store's reserve when the disk is full (see :mod:`.index`).
 """

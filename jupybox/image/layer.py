@@ -155,12 +155,8 @@ def unpack_layer(src, dest, *, tmp_dir: str | os.PathLike | None = None,
     work = scratch.new_dir(tmp_dir, "layer", 0o755)
     try:
         os.chmod(work, 0o755)  # whatever the umask
-        try:
-            info = extract_layer(src, work, expected_diff_id=expected_diff_id,
-                                 expected_digest=expected_digest, expected_size=expected_size, tee=tee)
-        except BaseException:
-            remove_tree(work)
-            raise
+        info = extract_layer(src, work, expected_diff_id=expected_diff_id,
+                             expected_digest=expected_digest, expected_size=expected_size, tee=tee)
         if callable(dest):
             dest = os.fspath(dest(info))
         root_mode = None
@@ -175,12 +171,10 @@ def unpack_layer(src, dest, *, tmp_dir: str | os.PathLike | None = None,
         try:
             os.rename(work, dest)
         except OSError as e:
-            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                remove_tree(work)
-                info.existed = True
-            else:
-                remove_tree(work)
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise StoreError(f"cannot commit layer {dest}: {e.strerror}") from None
+            remove_tree(work)  # another process committed the same layer first
+            info.existed = True
         else:
             if root_mode is not None:
                 os.chmod(dest, root_mode)
@@ -195,6 +189,6 @@ def unpack_layer(src, dest, *, tmp_dir: str | os.PathLike | None = None,
             pass
         return info
     except BaseException:
-        if os.path.lexists(work):
+        if os.path.lexists(work):  # nothing half-unpacked stays behind
             remove_tree(work)
         raise

@@ -47,7 +47,7 @@ from .host import HOST_NAME, host_architecture, host_image, is_host_reference
 from .layerdirs import LayerDirs
 from .locks import StoreLocks
 from .model import Image, now_rfc3339
-from .nospace import reported_as
+from .nospace import is_no_space, reported_as
 from .reference import parse_reference
 
 __all__ = ["ImageStore", "BlobWriter", "canonical_json"]
@@ -103,8 +103,6 @@ class ImageStore:
         except PermissionError:
             pass  # read-only use of a store we cannot write (e.g. a non-root user on /var/lib/jupybox)
         except OSError as e:
-            from .nospace import is_no_space
-
             if not is_no_space(e):
                 raise  # a full disk: reading and removing still work
 
@@ -151,7 +149,6 @@ class ImageStore:
     def ensure_layer(self, desc: dict, diff_id: str | None):
         """Unpack the layer blob ``desc`` unless layers/<diff_id> exists (a ``layer.LayerInfo``)."""
         return self.layers.ensure(desc, diff_id)
-
 
     def adopt_layer_dir(self, path: str, diff_id: str) -> None:
         """Make a directory filled under tmp/ the unpacked layer ``diff_id`` (a build's)."""
