@@ -284,10 +284,11 @@ class CgroupDriver(abc.ABC):
                 return
             except FileExistsError:
                 raise CgroupError(f"cgroup {name} already exists ({child})") from None
-            except FileNotFoundError:
-                # another jupybox removed the (then empty) parent between our two mkdirs: make it again
-                continue
             except OSError as e:
+                # another jupybox removed the (then empty) parent between our two mkdirs: make it again
+                # (ENODEV on cgroup2: the parent is still visible but already being destroyed)
+                if e.errno in (errno.ENOENT, errno.ENODEV):
+                    continue
                 raise CgroupError(f"cannot create cgroup {child}: {e.strerror or e}") from None
         raise CgroupError(f"cannot create cgroup {child}: its parent keeps disappearing")
 

@@ -1,7 +1,15 @@
-"""images, import, rmi, tag, history, image prune, fsck, save, load, pull, push, login, logout."""
+"""images, import, rmi, tag, history, image prune, fsck, save, load, pull, push, login, logout.
+
+Exit codes are the docker CLI's for these verbs (tests/cli/test_images_cli.py has the table,
+checked against docker): 1 for any error once the arguments parse (no such image, a bad
+reference or filter, a damaged archive, a registry that does not answer), 125 for bad flags; a
+full disk is jupybox's own error, 125, as for every verb.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import getpass
 import json
 import os
@@ -11,12 +19,31 @@ from .. import errors
 from .format import ago, table
 
 
+def docker_status(fn):
+    """Errors of an image verb exit 1, as docker's do (its daemon's errors); a full disk stays 125."""
+
+    @functools.wraps(fn)
+    def verb(args, ctx):
+        from ..image.nospace import NoSpace
+
+        try:
+            return fn(args, ctx)
+        except NoSpace:
+            raise
+        except errors.JupyboxError as e:
+            e.exit_code = 1
+            raise
+
+    return verb
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("images", help="List images")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--digests", action="store_true")
     p.add_argument("--format", help="'json' or 'table'")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]", help="only these (wildcards allowed)")
     p.set_defaults(func=cmd_images)
 
     p = sub.add_parser("import", help="Import a root filesystem tarball (plain, gzip or zstd) as an image")
@@ -50,14 +77,18 @@ def add_parsers(sub) -> None:
     q.add_argument("--no-trunc", action="store_true")
     q.add_argument("--digests", action="store_true")
     q.add_argument("--format")
+    q.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]", help="only these (wildcards allowed)")
     q.set_defaults(func=cmd_images)
     q = isub.add_parser("rm", help="Remove images")
     q.add_argument("-f", "--force", action="store_true")
     q.add_argument("images", nargs="+")
     q.set_defaults(func=cmd_rmi)
-    q = isub.add_parser("prune", help="Remove unreferenced blobs and layers")
-    q.add_argument("-f", "--force", action="store_true")
-    q.add_argument("-a", "--all", action="store_true")
+    q = isub.add_parser("prune", help="Remove unused images (dangling ones; -a: every image without a "
+                                      "container), then unreferenced blobs and layers and crash leftovers")
+    q.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    q.add_argument("-a", "--all", action="store_true", help="remove all unused images, not just dangling ones")
+    q.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                   help="until=TIMESTAMP|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]")
     q.set_defaults(func=cmd_image_prune)
     q = isub.add_parser("inspect", help="Image details as JSON")
     q.add_argument("images", nargs="+")
@@ -68,9 +99,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--repair", action="store_true")
     p.set_defaults(func=cmd_fsck)
 
-    p = sub.add_parser("save", help="Save images to a tar archive (docker-archive or oci-archive)")
+    p = sub.add_parser("save", help="Save images to a tar archive (docker-archive, oci-archive, or both "
+                                    "at once as docker 25+ writes: docker-oci-archive)")
     p.add_argument("-o", "--output", help="file (default: stdout)")
-    p.add_argument("--format", default="docker-archive", choices=["docker-archive", "oci-archive"])
+    p.add_argument("--format", default="docker-archive", choices=["docker-archive", "oci-archive", "docker-oci-archive"])
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_save)
 
@@ -113,14 +145,30 @@ def image_rows(store) -> list[dict]:
         refs = list(img.refs) or ["<none>:<none>"]
         for ref in refs:
             repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "<none>")
+            if img.is_host:  # a view of this machine, made at no time and of no size of its own
+                created, size = "-", "host"
+            else:
+                created = f"{ago(age(img.created))} ago" if img.created else "N/A"
+                size = human_size_si(img.size or 0)
             rows.append({"Repository": repo, "Tag": tag, "ID": img.id, "Digest": img.manifest_digest or "<none>",
-                         "CreatedSince": f"{ago(age(img.created))} ago" if img.created else "N/A",
-                         "CreatedAt": img.created or "", "Size": human_size_si(img.size or 0), "VirtualSize": img.size})
+                         "CreatedSince": created, "CreatedAt": "" if img.is_host else img.created or "",
+                         "Size": size, "VirtualSize": img.size})
     return rows
 
 
+def _matches(row: dict, pattern: str) -> bool:
+    """docker's `images REPOSITORY[:TAG]`: shell wildcards on the familiar name (and the tag)."""
+    name, _, tag = pattern.rpartition(":") if ":" in pattern.rsplit("/", 1)[-1] else (pattern, "", "")
+    if not fnmatch.fnmatchcase(row["Repository"], name):
+        return False
+    return not tag or fnmatch.fnmatchcase(row["Tag"], tag)
+
+
+@docker_status
 def cmd_images(args, ctx) -> int:
     rows = image_rows(ctx.engine.store)
+    if args.repository:
+        rows = [r for r in rows if _matches(r, args.repository)]
     if args.quiet:
         seen = dict.fromkeys(r["ID"] if args.no_trunc else r["ID"].split(":")[-1][:12] for r in rows)
         for i in seen:
@@ -137,6 +185,7 @@ def cmd_images(args, ctx) -> int:
     return 0
 
 
+@docker_status
 def cmd_import(args, ctx) -> int:
     from ..image.importer import import_rootfs
 
@@ -151,28 +200,33 @@ def cmd_import(args, ctx) -> int:
     return 0
 
 
+@docker_status
 def cmd_rmi(args, ctx) -> int:
-    failed = False
-    for ref in args.images:
+    from ..image.nospace import NoSpace
+
+    status = 0
+    for ref in args.images:  # as docker: every image is tried, the errors said one by one
         try:
             for line in ctx.engine.store.remove(ref, force=args.force):
                 ctx.print(line)
         except errors.JupyboxError as e:
             print(f"jupybox: {e}", file=ctx.err)
-            failed = True
-    return 1 if failed else 0
+            status = max(status, e.exit_code if isinstance(e, NoSpace) else 1)
+    return status
 
 
+@docker_status
 def cmd_tag(args, ctx) -> int:
     ctx.engine.store.tag(args.source, args.target)
     return 0
 
 
+@docker_status
 def cmd_history(args, ctx) -> int:
     from ..runtime.container import age
     from ..units import human_size_si
 
-    img = ctx.engine.store.resolve(args.image)
+    img = ctx.engine.store.resolve(args.image, hint=False)
     hist = img.history()
     if args.format == "json":
         for h in hist:
@@ -193,18 +247,57 @@ def cmd_history(args, ctx) -> int:
     return 0
 
 
+@docker_status
 def cmd_image_inspect(args, ctx) -> int:
-    ctx.print(json.dumps([ctx.engine.store.resolve(r).inspect() for r in args.images], indent=4))
+    ctx.print(json.dumps([_with_build_fields(ctx.engine.store.resolve(r, hint=False)) for r in args.images],
+                         indent=4))
     return 0
 
 
+def _with_build_fields(img) -> dict:
+    """docker's Config also shows OnBuild (null when unset), and Healthcheck and Shell when set."""
+    info = img.inspect()
+    cfg = img.config.get("config") or {}
+    info["Config"]["OnBuild"] = cfg.get("OnBuild")
+    for key in ("Healthcheck", "Shell"):
+        if cfg.get(key):
+            info["Config"][key] = cfg[key]
+    return info
+
+
+def human_size(n: float) -> str:
+    """docker's units.HumanSize: four significant digits, powers of 1000 (``4.15MB``, ``0B``)."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
+PRUNE_WARNING = {False: "WARNING! This will remove all dangling images.",
+                 True: "WARNING! This will remove all images without at least one container associated to them."}
+
+
+@docker_status
 def cmd_image_prune(args, ctx) -> int:
-    result = ctx.engine.store.gc()
-    ctx.print(json.dumps(result) if not isinstance(result, dict) else
-              "\n".join(f"{k}: {v if not isinstance(v, list) else len(v)}" for k, v in result.items()))
+    from ..image.filters import PruneFilters
+
+    filters = PruneFilters.parse(args.filter)  # a bad filter is refused before the question
+    if not args.force:
+        ctx.out.write(PRUNE_WARNING[args.all] + "\nAre you sure you want to continue? [y/N] ")
+        ctx.out.flush()
+        if sys.stdin.readline().strip().lower() != "y":
+            ctx.print("Total reclaimed space: 0B")
+            return 0
+    result = ctx.engine.store.prune(all=args.all, filters=filters)
+    if result["deleted"]:
+        ctx.print("Deleted Images:\n" + "\n".join(result["deleted"]) + "\n")
+    ctx.print(f"Total reclaimed space: {human_size(result['bytes'])}")
     return 0
 
 
+@docker_status
 def cmd_fsck(args, ctx) -> int:
     problems = ctx.engine.store.check(repair=args.repair)
     for p in problems:
@@ -222,6 +315,7 @@ def _progress(args):
     return default_progress(sys.stderr)
 
 
+@docker_status
 def cmd_save(args, ctx) -> int:
     from ..image.archive import save
 
@@ -234,6 +328,7 @@ def cmd_save(args, ctx) -> int:
     return 0
 
 
+@docker_status
 def cmd_load(args, ctx) -> int:
     from ..image.archive import load
 
@@ -250,6 +345,7 @@ def cmd_load(args, ctx) -> int:
     return 0
 
 
+@docker_status
 def cmd_pull(args, ctx) -> int:
     from ..registry import pull
 
@@ -260,6 +356,7 @@ def cmd_pull(args, ctx) -> int:
     return 0
 
 
+@docker_status
 def cmd_push(args, ctx) -> int:
     from ..registry import push
 
@@ -269,6 +366,7 @@ def cmd_push(args, ctx) -> int:
     return 0
 
 
+@docker_status
 def cmd_login(args, ctx) -> int:
     from ..registry import login
 
@@ -291,6 +389,7 @@ def cmd_login(args, ctx) -> int:
     return 0
 
 
+@docker_status
 def cmd_logout(args, ctx) -> int:
     from ..registry import logout
 

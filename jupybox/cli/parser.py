@@ -24,9 +24,10 @@ VERBS = {
     "volume": "volumes",
     "kernel": "kernel",
     "info": "info", "version": "info",
-    "build": "build",
+    "build": "build", "builder": "build",
     "network": "network", "port": "network",
     "system": "system",
+    "compose": "compose",
 }
 
 

@@ -6,15 +6,20 @@
 
 The way through the package, in the order a build takes it:
 
-* reading: :mod:`.parser` (text → nodes; :mod:`.nodes`, :mod:`.arguments`, :mod:`.heredocs`),
-  :mod:`.expand` (variables), :mod:`.instructions` (typed instructions and stages);
-* the inputs: :mod:`.dockerignore`, :mod:`.context` (what COPY reads), :mod:`.sources`;
+* reading: :mod:`.parser` (text → nodes; :mod:`.nodes`, :mod:`.arguments`, :mod:`.heredocs`,
+  Go's text rules in :mod:`.gostrings`), :mod:`.expand` (variables; :mod:`.shellpattern`),
+  :mod:`.instructions` (typed instructions and stages; ``RUN --mount`` in :mod:`.mounts`,
+  hints in :mod:`.suggest`);
+* the inputs: :mod:`.dockerignore`, :mod:`.context` (what COPY reads), :mod:`.sources`,
+  base images and ``--from`` in :mod:`.bases`, build secrets in :mod:`.secrets`;
 * building: :mod:`.builder` (stages, steps, the cache: :mod:`.cache`; images: :mod:`.state`),
   one module per kind of step: :mod:`.metadata` (config-only instructions), :mod:`.run_step`
-  (RUN, in a container started by :mod:`.runner`), :mod:`.copy_step` (COPY/ADD, planned by
+  (RUN, in a container started by :mod:`.runner`, its mounts made by :mod:`.runmounts` with
+  cache directories from :mod:`.cachemounts`), :mod:`.copy_step` (COPY/ADD, planned by
   :mod:`.copier`, ADD's archives and URLs in :mod:`.add_sources`), layers from either
-  (:mod:`.layers`);
-* showing it: :mod:`.events`, :mod:`.progress`. The entry points are in :mod:`.api`.
+  (:mod:`.layers`, :mod:`.upper`);
+* the result: ``build -o`` in :mod:`.export`; showing it: :mod:`.events`, :mod:`.progress`.
+  The entry points are in :mod:`.api`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,29 @@
 """What ADD reads beyond plain files: local tar archives (detected by content, extracted with the
 store's safe layer extractor) and http(s) URLs (downloaded into the store's tmp/, ``--checksum``
-verified)."""
+verified). Git sources (BuildKit clones them) are recognised as BuildKit recognises them, and
+refused: jupybox runs no git client."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import posixpath
+import re
 import tempfile
 import time
+import urllib.parse
+
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9_.-]+:")
+
+
+def is_git_url(src: str) -> bool:
+    """``git://``, ``ssh://``, ``user@host:path``, or an http(s) URL whose path ends in ``.git``
+    (BuildKit's dfgitutil.ParseGitRef)."""
+    if src.startswith(("git://", "ssh://", "git+ssh://", "github.com/")) or _SCP_LIKE.match(src):
+        return True
+    if src.startswith(("http://", "https://")):
+        return urllib.parse.urlsplit(src).path.endswith(".git")
+    return False
 
 
 def is_archive(path: str) -> bool:

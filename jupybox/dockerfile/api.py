@@ -29,7 +29,8 @@ def _read_dockerfile(context, dockerfile) -> tuple[str, str, str | None]:
         name = "Dockerfile"
     elif hasattr(dockerfile, "read"):
         data = dockerfile.read()
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        # BuildKit reads bytes: a Dockerfile that is not UTF-8 is parsed as it is
+        text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
         return text, getattr(dockerfile, "display_name", "Dockerfile"), None
     elif isinstance(dockerfile, str) and not os.path.exists(dockerfile) and (
             "\n" in dockerfile or re.match(r"\s*(#|(FROM|ARG)\s)", dockerfile, re.IGNORECASE)):
@@ -47,16 +48,13 @@ def _read_dockerfile(context, dockerfile) -> tuple[str, str, str | None]:
         raise UsageError(f"unable to prepare context: the Dockerfile ({path}) cannot be found") from None
     except IsADirectoryError:
         raise UsageError(f"the Dockerfile {path} is a directory") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("utf-8", "replace")
-    return text, name, path
+    return data.decode("utf-8", "surrogateescape"), name, path
 
 
 def build(context=None, dockerfile=None, *, tags=(), build_args=None, target=None, no_cache: bool = False,
           labels=None, network: str = "none", progress: str | None = None, root=None, on_step=None,
-          runner: str | None = None, pull: bool = True, out=None, err=None, tag: str | None = None):
+          runner: str | None = None, pull: bool | str = True, out=None, err=None, tag: str | None = None,
+          secrets=None, outputs=None, iidfile=None):
     """Build the Dockerfile ``dockerfile`` (default ``CONTEXT/Dockerfile``; a path, a file object,
     or Dockerfile text: a string with a newline, or starting with FROM/ARG/#) with the build
     context directory ``context`` (None: no context). Returns the built
@@ -66,6 +64,10 @@ def build(context=None, dockerfile=None, *, tags=(), build_args=None, target=Non
     ``progress`` ("auto", "plain", "quiet") prints the default display instead (to ``out``).
     ``runner``: "in-process" (this process monitors RUN containers: the CLI) or "daemon" (the
     launcher daemon does: notebooks; the default when this process has threads or is a kernel).
+    ``pull``: base images are pulled when missing (True), never (False) or first ("always").
+    ``secrets``: ``{id: bytes}`` for ``RUN --mount=type=secret`` (see :mod:`.secrets`);
+    ``outputs``: ``["type=local,dest=DIR", "type=tar,dest=FILE"]`` (see :mod:`.export`) also
+    writes the final filesystem out; ``iidfile``: a file that receives the image id.
     Raises :class:`jupybox.errors.BuildError` ("FILE:LINE: message") when the build fails;
     nothing is tagged then and no container is left."""
     from ..errors import UsageError
@@ -108,15 +110,24 @@ def build(context=None, dockerfile=None, *, tags=(), build_args=None, target=Non
         from .progress import Printer
 
         on_step = Printer(progress, out, err, multi_stage=len(parsed.stages) > 1)
+    from .export import Output, export, parse_output
+
+    outs = [o if isinstance(o, Output) else parse_output(o) for o in (outputs or ())]
+    secret_values = {str(k): (v.encode() if isinstance(v, str) else bytes(v)) for k, v in (secrets or {}).items()}
     builder = Builder(store, layout.root, ctxfs, parsed, build_args=dict(build_args or {}), target=target,
                       no_cache=no_cache, labels=dict(labels or {}), network=network, runner_kind=runner,
-                      on_step=on_step, pull=pull)
+                      on_step=on_step, pull=pull, secrets=secret_values)
     with store.lease():
         try:
             state = builder.run()
             image = builder.finish(state, refs)
+            if outs:
+                export(store, image, outs)
         finally:
             builder.cleanup()
+    if iidfile:
+        with open(iidfile, "w") as f:
+            f.write(image.id)
     image.build_warnings = builder.warnings
     return image
 

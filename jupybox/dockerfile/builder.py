@@ -9,7 +9,7 @@ image state (config + layers) into the next one:
   image id as before), a miss executes the step and stores the result;
 * RUN runs a real container (:mod:`.runner`) on the current state (registered in the store
   for the time of the build, as an untagged image) and takes its layer from the overlay upper
-  directory (:func:`.layers.commit_upper`); COPY/ADD write their layer directly
+  directory (:func:`.upper.commit_upper`); COPY/ADD write their layer directly
   (:mod:`.copier`); WORKDIR adds a layer only when it creates the directory; all the other
   instructions change the config and add an ``empty_layer`` history entry;
 * ONBUILD triggers of a base image run right after its FROM (and are cleared from the child).
@@ -31,8 +31,9 @@ from typing import Callable
 
 from .. import errors
 from ..errors import BuildError
-from . import copy_step, run_step
+from . import bases, copy_step, run_step
 from .cache import BuildCache, make_key
+from .cachemounts import CacheMounts
 from .context import ContextFS, ImageFS, normalize
 from .events import StepEvent
 from .expand import ExpandError, Lexer
@@ -45,7 +46,8 @@ from .state import DEFAULT_PATH, PROXY_ARGS, StageCtx, State, arch, now_rfc3339,
 class Builder:
     def __init__(self, store, root, context: ContextFS, parsed: ParsedFile, *, build_args: dict[str, str],
                  target: str | None, no_cache: bool, labels: dict[str, str], network: str,
-                 runner_kind: str | None, on_step: Callable[[StepEvent], None] | None, pull: bool = True):
+                 runner_kind: str | None, on_step: Callable[[StepEvent], None] | None, pull: bool | str = True,
+                 secrets: dict[str, bytes] | None = None):
         self.store = store
         self.root = os.fspath(root)
         self.context = context
@@ -58,10 +60,14 @@ class Builder:
         self.network = network
         self.runner_kind = runner_kind
         self.on_step = on_step
-        self.pull = pull
+        self.pull = pull  # True: when missing, False: never, "always": first (build --pull)
+        self.pulled: dict[str, object] = {}
         self.lexer = Lexer(parsed.escape)
         self.cache = BuildCache(self.root)
         self.hashes = self.cache.files(context.root)
+        self.file_digests: dict[str, str] = {}  # host path → sha256, for files of layers (immutable)
+        self.cache_mounts = CacheMounts(self.root, store.tmp)
+        self.secrets = dict(secrets or {})
         self.runner = None
         self.registered: list[str] = []  # image ids registered here (untagged), unregistered at the end
         self.done: dict[int, StageCtx] = {}
@@ -82,10 +88,11 @@ class Builder:
         for instr in self.parsed.meta_args:
             for k, default in instr.args:
                 k = self._expand(instr, k, self._vars(env))
-                value = self._expand(instr, default, self._vars(env)) if default is not None else None
-                if k in self.build_args:
+                if k in self.build_args:  # the default is not even expanded then (BuildKit)
                     value = self.build_args[k]
                     self.consumed_args.add(k)
+                else:
+                    value = self._expand(instr, default, self._vars(env)) if default is not None else None
                 env[k] = value
         return env
 
@@ -169,10 +176,10 @@ class Builder:
             if src is not None:
                 raise stage.from_instr.error(f"{stage.from_instr.text}: stage {base!r} is not defined before "
                                              f"this one")
-            img = self.image(stage.from_instr, base)
+            img = bases.resolve_image(self, stage.from_instr, base)
             if img.is_host:
                 raise stage.from_instr.error(f"{stage.from_instr.text}: the built-in host image cannot be a base image")
-            ctx.state = self._state_of(img)
+            ctx.state = bases.state_of(self.store, img)
         cfg = ctx.state.config.setdefault("config", {})
         env = list(cfg.get("Env") or [])
         if not any(e.split("=", 1)[0] == "PATH" for e in env):
@@ -246,51 +253,8 @@ class Builder:
     def _copy_state(s: State) -> State:
         return State(copy.deepcopy(s.config), copy.deepcopy(s.layers))
 
-    def _state_of(self, img) -> State:
-        from ..image import mediatypes as mt
-
-        cfg = copy.deepcopy(img.config)
-        cfg.setdefault("config", {})
-        cfg.setdefault("history", [])
-        cfg["rootfs"] = {"type": "layers", "diff_ids": list(img.diff_ids)}
-        cfg.setdefault("architecture", arch())
-        cfg.setdefault("os", "linux")
-        layers = []
-        for d in img.layers:
-            media = d.get("mediaType")
-            if media not in mt.LAYER_BY_COMPRESSION.values():
-                from ..image.layer import detect_compression
-
-                kind = "none"
-                try:
-                    with open(self.store.blob_path(d["digest"]), "rb") as f:
-                        kind = detect_compression(f.read(8))
-                except OSError:
-                    kind = {"application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip"}.get(media, "none")
-                media = mt.LAYER_BY_COMPRESSION.get(kind, mt.OCI_LAYER)
-            layers.append({"mediaType": media, "digest": d["digest"], "size": d["size"]})
-        return State(cfg, layers)
-
-    def image(self, instr: Instruction, ref: str):
-        """A local image, pulled when missing."""
-        from ..errors import ImageNotFound, JupyboxError
-
-        try:
-            return self.store.resolve(ref)
-        except ImageNotFound:
-            if not self.pull:
-                raise instr.error(f"{instr.text}: image {ref!r} not found locally (and pulling is off)") from None
-        except JupyboxError as e:
-            raise instr.error(f"{instr.text}: {e}") from None
-        self.emit(kind="info", message=f"pulling {ref}")
-        try:
-            from ..registry import pull
-
-            return pull(self.store, ref)
-        except JupyboxError as e:
-            raise instr.error(f"{instr.text}: pulling {ref}: {e}") from None
-        except OSError as e:
-            raise instr.error(f"{instr.text}: pulling {ref}: {e}") from None
+    def source_fs(self, ctx: StageCtx, instr: Instruction, frm: str) -> tuple[ImageFS, str]:
+        return bases.source_fs(self, ctx, instr, frm)
 
     # ------------------------------------------------------------------ state helpers
     def image_fs(self, state: State) -> ImageFS:
@@ -407,11 +371,12 @@ class Builder:
         shown = []
         for k, default in instr.args:
             name = self._expand(instr, k, env)
-            value = self._expand(instr, default, env) if default is not None else None
-            if name in self.build_args:
+            if name in self.build_args:  # the default is not even expanded then (BuildKit)
                 value = self.build_args[name]
                 self.consumed_args.add(name)
-            elif value is None and name in self.global_args:
+            else:
+                value = self._expand(instr, default, env) if default is not None else None
+            if value is None and name not in self.build_args and name in self.global_args:
                 value = self.global_args[name]
             ctx.args[name] = value
             env = self._step_env(ctx)
@@ -453,8 +418,12 @@ class Builder:
             if st is not None:
                 raise instr.error(f"{instr.text}: {path} exists and is not a directory")
             from .copier import Planner, write_layer
+            from .sources import user_ids
 
-            planner = Planner(fs, "/", None, None)
+            # the directories it creates belong to USER (BuildKit since 2019)
+            user = ctx.state.cfg.get("User") or ""
+            owner = user_ids(user, fs, strict=False) if user else None
+            planner = Planner(fs, "/", owner, None)
             planner._parent_chain(rel)
             planner._dir_entry(rel)
             w, _ = write_layer(self.store, planner.plan)

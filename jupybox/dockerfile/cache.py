@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: BuildKit's heredoc escapes, WORKDIR owned by USER, --mount in RUN keys
 
 
 def make_key(parts) -> str:
@@ -62,6 +62,26 @@ class BuildCache:
             os.unlink(self._path(key))
         except FileNotFoundError:
             pass
+
+    def clear(self) -> int:
+        """Remove every step result and file digest (``builder prune``); the bytes freed."""
+        freed = 0
+        for sub in ("keys", "files"):
+            top = os.path.join(self.dir, sub)
+            for dirpath, dirnames, filenames in os.walk(top, topdown=False):
+                for n in filenames:
+                    p = os.path.join(dirpath, n)
+                    try:
+                        freed += os.lstat(p).st_blocks * 512
+                        os.unlink(p)
+                    except FileNotFoundError:
+                        pass
+                for n in dirnames:
+                    try:
+                        os.rmdir(os.path.join(dirpath, n))
+                    except OSError:
+                        pass
+        return freed
 
     def files(self, context_root: str | None) -> "FileHashes":
         return FileHashes(self, context_root)

@@ -13,9 +13,10 @@ Docker's semantics (checked against buildah, see tests/dockerfile):
   ``.``), or exists as a directory in the image; several sources need a ``/`` at the end;
   symlinks in the destination path are followed inside the image;
 * files keep their mode and mtime; owners become 0:0, or ``--chown`` (names looked up in the
-  image's /etc/passwd and /etc/group; a user alone uses the same number as group); ``--chmod``
-  (octal) applies to every copied file and directory; missing parent directories are created
-  0755 (owned by ``--chown``);
+  image's /etc/passwd and /etc/group: a user name alone brings its primary group, a number alone
+  is also the group); ``--chmod`` (octal or symbolic, :class:`~.sources.Chmod`) applies to every
+  copied file and directory; missing parent directories are created 0755 (an octal ``--chmod``
+  when given, as BuildKit does), owned by ``--chown``;
 * ADD: a local tar archive (plain, gzip, bzip2, xz, zstd: detected by content) is extracted
   into the destination (its owners and modes kept); an ``http(s)://`` source is downloaded
   (mode 0600, mtime from Last-Modified; ``--checksum=sha256:...`` verified);
@@ -37,7 +38,7 @@ import stat
 import time
 
 from .context import ContextFS, ImageFS, SourceFS, join, normalize
-from .sources import Source
+from .sources import Chmod, Source
 
 
 class Entry:
@@ -86,7 +87,7 @@ def file_key(st: os.stat_result) -> tuple:
 class Planner:
     """Turns one COPY/ADD into entries of the new layer."""
 
-    def __init__(self, image: ImageFS, workdir: str, owner: tuple[int, int] | None, chmod: int | None,
+    def __init__(self, image: ImageFS, workdir: str, owner: tuple[int, int] | None, chmod: Chmod | None,
                  hashes=None, now: float | None = None):
         self.image = image
         self.workdir = workdir or "/"
@@ -117,6 +118,9 @@ class Planner:
             return st.st_uid, st.st_gid
         return 0, 0
 
+    def _mode(self, mode: int, is_dir: bool) -> int:
+        return self.chmod.apply(mode, is_dir) if self.chmod is not None else mode
+
     def _parent_chain(self, rel: str) -> None:
         """Entries for every parent directory of ``rel`` (existing ones keep their metadata)."""
         parent = posixpath.dirname(rel)
@@ -134,7 +138,8 @@ class Planner:
             e = Entry(rel, "dir", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime, existing=True)
         else:
             uid, gid = self.owner or (0, 0)
-            e = Entry(rel, "dir", 0o755, uid, gid, self.now)
+            mode = self.chmod.octal if self.chmod is not None and self.chmod.octal is not None else 0o755
+            e = Entry(rel, "dir", mode, uid, gid, self.now)
         self._parents[rel] = e
         self.plan.entries.append(e)
         return e
@@ -158,7 +163,7 @@ class Planner:
     def _from_source(self, fs: SourceFS, rel: str, st: os.stat_result, dest: str, keep_owner: bool) -> None:
         m = st.st_mode
         uid, gid = self._ids(st, keep_owner)
-        mode = self.chmod if self.chmod is not None else stat.S_IMODE(m)
+        mode = self._mode(stat.S_IMODE(m), stat.S_ISDIR(m))
         if stat.S_ISDIR(m):
             self._add(Entry(dest, "dir", mode, uid, gid, st.st_mtime, st=st))
         elif stat.S_ISREG(m):
@@ -201,7 +206,7 @@ class Planner:
         drel, dest_is_dir = self.dest(dest)
         target = join(drel, name) if dest_is_dir else drel
         uid, gid = self.owner or (0, 0)
-        mode = self.chmod if self.chmod is not None else 0o644
+        mode = self._mode(0o644, False)
         e = Entry(target, "data", mode, uid, gid, self.now, size=len(data), data=data)
         e.digest = hashlib.sha256(data).hexdigest()
         self._add(e)
@@ -210,7 +215,7 @@ class Planner:
         drel, dest_is_dir = self.dest(dest)
         target = join(drel, name) if dest_is_dir else drel
         uid, gid = self.owner or (0, 0)
-        mode = self.chmod if self.chmod is not None else 0o600
+        mode = self._mode(0o600, False)
         st = os.stat(path)
         e = Entry(target, "file", mode, uid, gid, mtime, size=st.st_size, src=path, digest=digest)
         self._add(e)

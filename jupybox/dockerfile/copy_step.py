@@ -10,8 +10,7 @@ import stat
 from . import add_sources, copier
 from . import sources as sources_mod
 from .cache import make_key
-from .context import EmptyFS, ImageFS
-from .expand import ExpandError
+from .expand import ExpandError, Lexer
 from .instructions import CopyInstr
 from .state import StageCtx
 
@@ -25,15 +24,15 @@ def do_copy(b, ctx: StageCtx, instr: CopyInstr):
     chmod = b._expand(instr, instr.chmod, env) if instr.chmod else None
     mode = sources_mod.parse_chmod(chmod) if chmod else None
     fs = b.image_fs(ctx.state)
-    owner = sources_mod.parse_chown(chown, fs) if chown else None
+    owner = sources_mod.user_ids(chown, fs) if chown else None
     workdir = ctx.state.cfg.get("WorkingDir") or "/"
     planner = copier.Planner(fs, workdir, owner, mode, hashes=b.hashes)
-    key_extra: list = [name, dest, owner, mode, workdir]
+    key_extra: list = [name, dest, owner, chmod, workdir]
     nsrc = len(sources) + len(instr.inline)
     from_id = None
     if instr.from_:
         frm = b._expand(instr, instr.from_, env)
-        src_fs, from_id = _from_fs(b, ctx, instr, frm)
+        src_fs, from_id = b.source_fs(ctx, instr, frm)
         key_extra.append(from_id)
         found = sources_mod.resolve_sources(src_fs, sources, name)
         kind = _summary_kind(nsrc, found)
@@ -51,14 +50,20 @@ def do_copy(b, ctx: StageCtx, instr: CopyInstr):
             is_url = re.match(r"^[a-z][a-z0-9+.-]*://", s) is not None
             if is_url and not instr.is_add:
                 raise ValueError(f"source can't be a URL for COPY (use ADD): {s}")
+            if instr.is_add and add_sources.is_git_url(s):
+                raise ValueError(f"{s} is a git repository: ADD of a git source is not supported by jupybox "
+                                 f"build (it runs no git client); clone it into the build context and COPY it")
             if instr.is_add and re.match(r"^https?://", s):
                 downloads.append(s)
-            elif instr.is_add and (is_url or s.startswith("git@")):
+            elif instr.is_add and is_url:
                 raise ValueError(f"{name} source {s!r}: only http(s) URLs are supported")
             else:
                 local.append(s)
-        if instr.checksum and (local or not downloads):
-            raise ValueError("--checksum can only be used with an http(s) source")
+        if instr.checksum:
+            if len(sources) != 1:
+                raise ValueError("checksum can't be specified for multiple sources")
+            if not downloads:
+                raise ValueError("checksum requires HTTP(S) or Git sources")
         found = sources_mod.resolve_sources(b.context, local, name) if local else []
         kind = _summary_kind(nsrc, found)
         if len(found) + len(downloads) + len(instr.inline) > 1 and not dest.endswith("/"):
@@ -77,7 +82,9 @@ def do_copy(b, ctx: StageCtx, instr: CopyInstr):
             data = doc.text()
             if doc.expand:
                 try:
-                    data = b.lexer.process(data, env, raw_escapes=True, skip_quotes=True).word
+                    # BuildKit's rule for bodies: the escape is always "\\" and is removed
+                    # ("\\$HOME" → "$HOME", "\\\\" → "\\"), whatever "# escape=" says
+                    data = Lexer("\\").process(data, env, skip_quotes=True).word
                 except ExpandError as e:
                     raise ValueError(str(e)) from None
             planner.inline(doc.name, data.encode(), dest)
@@ -147,21 +154,3 @@ def _copy_finish(b, ctx: StageCtx, instr: CopyInstr, planner, key_extra: list, k
     new = b.commit(ctx, f"/bin/sh -c #(nop) {what} {kind}:{csum} in {instr.dest} ", layer=layer)
     b.remember(key, new)
     return new, False
-
-
-def _from_fs(b, ctx: StageCtx, instr: CopyInstr, frm: str) -> tuple[ImageFS, str]:
-    idx = b.stage_index(frm)
-    if idx is None and frm.isdigit():
-        idx = int(frm)
-        if idx >= len(b.parsed.stages):
-            raise ValueError(f"invalid --from: stage index {frm} does not exist")
-    if idx is not None:
-        if idx == ctx.stage.index:
-            raise ValueError(f"invalid --from: a stage cannot copy from itself ({frm!r})")
-        state = b.build_stage(idx).state
-        return b.image_fs(state), state.id
-    if frm.lower() == "scratch":
-        return EmptyFS(), "scratch"  # type: ignore[return-value]
-    img = b.image(instr, frm)
-    state = b._state_of(img)
-    return b.image_fs(state), img.id

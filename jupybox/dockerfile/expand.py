@@ -17,21 +17,33 @@ sees verbatim):
   character literal and is removed; the quotes themselves are removed.
 
 :meth:`Lexer.process_words` also splits the result into words on whitespace outside quotes
-(after expansion, so a value with spaces becomes several words, as in Docker). Every result
-records the variable names it looked up (``used``), which the build cache keys on.
+(after expansion, so a value with spaces becomes several words, as in Docker); ``<<`` and the
+blanks after it stay in one word (heredocs, dockerfile 1.16). Every result records the variable
+names it looked up (``used``), which the build cache keys on.
+
+**Limits.** Expansion is linear in what it produces, and may add at most :data:`MAX_GROWTH`
+(128 KiB, the kernel's ``MAX_ARG_STRLEN``: no argument or environment string of a RUN command can
+be longer) to the text of one word: ``ARG A1=${A0}${A0}`` repeated (each value twice the last)
+stops there with an error instead of filling the memory. BuildKit has no such limit.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Mapping
 
+from . import gostrings
+from .shellpattern import Pattern, PatternError, trim_prefix, trim_suffix
+
+MAX_GROWTH = 128 * 1024  # characters variables may add to one word (see the module doc)
 _EOF = ""
 _SPECIAL_PARAMS = set("@*#?-$!0")
+_HEREDOC_BLANKS = ("\t", "\r", " ")
+_RUNS = gostrings.space_runs()
 
 
 class ExpandError(ValueError):
-    """A syntax error in a word (bad substitution, missing quote or brace, ``${X:?}``)."""
+    """A syntax error in a word (bad substitution, missing quote or brace, ``${X:?}``), or a word
+    that grows over :data:`MAX_GROWTH`."""
 
 
 class Expansion:
@@ -44,39 +56,45 @@ class Expansion:
 
 
 class _Words:
-    __slots__ = ("word", "words", "in_word")
+    """Word splitting of the output (BuildKit's wordsStruct), with pieces joined once per word."""
+
+    __slots__ = ("buf", "size", "words", "in_word")
 
     def __init__(self):
-        self.word = ""
+        self.buf: list[str] = []
+        self.size = 0
         self.words: list[str] = []
         self.in_word = False
 
-    def add_char(self, ch: str) -> None:
-        if ch.isspace():
-            if self.in_word and self.word:
-                self.words.append(self.word)
-                self.word = ""
-                self.in_word = False
-        else:
-            self.add_raw_char(ch)
+    def _flush(self) -> None:
+        self.words.append("".join(self.buf))
+        self.buf = []
+        self.size = 0
+        self.in_word = False
 
-    def add_raw_char(self, ch: str) -> None:
-        self.word += ch
-        self.in_word = True
+    def add_char(self, ch: str) -> None:
+        if gostrings.is_space(ch):
+            if self.in_word and self.size:
+                self._flush()
+        else:
+            self.add_raw_string(ch)
 
     def add_string(self, s: str) -> None:
-        for ch in s:
-            self.add_char(ch)
+        for m in _RUNS.finditer(s):
+            if m.group(1) is not None:
+                if self.in_word and self.size:
+                    self._flush()
+            else:
+                self.add_raw_string(m.group(2))
 
     def add_raw_string(self, s: str) -> None:
-        self.word += s
+        self.buf.append(s)
+        self.size += len(s)
         self.in_word = True
 
     def get(self) -> list[str]:
-        if self.word:
-            self.words.append(self.word)
-            self.word = ""
-            self.in_word = False
+        if self.size:
+            self._flush()
         return self.words
 
 
@@ -110,12 +128,20 @@ class _Word:
         self.skip_unset = skip_unset
         self.skip_quotes = skip_quotes
         self.used: set[str] = set()
+        self.budget = MAX_GROWTH
 
     def get_env(self, name: str) -> tuple[str, bool]:
         self.used.add(name)
         if name in self.env:
             return self.env[name], True
         return "", False
+
+    def charge(self, value: str) -> str:
+        """Count what a substitution brings into the word (at every level of nesting)."""
+        self.budget -= len(value)
+        if self.budget < 0:
+            raise ExpandError(f"variables expand to more than {MAX_GROWTH} characters in one word")
+        return value
 
     def process_stop_on(self, stop: str, raw_escapes: bool) -> tuple[str, list[str]]:
         saved = self.raw_escapes
@@ -138,6 +164,10 @@ class _Word:
                 tmp = self.dollar()
                 out.append(tmp)
                 words.add_string(tmp)
+            elif ch == "<":
+                tmp = self.possible_heredoc()
+                out.append(tmp)
+                words.add_raw_string(tmp)
             elif ch == "'" and not self.skip_quotes:
                 tmp = self.single_quote()
                 out.append(tmp)
@@ -150,18 +180,30 @@ class _Word:
                 ch = sc.next()
                 if ch == self.esc:
                     if self.raw_escapes:
-                        words.add_raw_char(ch)
+                        words.add_raw_string(ch)
                         out.append(ch)
                     ch = sc.next()
                     if ch == _EOF:
                         break
-                    words.add_raw_char(ch)
+                    words.add_raw_string(ch)
                 else:
                     words.add_char(ch)
                 out.append(ch)
         if stop != _EOF:
             raise ExpandError(f"unexpected end of statement while looking for matching {stop}")
         return "".join(out), words.get()
+
+    def possible_heredoc(self) -> str:
+        """``<<`` and the blanks after it stay with the word that follows (``RUN << EOF``)."""
+        sc = self.sc
+        sc.next()
+        if sc.peek() != "<":
+            return "<"
+        sc.next()
+        out = ["<<"]
+        while sc.peek() in _HEREDOC_BLANKS and sc.peek() != _EOF:
+            out.append(sc.next())
+        return "".join(out)
 
     def single_quote(self) -> str:
         sc = self.sc
@@ -213,18 +255,30 @@ class _Word:
         out = []
         while sc.peek() != _EOF:
             ch = sc.peek()
-            if not out and ch.isdigit():
-                while sc.peek() != _EOF and sc.peek().isdigit():
+            if not out and ch.isdecimal():
+                while sc.peek() != _EOF and sc.peek().isdecimal():
                     out.append(sc.next())
                 return "".join(out)
             if not out and ch in _SPECIAL_PARAMS:
                 return sc.next()
-            if not (ch.isalpha() or ch.isdigit() or ch == "_"):
+            if not (ch.isalpha() or ch.isdecimal() or ch == "_"):
                 break
             out.append(sc.next())
         return "".join(out)
 
+    def _word_until(self, stop: str, raw_escapes: bool, missing: str) -> str:
+        try:
+            return self.process_stop_on(stop, raw_escapes)[0]
+        except ExpandError:
+            if self.sc.peek() == _EOF:
+                raise ExpandError(f"syntax error: missing '{missing}'" if missing == "}" else
+                                  "syntax error: missing '/' in ${}") from None
+            raise
+
     def dollar(self) -> str:
+        return self.charge(self._dollar())
+
+    def _dollar(self) -> str:
         sc = self.sc
         sc.next()
         if sc.peek() != "{":
@@ -254,116 +308,58 @@ class _Word:
             null_is_unset = True
             ch = sc.next()
             chs += ch
-            if ch not in "+-?#%" or ch == _EOF:
-                # buildkit falls through to the word, then rejects the modifier
-                try:
-                    self.process_stop_on("}", False)
-                except ExpandError:
-                    if sc.peek() == _EOF:
-                        raise ExpandError("syntax error: missing '}'") from None
-                    raise
+            if ch in ("#", "%"):
+                # ${VAR:#x} looks like bash but is none of its forms: BuildKit refuses it
                 raise ExpandError(f"unsupported modifier ({chs}) in substitution")
-        if ch in ("+", "-", "?", "#", "%"):
-            try:
-                word, _ = self.process_stop_on("}", ch in "#%")
-            except ExpandError:
-                if sc.peek() == _EOF:
-                    raise ExpandError("syntax error: missing '}'") from None
-                raise
-            value, found = self.get_env(name)
-            if self.skip_unset and not found:
-                return "${" + name + chs + word + "}"
-            if ch == "-":
-                return word if (not found or (null_is_unset and value == "")) else value
-            if ch == "+":
-                return "" if (not found or (null_is_unset and value == "")) else word
-            if ch == "?":
-                if not found:
-                    raise ExpandError(f"{name}: {word or 'is not allowed to be unset'}")
-                if null_is_unset and value == "":
-                    raise ExpandError(f"{name}: {word or 'is not allowed to be empty'}")
-                return value
-            greedy = False
-            if word and word[0] == ch:
-                greedy = True
-                word = word[1:]
-            if ch == "%":
-                return _trim_suffix(word, value, greedy)
-            return _trim_prefix(word, value, greedy)
-        if ch == "/":
-            replace_all = sc.peek() == "/"
-            if replace_all:
-                sc.next()
-            try:
-                pattern, _ = self.process_stop_on("/", True)
-            except ExpandError:
-                if sc.peek() == _EOF:
-                    raise ExpandError("syntax error: missing '/' in ${}") from None
-                raise
-            try:
-                repl, _ = self.process_stop_on("}", True)
-            except ExpandError:
-                if sc.peek() == _EOF:
-                    raise ExpandError("syntax error: missing '}'") from None
-                raise
-            value, found = self.get_env(name)
-            if self.skip_unset and not found:
-                return "${%s/%s/%s}" % (name, pattern, repl)
-            rx = _pattern_regex(pattern, True, False)
-            if replace_all:
-                return rx.sub(lambda _m: repl, value)
-            return rx.sub(lambda _m: repl, value, count=1)
-        if ch == _EOF:
+        if ch == "/" and not null_is_unset:
+            return self._replace(name)
+        if ch == _EOF and not null_is_unset:
             raise ExpandError("syntax error: missing '}'")
+        if ch not in ("+", "-", "?", "#", "%") and not null_is_unset:
+            raise ExpandError(f"unsupported modifier ({chs}) in substitution")
+        word = self._word_until("}", ch in "#%", "}")
+        value, found = self.get_env(name)
+        if self.skip_unset and not found:
+            return "${" + name + chs + word + "}"
+        if ch == "-":
+            return word if (not found or (null_is_unset and value == "")) else value
+        if ch == "+":
+            return "" if (not found or (null_is_unset and value == "")) else word
+        if ch == "?":
+            if not found:
+                raise ExpandError(f"{name}: {word or 'is not allowed to be unset'}")
+            if null_is_unset and value == "":
+                raise ExpandError(f"{name}: {word or 'is not allowed to be empty'}")
+            return value
+        if ch in ("#", "%"):
+            greedy = word[:1] == ch
+            if greedy:
+                word = word[1:]
+            try:
+                return trim_suffix(word, value, greedy) if ch == "%" else trim_prefix(word, value, greedy)
+            except PatternError as e:
+                raise ExpandError(str(e)) from None
         raise ExpandError(f"unsupported modifier ({chs}) in substitution")
 
-
-def _pattern_regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern:
-    """A shell glob (``*``, ``?``, ``\\`` escapes; no brackets) as a regex, like buildkit."""
-    out = ["^"] if anchored else []
-    star = ".*" if greedy else ".*?"
-    i = 0
-    n = len(pattern)
-    while i < n:
-        tok = pattern[i]
-        i += 1
-        if tok == "*":
-            out.append(star)
-        elif tok == "?":
-            out.append(".")
-        elif tok == "\\":
-            if i < n and pattern[i] in "}/":
-                continue
-            if i >= n or pattern[i] not in "*?\\":
-                raise ExpandError(f"invalid pattern ({pattern}) in substitution: invalid escape "
-                                  f"'\\{pattern[i] if i < n else ''}'")
-            out.append(re.escape(pattern[i]))
-            i += 1
-        else:
-            out.append(re.escape(tok))
-    return re.compile("".join(out))
-
-
-def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    m = _pattern_regex(pattern, greedy, True).search(value)
-    return value[m.end():] if m else value
-
-
-def _reverse_pattern(pattern: str) -> str:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern[i] == "\\" and i + 1 < len(pattern):
-            out.append(pattern[i:i + 2])
-            i += 2
-        else:
-            out.append(pattern[i])
-            i += 1
-    return "".join(reversed(out))
-
-
-def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
-    return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
+    def _replace(self, name: str) -> str:
+        """``${VAR/pattern/repl}``, ``${VAR//pattern/repl}``. The replacement is literal text: BuildKit's
+        replace-all reads ``$1`` in it as a regex group (Go's ReplaceAllString), which its
+        documentation does not say and its first-match form does not do."""
+        sc = self.sc
+        replace_all = sc.peek() == "/"
+        if replace_all:
+            sc.next()
+        pattern = self._word_until("/", True, "/")
+        repl = self._word_until("}", True, "}")
+        value, found = self.get_env(name)
+        if self.skip_unset and not found:
+            return "${%s/%s/%s}" % (name, pattern, repl)
+        try:
+            return Pattern(pattern).replace(value, repl, replace_all, limit=max(self.budget, 0))
+        except PatternError as e:
+            if "over" in str(e):
+                raise ExpandError(f"variables expand to more than {MAX_GROWTH} characters in one word") from None
+            raise ExpandError(str(e)) from None
 
 
 class Lexer:
@@ -376,11 +372,13 @@ class Lexer:
                 skip_unset: bool = False, skip_quotes: bool = False) -> Expansion:
         """``skip_quotes``: quotes are plain characters (heredoc bodies); ``raw_escapes``: escape
         characters are kept; ``skip_unset``: unset variables stay as written."""
+        text = gostrings.valid_text(text)  # Go's scanner reads a stray byte as U+FFFD
         w = _Word(self, text, env, raw_quotes, raw_escapes, skip_unset, skip_quotes)
         try:
             word, words = w.process_stop_on(_EOF, raw_escapes)
         except ExpandError as e:
-            raise ExpandError(f"failed to process {text!r}: {e}") from None
+            shown = text if len(text) <= 200 else text[:200] + "..."
+            raise ExpandError(f"failed to process {shown!r}: {e}") from None
         return Expansion(word, words, w.used)
 
     def process_word(self, text: str, env: Mapping[str, str]) -> str:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 
 from ..errors import BuildError
-from .parser import Dockerfile, Heredoc, Node, parse_heredoc
+from .heredocs import HeredocError, parse_heredoc
+from .mounts import MountError, check_from
+from .nodes import Dockerfile, Heredoc, Node
+from .suggest import with_hint
 
 INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
@@ -26,29 +29,35 @@ def _err(node: Node, message: str) -> BuildError:
 
 
 class Flags:
-    """``--name=value`` / ``--name`` flags of one instruction (BuildKit's BFlags)."""
+    """``--name=value`` / ``--name`` flags of one instruction (BuildKit's BFlags: its messages,
+    a repeatable ``lists`` flag, booleans as ``--link``, ``--link=true`` or ``--link=false``)."""
 
-    def __init__(self, node: Node, strings=(), bools=()):
-        self.values: dict[str, str | bool] = {}
-        seen = set()
+    def __init__(self, node: Node, strings=(), bools=(), lists=()):
+        self.values: dict[str, str | bool | list[str]] = {}
+        known = tuple(strings) + tuple(bools) + tuple(lists)
         for raw in node.flags:
-            name, eq, value = raw[2:].partition("=")
-            if name in seen:
-                raise _err(node, f"Duplicate flag specified: {name}")
-            seen.add(name)
+            if raw == "--":
+                break
+            if not raw.startswith("--"):
+                raise _err(node, f"arg should start with -- : {raw}")
+            flag, eq, value = raw.partition("=")
+            name = flag[2:]
+            if name not in known:
+                raise _err(node, with_hint(f"unknown flag: {flag}", name, known))
+            if name in self.values and name not in lists:
+                raise _err(node, f"duplicate flag specified: {flag}")
             if name in bools:
-                if not eq:
-                    self.values[name] = True
-                elif value.lower() in ("true", "false"):
-                    self.values[name] = value.lower() == "true"
-                else:
-                    raise _err(node, f"expecting boolean value for flag {name}, not: {value}")
-            elif name in strings:
-                if not eq:
-                    raise _err(node, f"Missing a value on flag: {name}")
-                self.values[name] = value
+                if eq and value == "":
+                    raise _err(node, f"missing a value on flag: {flag}")
+                if value.lower() not in ("true", "false", ""):
+                    raise _err(node, f"expecting boolean value for flag {flag}, not: {value}")
+                self.values[name] = value.lower() != "false"
+            elif not eq:
+                raise _err(node, f"missing a value on flag: {flag}")
+            elif name in lists:
+                self.values.setdefault(name, []).append(value)
             else:
-                raise _err(node, f"Unknown flag: {name}")
+                self.values[name] = value
 
     def get(self, name: str, default=None):
         return self.values.get(name, default)
@@ -100,6 +109,7 @@ class ShellForm(Instruction):
 
 class RunInstr(ShellForm):
     network: str | None
+    mounts: list[str]  # the --mount values as written (expanded when the step runs: .mounts)
 
 
 class CmdInstr(ShellForm):
@@ -121,9 +131,10 @@ class CopyInstr(Instruction):
     from_: str | None = None
     chown: str | None
     chmod: str | None = None
-    link: bool
+    link: bool  # COPY --link: the same layer here (layers never depend on the one below)
     is_add: bool = False
     checksum: str | None
+    unpack: bool | None  # ADD --unpack: None extracts local archives only
 
 
 class EnvInstr(Instruction):
@@ -225,6 +236,13 @@ def _health_interval(node: Node, flags: Flags, name: str) -> int:
     return d
 
 
+def _heredoc(word: str) -> Heredoc | None:
+    try:
+        return parse_heredoc(word)
+    except HeredocError:
+        return None  # BuildKit's MustParseHeredoc
+
+
 def _shell_form(cls, node: Node, **extra):
     return cls(node=node, args=list(node.args), json=node.json, heredocs=list(node.heredocs), **extra)
 
@@ -245,17 +263,23 @@ def from_node(node: Node) -> Instruction:
             name = ""
         return FromInstr(node=node, base=a[0], stage_name=name, platform=flags.get("platform"))
     if cmd == "run":
-        flags = Flags(node, strings=("network", "mount", "security"))
-        if flags.get("mount") is not None:
-            raise _err(node, "RUN --mount is not supported by jupybox build")
+        flags = Flags(node, strings=("network", "security", "device"), lists=("mount",))
         if flags.get("security") is not None:
             raise _err(node, "RUN --security is not supported by jupybox build")
+        if flags.get("device") is not None:
+            raise _err(node, "RUN --device is not supported by jupybox build")
         net = flags.get("network")
         if net is not None and net not in ("none", "host", "default"):
-            raise _err(node, f"unsupported network mode {net!r} (none, host, default)")
+            raise _err(node, f'invalid network mode "{net}"')
+        mounts = list(flags.get("mount") or [])
+        for m in mounts:
+            try:
+                check_from(m)
+            except MountError as e:
+                raise _err(node, str(e)) from None
         if not a:
             raise _err(node, "RUN requires at least one argument")
-        return _shell_form(RunInstr, node, network=net)
+        return _shell_form(RunInstr, node, network=net, mounts=mounts)
     if cmd in ("cmd", "entrypoint"):
         Flags(node)
         cls = CmdInstr if cmd == "cmd" else EntrypointInstr
@@ -270,19 +294,23 @@ def from_node(node: Node) -> Instruction:
     if cmd in ("copy", "add"):
         is_add = cmd == "add"
         if is_add:
-            flags = Flags(node, strings=("chown", "chmod", "checksum"), bools=("link",))
+            flags = Flags(node, strings=("chown", "chmod", "checksum"), bools=("link", "keep-git-dir", "unpack"),
+                          lists=("exclude",))
         else:
-            flags = Flags(node, strings=("chown", "chmod", "from"), bools=("link",))
+            flags = Flags(node, strings=("chown", "chmod", "from"), bools=("link", "parents"), lists=("exclude",))
+        for unsupported in ("exclude", "parents"):
+            if flags.get(unsupported) is not None:
+                raise _err(node, f"{cmd.upper()} --{unsupported} is not supported by jupybox build")
         if len(a) < 2:
             raise _err(node, f"{cmd.upper()} requires at least two arguments, but only one was provided. "
                              f"Destination could not be determined")
         dest = a[-1]
-        if not node.json and parse_heredoc(dest) is not None:
+        if not node.json and _heredoc(dest) is not None:
             raise _err(node, f"{cmd.upper()} cannot accept a heredoc as a destination")
         docs = {h.name: h for h in node.heredocs}
         sources, inline = [], []
         for src in a[:-1]:
-            h = parse_heredoc(src) if not node.json else None
+            h = _heredoc(src) if not node.json else None
             if h is not None and h.name in docs:
                 inline.append(docs[h.name])
             else:
@@ -290,7 +318,7 @@ def from_node(node: Node) -> Instruction:
         chmod = flags.get("chmod")
         return CopyInstr(node=node, sources=sources, inline=inline, dest=dest, from_=flags.get("from"),
                          chown=flags.get("chown"), chmod=chmod, link=bool(flags.get("link")), is_add=is_add,
-                         checksum=flags.get("checksum"))
+                         checksum=flags.get("checksum"), unpack=flags.get("unpack"))
     if cmd in ("env", "label"):
         Flags(node)
         pairs = list(node.kv or [])
@@ -383,11 +411,8 @@ def from_node(node: Node) -> Instruction:
         for h in node.heredocs:
             expr += "\n" + h.content + h.name
         return OnbuildInstr(node=node, expression=expr)
-    import difflib
-
-    suggestion = difflib.get_close_matches(node.keyword.upper(), INSTRUCTIONS, n=1, cutoff=0.6)
-    hint = f" (did you mean {suggestion[0].lower()}?)" if suggestion else ""
-    raise _err(node, f"unknown instruction: {node.keyword}{hint}")
+    raise _err(node, with_hint(f"unknown instruction: {node.keyword}", node.keyword,
+                               [i.lower() for i in INSTRUCTIONS], case_sensitive=False))
 
 
 def parse_stages(df: Dockerfile) -> ParsedFile:

@@ -9,8 +9,10 @@
     [3/4] COPY app.py /app/  CACHED
     [4/4] CMD ["python3", "/app/app.py"]  CACHED
 
-Multi-stage builds prefix the stage (``[builder 2/5]``). ``plain`` and ``auto`` print the RUN
-output live, ``quiet`` prints nothing until an error, and then the failing step's output.
+Multi-stage builds prefix the stage (``[builder 2/5]``). ``plain`` prints the RUN output live,
+``tty`` shows it on one line rewritten in place (the step's lines stay, its output goes; a failing
+step's output is printed whole), ``auto`` is ``tty`` on a terminal and ``plain`` elsewhere,
+``quiet`` prints nothing until an error, and then the failing step's output.
 """
 
 from __future__ import annotations
@@ -21,13 +23,20 @@ import threading
 MAX_INSTRUCTION = 100
 
 
+CLEAR_LINE = "\r\x1b[2K"
+
+
 class Printer:
     def __init__(self, mode: str = "auto", out=None, err=None, multi_stage: bool = False):
-        self.mode = mode
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        if mode == "auto":
+            isatty = getattr(self.out, "isatty", None)
+            mode = "tty" if isatty is not None and isatty() else "plain"
+        self.mode = mode
         self.multi = multi_stage
         self.pending = False
+        self.inplace = False  # tty: an output line is shown, to be rewritten
         self.lock = threading.Lock()
 
     def _w(self, text: str) -> None:
@@ -54,21 +63,31 @@ class Printer:
                 if self.pending:
                     self._w("\n")
                     self.pending = False
-                self._w(f"  | {ev.line}\n")
+                if self.mode == "tty":
+                    self._w(f"{CLEAR_LINE}  | {ev.line[:MAX_INSTRUCTION]}")
+                    self.inplace = True
+                else:
+                    self._w(f"  | {ev.line}\n")
             elif ev.kind == "end":
                 if quiet:
                     return
                 status = "CACHED" if ev.cached else f"{ev.duration:.2f}s"
+                if self.inplace:
+                    self._w(CLEAR_LINE)
+                    self.inplace = False
                 if self.pending:
                     self._w(f"  {status}\n")
                     self.pending = False
                 else:
                     self._w(f"  => {status}\n")
             elif ev.kind == "error":
+                if self.inplace:
+                    self._w(CLEAR_LINE)
+                    self.inplace = False
                 if self.pending:
                     self._w("\n")
                     self.pending = False
-                if quiet and ev.output:
+                if (quiet or self.mode == "tty") and ev.output:
                     self.err.write(self._label(ev) + "\n")
                     for line in ev.output:
                         self.err.write(f"  | {line}\n")
@@ -76,6 +95,9 @@ class Printer:
             elif ev.kind == "info":
                 if quiet and not ev.message.startswith("[Warning]"):
                     return
+                if self.inplace:
+                    self._w("\n")
+                    self.inplace = False
                 if self.pending:
                     self._w("\n")
                     self.pending = False

@@ -2,8 +2,9 @@
 every container; the builder never forks (it may run in a notebook kernel).
 
 The runner gives the container the image's Env (plus the step's ARGs), WorkingDir and User, no
-entrypoint, ``--network none`` or ``host``, and the step's output on one pipe whose lines are
-handed to ``on_output`` by a reader thread. The caller takes the
+entrypoint, ``--network none`` or ``host``, the step's mounts (``volumes``: ``SRC:DST[:ro]`` binds,
+``tmpfs``: ``DST:OPTIONS``), and the step's output on one pipe whose lines are handed to
+``on_output`` by a reader thread. The caller takes the
 layer from :attr:`RunResult.upper` and then calls :meth:`Runner.remove`.
 """
 
@@ -68,7 +69,7 @@ class Runner:
         self.root = os.fspath(root)
 
     def run(self, image_id: str, argv: list[str], *, env: dict[str, str], network: str = "none",
-            volumes: list[str] | None = None, on_output=None) -> RunResult:
+            volumes: list[str] | None = None, tmpfs: list[str] | None = None, on_output=None) -> RunResult:
         raise NotImplementedError
 
     def remove(self, result: RunResult) -> None:
@@ -77,9 +78,9 @@ class Runner:
     def close(self) -> None:
         pass
 
-    def _spec_opts(self, env, network, volumes) -> dict:
+    def _spec_opts(self, env, network, volumes, tmpfs=None) -> dict:
         return {"env": dict(env), "network": network, "entrypoint": [], "volumes": list(volumes or []),
-                "init": True}
+                "tmpfs": list(tmpfs or []), "init": True}
 
 
 class ServiceRunner(Runner):
@@ -89,7 +90,7 @@ class ServiceRunner(Runner):
 
     kind = "service"
 
-    def run(self, image_id, argv, *, env, network="none", volumes=None, on_output=None) -> RunResult:
+    def run(self, image_id, argv, *, env, network="none", volumes=None, tmpfs=None, on_output=None) -> RunResult:
         from .. import api
 
         previous = {}
@@ -97,13 +98,13 @@ class ServiceRunner(Runner):
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 previous[sig] = signal.signal(sig, _interrupt)
         try:
-            return self._run(api, image_id, argv, env, network, volumes, on_output)
+            return self._run(api, image_id, argv, self._spec_opts(env, network, volumes, tmpfs), on_output)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _run(self, api, image_id, argv, env, network, volumes, on_output) -> RunResult:
-        c = api.create(image_id, argv, root=self.root, **self._spec_opts(env, network, volumes))
+    def _run(self, api, image_id, argv, options: dict, on_output) -> RunResult:
+        c = api.create(image_id, argv, root=self.root, **options)
         r, w = os.pipe()
         try:
             c.start(stdout=w, stderr=w, attach=True)

@@ -26,36 +26,100 @@ def _lookup(fs: ImageFS | None, path: str, name: str, field_no: int) -> list[str
     return None
 
 
-def parse_chown(spec: str, fs: ImageFS | None) -> tuple[int, int]:
-    """``user[:group]`` (names or numbers) → (uid, gid), looked up in the image being built."""
+def user_ids(spec: str, fs: ImageFS | None, strict: bool = True) -> tuple[int, int]:
+    """``user[:group]`` (names or numbers) → (uid, gid), looked up in the image being built, as
+    BuildKit does for ``--chown`` and WORKDIR: a user named alone brings its primary group from
+    /etc/passwd, a number alone is also the group. ``strict``: a name not found is an error (else
+    0, BuildKit's choice everywhere; docker's classic builder refuses it for --chown)."""
     user, sep, group = spec.partition(":")
     if not user:
-        raise ValueError(f"invalid --chown {spec!r}")
+        raise ValueError(f"invalid user {spec!r}")
     if user.isdigit():
-        uid = int(user)
+        uid = gid = int(user)
     else:
         ent = _lookup(fs, "etc/passwd", user, 3)
         if ent is None:
-            raise ValueError(f"unable to find user {user}: no matching entries in passwd file")
-        uid = int(ent[2])
+            if strict:
+                raise ValueError(f"unable to find user {user}: no matching entries in passwd file")
+            uid = gid = 0
+        else:
+            uid, gid = int(ent[2]), int(ent[3])
     if not sep:
-        return uid, uid
+        return uid, gid
     if group.isdigit():
         gid = int(group)
     else:
         ent = _lookup(fs, "etc/group", group, 2)
         if ent is None:
-            raise ValueError(f"unable to find group {group}: no matching entries in group file")
-        gid = int(ent[2])
+            if strict:
+                raise ValueError(f"unable to find group {group}: no matching entries in group file")
+            gid = 0
+        else:
+            gid = int(ent[2])
     return uid, gid
 
 
-def parse_chmod(spec: str) -> int:
-    if not re.fullmatch(r"[0-7]{1,4}", spec or ""):
-        raise ValueError(f"invalid --chmod {spec!r}: an octal mode is expected (e.g. 0755)")
-    return int(spec, 8)
+class Chmod:
+    """``--chmod``: octal (``0755``; also the mode of the parent directories it creates, as in
+    BuildKit) or symbolic as chmod(1) with no umask (``u+x``, ``go-w``, ``a+X``, ``u=rw,g=r``)."""
+
+    _CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[rwxXst]*|[ugo]))+)")
+    _WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007}
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.octal: int | None = None
+        self.clauses: list[tuple[int, list[tuple[str, str]]]] = []
+        bad = ValueError(f"invalid chmod parameter: '{spec}'. it should be octal string and between 0 and 07777")
+        if spec[:1].isdigit():
+            if not re.fullmatch(r"[0-7]+", spec) or int(spec, 8) > 0o7777:
+                raise bad
+            self.octal = int(spec, 8)
+            return
+        for clause in spec.split(","):
+            m = self._CLAUSE.fullmatch(clause)
+            if not m:
+                raise ValueError(f"invalid chmod parameter: '{spec}': invalid syntax")
+            who = 0
+            for w in m.group(1) or "a":
+                who |= 0o7777 if w == "a" else self._WHO[w]
+            ops = re.findall(r"([-+=])([rwxXst]*|[ugo])", m.group(2))
+            self.clauses.append((who, ops))
+
+    def apply(self, mode: int, is_dir: bool) -> int:
+        if self.octal is not None:
+            return self.octal
+        orig = mode
+        for who, ops in self.clauses:
+            for op, perms in ops:
+                bits = 0
+                if perms in ("u", "g", "o"):  # copy another class's bits
+                    src = (mode >> {"u": 6, "g": 3, "o": 0}[perms]) & 7
+                    bits = (src << 6 | src << 3 | src) & who & 0o777
+                else:
+                    for p in perms:
+                        if p == "r":
+                            bits |= 0o444
+                        elif p == "w":
+                            bits |= 0o222
+                        elif p == "x" or (p == "X" and (is_dir or orig & 0o111 or op == "-")):
+                            bits |= 0o111
+                        elif p == "s":
+                            bits |= 0o6000
+                        elif p == "t":
+                            bits |= 0o1000
+                    bits &= who
+                if op == "+":
+                    mode |= bits
+                elif op == "-":
+                    mode &= ~bits
+                else:  # "=": the class's bits are replaced (the sticky bit only by "t")
+                    mode = (mode & ~(who & 0o6777)) | bits
+        return mode & 0o7777
 
 
+def parse_chmod(spec: str) -> Chmod:
+    return Chmod(spec)
 
 
 def _in_scope(fs: SourceFS, base: str) -> str:

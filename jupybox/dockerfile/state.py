@@ -34,7 +34,13 @@ def platform_args() -> dict[str, str]:
 
 
 def canonical_json(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    text = json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # bytes of a Dockerfile that is not UTF-8: U+FFFD, as Go's JSON writes them
+        from .gostrings import valid_text
+
+        return valid_text(text).encode()
 
 
 def now_rfc3339() -> str:

@@ -31,8 +31,9 @@ What is hidden:
   (:attr:`HostRoot.fresh_dirs`), like a new root; ``/proc``, ``/sys`` and ``/dev`` are set up by
   the runtime as for any image.
 
-Config: ``Env`` has ``PATH`` with the running Python's bin directory first (the virtualenv's,
-then the base interpreter's), then ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin``;
+Config: ``Env`` has ``PATH`` with the running Python's bin directories first (the virtualenv's,
+then the base interpreter's, each only where it is not a standard directory: see
+:func:`host_path_env`), then ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin``;
 ``Cmd`` is ``["/bin/sh"]``. The image id is a sha256 of the binds, symlinks, masks and config, so
 it is stable for a given machine and Python (and differs between virtualenvs).
 """
@@ -132,19 +133,24 @@ def host_hidden_dirs(store_root: str | os.PathLike | None = None) -> list[str]:
     return []
 
 
-def host_path_env() -> str:
-    dirs = []
-    for prefix in python_prefixes():
-        d = os.path.join(prefix, "bin")
-        if d not in dirs:
-            dirs.append(d)
-    exe_dir = os.path.dirname(os.path.abspath(sys.executable)) if sys.executable else None
-    if exe_dir and exe_dir not in dirs and not any(exe_dir == d for d in STANDARD_PATH.split(":")):
-        dirs.append(exe_dir)
-    for d in STANDARD_PATH.split(":"):
-        if d not in dirs:
-            dirs.append(d)
-    return ":".join(dirs)
+def host_path_env(prefix: str | None = None, base_prefix: str | None = None, executable: str | None = None) -> str:
+    """The host image's PATH: the running Python's directories first (the virtualenv's ``bin``,
+    the base interpreter's, the interpreter's own), each only where it is not one of the standard
+    directories, then the standard directories in their standard order. With Debian's own Python
+    (base prefix ``/usr``) that is ``VENV/bin`` then the standard PATH: ``/usr/bin`` stays behind
+    ``/usr/local/bin``, as on the host. Arguments default to the running interpreter's."""
+    prefix = prefix if prefix is not None else sys.prefix
+    base_prefix = base_prefix if base_prefix is not None else sys.base_prefix
+    executable = executable if executable is not None else sys.executable
+    standard = STANDARD_PATH.split(":")
+    first: list[str] = []
+    candidates = [os.path.join(os.path.abspath(prefix), "bin"), os.path.join(os.path.abspath(base_prefix), "bin")]
+    if executable:
+        candidates.append(os.path.dirname(os.path.abspath(executable)))
+    for d in candidates:
+        if d not in first and d not in standard:
+            first.append(d)
+    return ":".join(first + standard)
 
 
 def host_architecture() -> str:

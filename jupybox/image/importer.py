@@ -24,10 +24,10 @@ import sys
 import zlib
 
 from ..errors import StoreError, UsageError
-from . import digest as dg
+from . import gc
 from .host import host_architecture
-from .layer import unpack_layer
 from .model import Image, now_rfc3339
+from .nospace import reported_as
 from .reference import parse_reference
 
 CHANGE_INSTRUCTIONS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER",
@@ -199,33 +199,47 @@ def import_rootfs(store, source, ref: str | None = None, changes=(), message: st
         src_name = os.fspath(source)
         if not os.path.exists(src_name):
             raise UsageError(f"open {src_name}: no such file or directory")
-    with store.lease():
-        tmp_path, fd = store._tmp_file("import-")
-        try:
-            sink = _BlobSink(fd, compression)
-            info = unpack_layer(source, lambda i: str(store.layers_root / dg.hex_of(i.diff_id)),
-                                tmp_dir=store.tmp, tee=sink)
-            sink.finish()
-            os.fsync(fd)
-        except BaseException:
-            try:
-                os.unlink(tmp_path)
-            except OSError:
-                pass
-            os.close(fd)
-            raise
+    try:
+        with reported_as("import"), store.lease():
+            return _import(store, source, src_name, refs, cfg, message, compression)
+    except BaseException:
+        gc.after_failure(store)  # a layer committed before the failure: nothing half-written stays
+        raise
+
+
+def _import(store, source, src_name: str, refs: list[str], cfg: dict, message: str | None, compression: str) -> Image:
+    tmp_path, fd = store.tmp_file("import")
+    try:
+        sink = _BlobSink(fd, compression)
+        info = store.layers.unpack(source, tee=sink)
+        sink.finish()
+        os.fsync(fd)
         blob_digest = info.diff_id if compression == "none" else sink.digest
-        store._adopt_blob(tmp_path, blob_digest, fd)
-        created = now_rfc3339()
-        config = {
-            "architecture": host_architecture(),
-            "os": "linux",
-            "created": created,
-            "config": cfg,
-            "rootfs": {"type": "layers", "diff_ids": [info.diff_id]},
-            "history": [{"created": created, "created_by": "",
-                         "comment": message if message else f"Imported from {src_name}"}],
-        }
-        if message:
-            config["comment"] = message
-        return store.create_image(config, [blob_digest], refs)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except OSError:
+            pass
+        os.close(fd)
+        raise
+    try:
+        store.blobs.adopt(tmp_path, blob_digest, fd)  # closes fd
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except OSError:
+            pass
+        raise
+    created = now_rfc3339()
+    config = {
+        "architecture": host_architecture(),
+        "os": "linux",
+        "created": created,
+        "config": cfg,
+        "rootfs": {"type": "layers", "diff_ids": [info.diff_id]},
+        "history": [{"created": created, "created_by": "",
+                     "comment": message if message else f"Imported from {src_name}"}],
+    }
+    if message:
+        config["comment"] = message
+    return store.create_image(config, [blob_digest], refs)

@@ -775,6 +775,9 @@ def load_ipython_extension(ip) -> None:
     magics = JupyboxMagics(shell=ip)
     ip.register_magics(magics)
     ip._jupybox_magics = magics
+    from .compose_magic import register as register_compose
+
+    register_compose(ip)  # %%compose / %compose
 
 
 def unload_ipython_extension(ip) -> None:
@@ -784,6 +787,9 @@ def unload_ipython_extension(ip) -> None:
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("container", None)
     ip.magics_manager.magics["cell"].pop("dockerfile", None)
+    from .compose_magic import unregister as unregister_compose
+
+    unregister_compose(ip)
     try:
         ip.configurables.remove(magics)
     except ValueError:

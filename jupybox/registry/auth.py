@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AuthError, RegistryError
+from ..image.blobs import renamed_into_place
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
@@ -176,20 +177,12 @@ class AuthFile:
     def _write(self, data: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=str(self.path.parent))
-        try:
+        with renamed_into_place(tmp, self.path), os.fdopen(fd, "w") as f:
             os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent="\t")
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+            json.dump(data, f, indent="\t")
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     def _find_key(self, auths: dict, registry: str) -> str | None:
         want = normalize_registry(registry)

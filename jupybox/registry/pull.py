@@ -10,7 +10,6 @@ ones, and stored as they were served (their digest is the image's identity).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform as _platform
@@ -19,6 +18,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import RegistryError
+from ..image import gc
+from ..image.nospace import reported_as
 from ..image.reference import parse_reference
 from . import mediatypes as mt
 from .client import Cancelled, Manifest, RegistryClient, check_digest
@@ -243,14 +244,11 @@ def fetch_image(store, client: RegistryClient, repo: str, reference: str, *, pla
     if len(diff_ids) != len(layers):
         raise RegistryError(f"{client.registry}/{repo}: the manifest lists {len(layers)} layers but the config "
                             f"{len(diff_ids)} diff_ids")
-    ensure = getattr(store, "ensure_layer", None) or getattr(store, "_ensure_layer", None)
-    after = None
-    if callable(ensure):
-        by_digest = {l["digest"]: (l, diff) for l, diff in zip(layers, diff_ids)}
+    by_digest = {l["digest"]: (l, diff) for l, diff in zip(layers, diff_ids)}
 
-        def after(d: dict) -> None:
-            desc, diff = by_digest[d["digest"]]
-            ensure(desc, diff)
+    def after(d: dict) -> None:  # unpack each layer as soon as it is here
+        desc, diff = by_digest[d["digest"]]
+        store.ensure_layer(desc, diff)
 
     fetch_blobs(store, client, repo, layers, progress=progress, max_workers=max_workers, after=after)
     if not store.has_blob(m.digest):
@@ -276,21 +274,20 @@ def pull(store, ref: str, *, platform: str | dict | None = None, progress: Progr
     if client is None:
         client = RegistryClient(r.domain, auth=auth, authfile=authfile, transport=transport,
                                 insecure_registries=insecure_registries)
-    # the lease keeps a concurrent gc from collecting the blobs between their write and add_image
-    with _lease(store):
-        try:
-            m = fetch_image(store, client, r.path, r.digest or r.tag, platform=platform, progress=progress,
-                            max_workers=max_workers)
-        finally:
-            if own:
-                client.close()
-        # by digest: name it repo@digest (docker's RepoDigests), and nothing is tagged
-        image = store.add_image(m.digest, [str(r)])
+    try:
+        # the lease keeps a concurrent gc from collecting the blobs between their write and add_image
+        with reported_as("pull"), store.lease():
+            try:
+                m = fetch_image(store, client, r.path, r.digest or r.tag, platform=platform, progress=progress,
+                                max_workers=max_workers)
+            finally:
+                if own:
+                    client.close()
+            # by digest: name it repo@digest (docker's RepoDigests), and nothing is tagged
+            image = store.add_image(m.digest, [str(r)])
+    except BaseException:
+        gc.after_failure(store)  # the blobs and layers of a failed pull do not stay behind
+        raise
     if progress:
         progress({"kind": "done", "ref": str(r), "digest": m.digest, "id": getattr(image, "id", None)})
     return image
-
-
-def _lease(store):
-    lease = getattr(store, "lease", None)
-    return lease() if callable(lease) else contextlib.nullcontext()

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import RegistryError
+from ..errors import ImageNotFound, RegistryError
 from ..image.reference import parse_reference
 from . import mediatypes as mt
 from .client import Cancelled, RegistryClient
@@ -114,7 +114,10 @@ def push(store, ref: str, *, source: str | None = None, progress: ProgressCallba
     return the manifest digest. ``mount_from``: repositories of the same
     registry to try a cross-repository mount from (pulls record them too)."""
     r = parse_reference(ref)
-    image = store.resolve(source or ref)
+    try:
+        image = store.resolve(source or ref, hint=False)
+    except ImageNotFound:
+        raise ImageNotFound(f"An image does not exist locally with the tag: {source or ref}") from None
     mdigest = image.manifest_digest
     data = store.read_blob(mdigest)
     try:

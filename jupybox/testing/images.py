@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,3 +47,32 @@ def import_image(root: str | os.PathLike, tarball: str | os.PathLike, ref: str =
     store = _open_store(root)
     import_rootfs(store, Path(tarball), ref)
     return TestImage(ref=ref, root=root, store=store, tarball=Path(tarball))
+
+
+def store_factory(tmp_path: Path):
+    """``make()`` -> a new empty ImageStore under ``tmp_path`` (store1, store2, ...) at each call."""
+    from jupybox.image.store import ImageStore
+
+    made = []
+
+    def make():
+        root = Path(tmp_path) / f"store{len(made) + 1}"
+        root.mkdir()
+        made.append(root)
+        return ImageStore(root)
+
+    return make
+
+
+@contextlib.contextmanager
+def docker_or_skip(workdir: Path, text: bool = False):
+    """``docker ...`` against a private dockerd (see jupybox.testing.dockerd), or the test skipped."""
+    import pytest
+
+    from .dockerd import DockerdUnavailable, private_dockerd
+
+    try:
+        with private_dockerd(workdir, text=text) as run:
+            yield run
+    except DockerdUnavailable as e:
+        pytest.skip(str(e))

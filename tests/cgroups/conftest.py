@@ -1,4 +1,4 @@
-"""Fixtures for the cgroup tests: a real v1 driver under a unique parent (root only), a fake cgroup2 "kernel"
+"""Fixtures for the cgroup tests: real drivers under a unique parent (root only), a fake cgroup2 "kernel"
 in tmp_path, and helpers that run child processes which attach themselves the way the launcher does."""
 
 from __future__ import annotations
@@ -15,40 +15,30 @@ from jupybox.cgroups import _fs, open_driver
 
 _counter = itertools.count()
 
-# -- real v1 / hybrid ------------------------------------------------------------------------------------
+# -- real cgroups (whatever this machine has: v1/hybrid here, v2 in the v2 guest, tests/v2guest) ----------
 
 
-def _v1_skip_reason() -> str | None:
+def _real_skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root to create cgroups"
     try:
         drv = open_driver(parent="jupybox-probe")
     except Exception as e:  # no cgroup fs at all
         return f"no cgroups: {e}"
-    if drv.version != 1:
-        return f"this machine has cgroup {drv.layout}: the v1 tests need v1/hybrid (v2 is tested on a fake tree)"
     if "memory" not in drv.controllers:
-        return "no v1 memory controller mounted"
+        return f"no memory controller available ({drv.layout})"
     return None
 
 
-V1_SKIP = _v1_skip_reason()
-
-
-def _parent_dirs_left(parent: str) -> list[str]:
-    left = []
-    for d in os.listdir("/sys/fs/cgroup"):
-        p = os.path.join("/sys/fs/cgroup", d, parent)
-        if os.path.isdir(p):
-            left.append(p)
-    return left
+REAL_SKIP = _real_skip_reason()
 
 
 @pytest.fixture
-def v1_driver():
-    """A real driver whose parent is unique to this test (never collides with real containers)."""
-    if V1_SKIP is not None:
-        pytest.skip(V1_SKIP)
+def real_driver():
+    """A real driver for this machine's layout whose parent is unique to this test (never collides
+    with real containers); at teardown every cgroup and the parent must be gone."""
+    if REAL_SKIP is not None:
+        pytest.skip(REAL_SKIP)
     parent = f"jupybox-test-{os.getpid()}-{next(_counter)}"
     drv = open_driver(parent=parent)
     yield drv
@@ -59,8 +49,30 @@ def v1_driver():
         except Exception as e:  # keep cleaning the others
             errors.append(e)
     drv.remove_parent_if_empty()
-    left = _parent_dirs_left(parent)
+    left = [p for p in drv.parent_dirs() if os.path.isdir(p)]
     assert not errors and not left, f"cgroup cleanup failed: {errors} {left}"
+
+
+@pytest.fixture(scope="session")
+def kernel() -> tuple[int, int]:
+    """The running kernel's (major, minor): v2 files came with releases (memory.peak 5.19, cgroup.kill 5.14)."""
+    major, minor = os.uname().release.split("-")[0].split(".")[:2]
+    return int(major), int(minor)
+
+
+@pytest.fixture
+def v1_driver(real_driver):
+    if real_driver.version != 1:
+        pytest.skip(f"this machine has cgroup {real_driver.layout}: these tests are for v1/hybrid")
+    return real_driver
+
+
+@pytest.fixture
+def v2_driver(real_driver):
+    if real_driver.version != 2:
+        pytest.skip(f"this machine has cgroup {real_driver.layout}: these tests need a pure v2 kernel "
+                    "(they run in the v2 guest: tests/v2guest)")
+    return real_driver
 
 
 @pytest.fixture
@@ -101,6 +113,21 @@ def spawn_attached(children):
         return p
 
     return spawn
+
+
+@pytest.fixture
+def spawn_forker(spawn_attached):
+    """spawn_forker(cg): a child in ``cg`` that forks sleepers for ever, at the pids limit too (a
+    shell would exit with 2 at its first failed fork, maybe before the kill a test makes: seen once
+    in CI)."""
+    return lambda cg: spawn_attached(cg, "import time\n"
+                                         "while True:\n"
+                                         "    try:\n"
+                                         "        if os.fork() == 0:\n"
+                                         "            time.sleep(1000)\n"
+                                         "            os._exit(0)\n"
+                                         "    except OSError:\n"
+                                         "        time.sleep(0.001)\n")
 
 
 def read(path: str) -> str:

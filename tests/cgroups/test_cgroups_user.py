@@ -17,6 +17,7 @@ def _v2_tree(tmp_path, controllers: str):
     own.mkdir(parents=True)
     (own / "cgroup.controllers").write_text(controllers + "\n")
     (own / "cgroup.subtree_control").write_text("")
+    (own / "cgroup.procs").write_text("")
     return own
 
 

@@ -145,10 +145,27 @@ def test_attach_kill_remove(fake_v2):
     assert not os.path.exists(os.path.join(kernel.root, "jupybox"))
 
 
-def test_delegated_base(tmp_path):
-    own = tmp_path / "user.slice" / "app.scope"
-    own.mkdir(parents=True)
-    text = "0::/user.slice/app.scope\n"
-    assert delegated_base(str(tmp_path), euid=0, self_cgroup=text) == str(tmp_path)
-    assert delegated_base(str(tmp_path), euid=1000, self_cgroup=text) == str(own)
+def _cgroup_dir(path, delegated: bool):
+    path.mkdir(parents=True)
+    if delegated:  # as root every file is writable: here the files' presence stands for the user's ownership
+        (path / "cgroup.procs").write_text("")
+        (path / "cgroup.subtree_control").write_text("")
+
+
+def test_delegated_base_is_the_top_of_the_delegation(tmp_path):
+    # systemd's layout: user-1000.slice is root's, user@1000.service (Delegate=yes) and below are the user's
+    _cgroup_dir(tmp_path / "user.slice" / "user-1000.slice", delegated=False)
+    service = tmp_path / "user.slice" / "user-1000.slice" / "user@1000.service"
+    _cgroup_dir(service, delegated=True)
+    _cgroup_dir(service / "app.slice" / "app-lab.scope", delegated=True)
+    (service / "app.slice" / "cgroup.procs").write_text("")
+    (service / "app.slice" / "cgroup.subtree_control").write_text("")
+    _cgroup_dir(tmp_path / "user.slice" / "user-1000.slice" / "session-3.scope", delegated=False)
+    own = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-lab.scope\n"
+    assert delegated_base(str(tmp_path), euid=1000, self_cgroup=own) == str(service)
+    assert delegated_base(str(tmp_path), euid=0, self_cgroup=own) == str(tmp_path)
+    # a login session's scope is not delegated: no cgroup of the user's own
+    session = "0::/user.slice/user-1000.slice/session-3.scope\n"
+    assert delegated_base(str(tmp_path), euid=1000, self_cgroup=session) == str(tmp_path)
     assert delegated_base(str(tmp_path), euid=1000, self_cgroup="0::/nowhere\n") == str(tmp_path)
+    assert delegated_base(str(tmp_path), euid=1000, self_cgroup="0::/\n") == str(tmp_path)

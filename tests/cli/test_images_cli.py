@@ -66,7 +66,7 @@ def test_unknown_image_and_bad_import(jupybox_root, tmp_path):
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"this is not a tar archive" * 100)
     r = jb(jupybox_root, "import", bad, "bad:1")
-    assert r.returncode == 125 and len(r.stderr.decode().strip().splitlines()) == 1, r.stderr
+    assert r.returncode == 1 and len(r.stderr.decode().strip().splitlines()) == 1, r.stderr  # docker's code
     r = jb(jupybox_root, "import", tmp_path / "missing.tar", "bad:1")
     assert r.returncode != 0 and b"missing.tar" in r.stderr
 
@@ -79,3 +79,121 @@ def test_save_load_round_trip(jupybox_root, busybox_tar, tmp_path):
     r = jb(jupybox_root, "load", "-i", archive)
     assert r.returncode == 0 and b"Loaded image: rt:1" in r.stdout, r
     assert jb(jupybox_root, "run", "--rm", "rt:1", "true").returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# exit codes, verb by verb, as the docker CLI gives them (20.10, against dockerd 20.10): every
+# error once the arguments parse is 1 (the daemon's "No such image", a conflict, a bad reference
+# or filter, a damaged archive, an unreachable registry), a bad flag is 125. {tmp} is a scratch
+# directory holding "notatar"; bb:1 exists and the container "user" uses it.
+
+EXIT_CODES = [
+    (("rmi", "nosuch"), 1),
+    (("image", "rm", "nosuch"), 1),
+    (("rmi", "bb:1"), 1),  # in use by a container
+    (("tag", "nosuch", "x:1"), 1),
+    (("tag", "bb:1", "BAD"), 1),
+    (("history", "nosuch"), 1),
+    (("image", "inspect", "nosuch"), 1),
+    (("save", "-o", "{tmp}/o.tar", "nosuch"), 1),
+    (("load", "-i", "{tmp}/missing.tar"), 1),
+    (("load", "-i", "{tmp}/notatar"), 1),
+    (("import", "{tmp}/missing.tar", "x:1"), 1),
+    (("import", "{tmp}/notatar", "x:1"), 1),
+    (("pull", "127.0.0.1:1/nosuch:1"), 1),
+    (("push", "127.0.0.1:1/nosuch:1"), 1),
+    (("image", "prune", "-f", "--filter", "bogus=1"), 1),
+    (("image", "prune", "-f", "--filter", "until=notatime"), 1),
+    (("images", "nosuch"), 0),
+    (("images", "--bogus"), 125),
+]
+
+
+def _cases(tmp):
+    (tmp / "notatar").write_bytes(b"not a tar archive" * 100)
+    return [(tuple(a.format(tmp=tmp) for a in args), code) for args, code in EXIT_CODES]
+
+
+def _label(args):
+    return " ".join(a.rsplit("/", 1)[-1] if "/" in a and not a.startswith("127.") else a for a in args)
+
+
+def test_exit_codes_are_dockers(jupybox_root, busybox_tar, tmp_path):
+    assert jb(jupybox_root, "import", busybox_tar, "bb:1").returncode == 0
+    assert jb(jupybox_root, "create", "--name", "user", "bb:1", "true").returncode == 0
+    got = {}
+    for args, want in _cases(tmp_path):
+        r = jb(jupybox_root, *args)
+        got[_label(args)] = (r.returncode, want)
+        if r.returncode:
+            assert len(r.stderr.decode().strip().splitlines()) == 1, (args, r.stderr)
+    assert {k: v for k, v in got.items() if v[0] != v[1]} == {}
+
+
+@pytest.fixture(scope="module")
+def docker_cli(tmp_path_factory):
+    from jupybox.testing.images import docker_or_skip
+
+    with docker_or_skip(tmp_path_factory.mktemp("dockerd"), text=True) as run:
+        yield run
+
+
+def test_the_table_is_what_docker_does(docker_cli, busybox_tar, tmp_path):
+    assert docker_cli("import", str(busybox_tar), "bb:1").returncode == 0
+    assert docker_cli("create", "--name", "user", "--network", "none", "bb:1", "true").returncode == 0
+    got = {}
+    for args, want in _cases(tmp_path):
+        got[_label(args)] = (docker_cli(*args).returncode, want)
+    assert {k: v for k, v in got.items() if v[0] != v[1]} == {}
+
+
+def test_images_shows_host_as_what_it_is(jupybox_root):
+    out = jb(jupybox_root, "images").stdout.decode().splitlines()
+    (host,) = [line.split() for line in out if line.startswith("host ")]
+    assert host[-2:] == ["-", "host"], out  # CREATED, SIZE: not "19 months ago", not 0B
+    (row,) = [json.loads(line) for line in jb(jupybox_root, "images", "--format", "json").stdout.splitlines()]
+    assert row["CreatedSince"] == "-" and row["Size"] == "host"
+
+
+def test_images_by_repository(jupybox_root, busybox_tar):
+    for ref in ("bb:1", "bb:2", "other:1"):
+        assert jb(jupybox_root, "import", busybox_tar, ref).returncode == 0
+    def listed(*pattern):
+        rows = jb(jupybox_root, "images", "--format", "json", *pattern).stdout.splitlines()
+        return sorted(f"{r['Repository']}:{r['Tag']}" for r in map(json.loads, rows))
+    assert listed("bb") == ["bb:1", "bb:2"]
+    assert listed("bb:2") == ["bb:2"]
+    assert listed("b*") == ["bb:1", "bb:2"]
+    assert listed("nosuch") == []
+
+
+def test_missing_image_to_run_says_how_to_get_it(jupybox_root):
+    r = jb(jupybox_root, "run", "--rm", "busybox", "true")
+    err = r.stderr.decode().strip()
+    assert r.returncode == 125 and len(err.splitlines()) == 1, err
+    assert "No such image: busybox" in err and "jupybox pull busybox" in err and "jupybox import" in err
+    r = jb(jupybox_root, "rmi", "busybox")  # the management verbs say only what docker says
+    assert r.stderr.decode().strip() == "jupybox: No such image: busybox"
+
+
+def test_image_prune_as_docker_prints_it(jupybox_root, busybox_tar):
+    assert jb(jupybox_root, "import", busybox_tar, "app:1").returncode == 0
+    old = json.loads(jb(jupybox_root, "image", "inspect", "app:1").stdout)[0]["Id"]
+    assert jb(jupybox_root, "import", busybox_tar, "app:1").returncode == 0  # app:1 moves on: old is dangling
+    r = jb(jupybox_root, "image", "prune", input=b"n\n")  # asks first; anything but y keeps everything
+    assert r.stdout.decode() == ("WARNING! This will remove all dangling images.\n"
+                                 "Are you sure you want to continue? [y/N] Total reclaimed space: 0B\n")
+    r = jb(jupybox_root, "image", "prune", input=b"y\n")
+    out = r.stdout.decode()
+    assert r.returncode == 0 and f"Deleted Images:\ndeleted: {old}\n\nTotal reclaimed space: " in out, out
+    assert out.rstrip().rsplit(" ", 1)[-1].endswith(("B", "kB", "MB"))
+    r = jb(jupybox_root, "image", "prune", "-f")
+    assert r.stdout.decode() == "Total reclaimed space: 0B\n"
+    r = jb(jupybox_root, "image", "prune", "-a", "-f", "--filter", "until=24h")  # made now: kept
+    assert r.stdout.decode() == "Total reclaimed space: 0B\n"
+    r = jb(jupybox_root, "image", "prune", "-a", "-f")
+    lines = r.stdout.decode().splitlines()
+    assert lines[:2] == ["Deleted Images:", "untagged: app:1"] and lines[2].startswith("deleted: sha256:")
+    assert lines[-1].startswith("Total reclaimed space: ") and lines[-1] != "Total reclaimed space: 0B"
+    rows = [json.loads(line) for line in jb(jupybox_root, "images", "--format", "json").stdout.splitlines()]
+    assert [r["Repository"] for r in rows] == ["host"]

@@ -178,7 +178,7 @@ def test_copy_semantics(bb):
     assert (t["owned"].uid, t["owned/a"].uid, t["owned/sub/b"].gid) == (1000, 1000, 1000)
     assert (t["owned-by-name"].uid, t["owned-by-name"].gid) == (1000, 1000)
     assert t["chm/a"].mode == 0o600 and t["chm/sub"].mode == 0o600 and t["chm/f.txt"].mode == 0o600
-    assert t["chm"].mode == 0o755
+    assert t["chm"].mode == 0o600  # BuildKit creates the destination with an octal --chmod's mode too
     assert t["bin/f-in-bin"].kind == "file"
 
 
@@ -448,3 +448,16 @@ def test_context_symlinks_never_lead_outside(bb, tmp_path):
     t = bb.tree(img)
     assert t["y"].digest == __import__("hashlib").sha256(b"in").hexdigest()
     assert not any("secret" in k for k in t)
+
+
+def test_a_dockerfile_that_is_not_utf8_builds_as_buildkit_builds_it(bb):
+    """BuildKit reads bytes: a Latin-1 byte reaches the RUN command as it is, and Go's JSON writes
+    it as U+FFFD in the config."""
+    bb.files({"Dockerfile": b"# caf\xe9\nFROM busybox\nRUN echo -n caf\xe9 > /f\nLABEL k=caf\xe9\n"})
+    img = bb.build()
+    tree = bb.tree(img)
+    import hashlib
+
+    assert tree["f"].digest == hashlib.sha256(b"caf\xe9").hexdigest()
+    assert img.config["config"]["Labels"] == {"k": "caf\ufffd"}
+    assert img.config["history"][-2]["created_by"].endswith("echo -n caf\ufffd > /f")

@@ -199,6 +199,8 @@ def test_copy_variants(stores, tmp_path):
           "COPY --chown=1000:1000 dir /owned\n"
           "COPY --chown=user:user f.txt /owned-by-name/\n"
           "COPY --chown=65534 exec.sh /owned-uid-only\n"
+          # an existing directory: a created one gets the --chmod mode from BuildKit, 0755 from buildah
+          "RUN mkdir /chmodded\n"
           "COPY --chmod=600 f.txt exec.sh /chmodded/\n"
           "COPY f.txt /usr/bin/in-existing-dir\n"
           "COPY . /whole-context/\n")

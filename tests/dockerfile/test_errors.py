@@ -26,7 +26,11 @@ pytestmark = pytest.mark.root
     ("FROM busybox AS a\nCOPY --from=a /x /y\n", 2, "a stage cannot copy from itself"),
     ("FROM busybox AS a\nFROM busybox\nCOPY --from=a /nothere /y\n", 3, "file not found in image"),
     ("FROM busybox\nCOPY --chown=nobody-here a.txt /\n", 2, "unable to find user nobody-here"),
-    ("FROM busybox\nCOPY --chmod=u+x a.txt /\n", 2, "invalid --chmod"),
+    ("FROM busybox\nCOPY --chmod=64a a.txt /\n", 2,
+     "invalid chmod parameter: '64a'. it should be octal string and between 0 and 07777"),
+    ("FROM busybox\nCOPY --chmod=10000 a.txt /\n", 2,
+     "invalid chmod parameter: '10000'. it should be octal string and between 0 and 07777"),
+    ("FROM busybox\nCOPY --chmod=u+q a.txt /\n", 2, "invalid chmod parameter: 'u+q': invalid syntax"),
     ("FROM busybox\nRUN exit 3\n", 2, "RUN exit 3: the command returned a non-zero code: 3"),
     ("FROM busybox\nRUN [\"/no/such/binary\"]\n", 2, "/no/such/binary: no such file or directory"),
     ("FROM busybox\nENV A=${B\n", 2, "ENV A=${B: failed to process"),
@@ -35,7 +39,18 @@ pytestmark = pytest.mark.root
     ("FROM host\n", 1, "cannot be a base image"),
     ("FROM --platform=linux/s390x busybox\n", 1, "only the host platform"),
     ("FROM busybox\nWORKDIR /bin/busybox\n", 2, "exists and is not a directory"),
-    ("FROM busybox\nADD git@github.com:x/y.git /\n", 2, "only http(s) URLs are supported"),
+    ("FROM busybox\nADD git@github.com:x/y.git /\n", 2, "ADD of a git source is not supported"),
+    ("FROM busybox\nADD https://github.com/moby/buildkit.git#v0.10.1 /\n", 2, "is a git repository"),
+    ("FROM busybox\nADD ftp://example.com/x /\n", 2, "only http(s) URLs are supported"),
+    ("FROM busybox\nADD --checksum=sha256:00 a.txt /\n", 2, "checksum requires HTTP(S) or Git sources"),
+    ("FROM busybox\nCOPY --checksum=sha256:00 a.txt /\n", 2, "unknown flag: --checksum"),
+    ("FROM busybox\nRUN --mount=type=ssh true\n", 2, "type=ssh is not supported: jupybox build forwards no SSH"),
+    ("FROM busybox\nRUN --mount=type=bind,source=nothere,target=/x true\n", 2,
+     "mount source 'nothere' not found in the build context"),
+    ("FROM busybox\nRUN --mount=type=cache,target=/ true\n", 2, 'invalid mount target "/"'),
+    ("FROM busybox\nRUN --mount=type=tmpfs,target=/t,uid=1 true\n", 2, 'uid not allowed for "tmpfs" type mounts'),
+    ("FROM busybox\nRUN --mount=type=cache,target=/c,sharing=all true\n", 2,
+     'unsupported sharing value "all"'),
     ("FROM busybox\nCOPY https://example.com/x /\n", 2, "source can't be a URL for COPY"),
     ("FROM busybox\nONBUILD RUN echo\n\nFROM busybox\nRUN ${\n", 5, None),
 ])
@@ -74,6 +89,26 @@ def test_failed_build_keeps_the_cache_of_finished_steps(bb):
     assert bb.cached() == [True, False]
 
 
+@pytest.mark.timeout(120)  # a guard: the quadratic expansion took 18 s for 16 levels, 20 never ended
+def test_arg_doubling_bomb_stops_at_the_expansion_limit(bb):
+    """``ARG A1=${A0}${A0}`` ... : every value twice the last. The build stops with FILE:LINE at the
+    first level over the limit, after keeping every level under it."""
+    from jupybox.dockerfile.expand import MAX_GROWTH
+
+    levels = 20
+    lines = ["FROM scratch", "ARG A0=" + "x" * 16]
+    lines += [f"ARG A{i}=${{A{i - 1}}}${{A{i - 1}}}" for i in range(1, levels + 1)]
+    first_over = next(i for i in range(1, levels + 1) if 16 * 2 ** i > MAX_GROWTH)
+    with pytest.raises(BuildError) as ei:
+        bb.build("\n".join(lines) + "\n")
+    msg = str(ei.value)
+    assert msg.startswith(f"Dockerfile:{first_over + 2}: ARG A{first_over}=${{A{first_over - 1}}}"), msg
+    assert msg.endswith(f"variables expand to more than {MAX_GROWTH} characters in one word")
+    done = [e for e in bb.steps() if e.instruction.startswith("ARG ")]
+    assert len(done) == first_over  # A0 .. A(first_over - 1), the last one MAX_GROWTH characters long
+    assert bb.leftovers() == []
+
+
 def jb(root, *args, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "jupybox", "--root", str(root), *map(str, args)],
@@ -99,9 +134,9 @@ def test_cli_output_and_errors(bb):
     assert "hidden-output" in r.stderr  # quiet: the failing step's output is shown on failure
     assert r.stderr.strip().splitlines()[-1] == \
         "Dockerfile:2: RUN echo hidden-output; exit 5: the command returned a non-zero code: 5"
-    (bb.ctx / "Dockerfile").write_text("FROM busybox\nNOPE\n")
+    (bb.ctx / "Dockerfile").write_text("FROM busybox\nFROBNICATE\n")
     r = jb(bb.root, "build", bb.ctx)
-    assert r.returncode == 1 and r.stderr.strip() == "Dockerfile:2: unknown instruction: NOPE"
+    assert r.returncode == 1 and r.stderr.strip() == "Dockerfile:2: unknown instruction: FROBNICATE"
     r = jb(bb.root, "build", "-f", "-", bb.ctx, input="FROM busybox\nLABEL stdin=1\n")
     assert r.returncode == 0, r.stderr
     r = jb(bb.root, "build", "--network", "bridge", bb.ctx)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import random
+import re
 
 import pytest
 
 from jupybox.dockerfile.context import ContextFS
 from jupybox.dockerfile.dockerignore import Matcher, clean, read_patterns
-from jupybox.dockerfile.expand import ExpandError, Lexer
+from jupybox.dockerfile.expand import MAX_GROWTH, ExpandError, Lexer
+from jupybox.dockerfile.shellpattern import Pattern, trim_prefix
 
 ENV = {"A": "a b", "E": "", "P": "/usr/local/bin/file.tar.gz", "N": "1"}
 
@@ -50,10 +53,72 @@ def test_used_names_are_recorded():
     ("'open", "matching single-quote"), ('"open', "matching double-quote"), ("${UNSET:?must be set}", "must be set"),
     ("${UNSET?}", "is not allowed to be unset"), ("${E:?}", "is not allowed to be empty"),
     ("${A:x}", "unsupported modifier"),
+    # bash-like, but not bash: BuildKit refuses them
+    ("${P:#*/}", r"unsupported modifier \(:#\)"), ("${P:##*/}", r"unsupported modifier \(:#\)"),
+    ("${P:%.*}", r"unsupported modifier \(:%\)"), ("${P:%%.*}", r"unsupported modifier \(:%\)"),
 ])
 def test_expansion_errors(word, message):
     with pytest.raises(ExpandError, match=message):
         Lexer().process_word(word, ENV)
+
+
+def _regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern:
+    """BuildKit's convertShellPatternToRegex, with Python's backtracking re (small inputs only)."""
+    out = ["^"] if anchored else []
+    for t in pattern:
+        out.append((".*" if greedy else ".*?") if t == "*" else "." if t == "?" else re.escape(t))
+    return re.compile("".join(out))
+
+
+def _go_replace_all(rx: re.Pattern, value: str, repl: str) -> str:
+    """Go's ReplaceAllString loop (an empty match right after a match is not replaced: Python's
+    re.sub replaces it)."""
+    out, last, pos = [], 0, 0
+    while pos <= len(value):
+        m = rx.search(value, pos)
+        if m is None:
+            break
+        out.append(value[last:m.start()])
+        if m.end() > last or m.start() == 0:
+            out.append(repl)
+        last = m.end()
+        pos = pos + 1 if pos + 1 > m.end() else m.end()
+    return "".join(out) + value[last:]
+
+
+def test_patterns_match_as_the_regex_does():
+    rnd = random.Random(17)
+    for _ in range(3000):
+        pat = "".join(rnd.choice("ab*?") for _ in range(rnd.randint(1, 6)))
+        val = "".join(rnd.choice("ab\n") for _ in range(rnd.randint(0, 9)))
+        for greedy in (False, True):
+            m = _regex(pat, greedy, True).search(val)
+            assert trim_prefix(pat, val, greedy) == (val[m.end():] if m else val), (pat, val, greedy)
+        rx = _regex(pat, True, False)
+        assert Pattern(pat).replace(val, "<>", False) == rx.sub(lambda _m: "<>", val, count=1), (pat, val)
+        assert Pattern(pat).replace(val, "<>", True) == _go_replace_all(rx, val, "<>"), (pat, val)
+
+
+@pytest.mark.timeout(120)  # a guard only: with a backtracking regex this never ends
+def test_patterns_do_not_backtrack():
+    lx = Lexer()
+    env = {"V": "a" * 100_000}
+    assert lx.process_word("${V#*a*a*a*a*a*a*b}", env) == env["V"]
+    assert lx.process_word("${V%%a*a*a*a*a*a*b}", env) == env["V"]
+    assert lx.process_word("${V//*a*a*a*a*a*b/x}", env) == env["V"]
+
+
+def test_replacement_growth_is_bounded():
+    with pytest.raises(ExpandError, match=f"more than {MAX_GROWTH} characters"):
+        Lexer().process_word("${V//?/$W}", {"V": "a" * 1000, "W": "b" * 1000})
+
+
+def test_expansion_growth_is_bounded_and_counted():
+    lx = Lexer()
+    big = "x" * (MAX_GROWTH // 2)
+    assert len(lx.process_word("${A}${A}", {"A": big})) == MAX_GROWTH
+    with pytest.raises(ExpandError, match=f"more than {MAX_GROWTH} characters"):
+        lx.process_word("${A}${A}x${A}", {"A": big})
 
 
 # ------------------------------------------------------------------------------ .dockerignore

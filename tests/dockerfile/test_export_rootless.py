@@ -13,7 +13,7 @@ import pytest
 
 from jupybox.testing.rootless import unavailable
 
-from jupybox.dockerfile.layers import id_mapper
+from jupybox.dockerfile.upper import id_mapper
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
 
@@ -47,7 +47,7 @@ TAR_MEMBERS = """
 def test_commit_upper_whiteouts_and_user_opaque(user):
     code = TAR_MEMBERS + """
     import json, os, stat, tarfile
-    from jupybox.dockerfile.layers import commit_upper
+    from jupybox.dockerfile.upper import commit_upper
     from jupybox.image import ImageStore
 
     store = ImageStore()

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from jupybox.dockerfile.context import ImageFS
-from jupybox.dockerfile.layers import commit_upper
+from jupybox.dockerfile.upper import commit_upper
 
 pytestmark = pytest.mark.root
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from jupybox.dockerfile import parse
-from jupybox.dockerfile.parser import extract_flags, parse as parse_text, parse_heredoc, parse_words
+from jupybox.dockerfile.arguments import extract_flags, parse_words
+from jupybox.dockerfile.heredocs import parse_heredoc
+from jupybox.dockerfile.parser import parse as parse_text
 from jupybox.errors import BuildError
 
 
@@ -117,16 +119,16 @@ def test_stages_and_meta_args():
 
 @pytest.mark.parametrize("text,line,message", [
     ("FROM x\nFOO bar\n", 2, "unknown instruction: FOO"),
-    ("FROM x\nRNU echo\n", 2, "did you mean run?"),
+    ("FROM x\nRNU echo\n", 2, "(did you mean RUN?)"),
     ("RUN echo\nFROM x\n", 1, "no build stage in current context"),
     ("FROM x y\n", 1, "FROM requires either one or three arguments"),
     ("FROM x AS 1bad\n", 1, "invalid name for build stage"),
     ("FROM x AS a\nFROM y AS A\n", 2, "duplicate stage name"),
     ("FROM x\nCOPY onlyone\n", 2, "COPY requires at least two arguments"),
-    ("FROM x\nCOPY --bogus=1 a b\n", 2, "Unknown flag: bogus"),
-    ("FROM x\nCOPY --from a b\n", 2, "Missing a value on flag: from"),
-    ("FROM x\nCOPY --chown=1 --chown=2 a b\n", 2, "Duplicate flag specified: chown"),
-    ("FROM x\nADD --from=y a b\n", 2, "Unknown flag: from"),
+    ("FROM x\nCOPY --bogus=1 a b\n", 2, "unknown flag: --bogus"),
+    ("FROM x\nCOPY --from a b\n", 2, "missing a value on flag: --from"),
+    ("FROM x\nCOPY --chown=1 --chown=2 a b\n", 2, "duplicate flag specified: --chown"),
+    ("FROM x\nADD --from=y a b\n", 2, "unknown flag: --from"),
     ("FROM x\nWORKDIR\n", 2, "WORKDIR requires exactly one argument"),
     ("FROM x\nUSER\n", 2, "USER requires exactly one argument"),
     ("FROM x\nEXPOSE\n", 2, "EXPOSE requires at least one argument"),
@@ -140,7 +142,9 @@ def test_stages_and_meta_args():
     ("FROM x\nONBUILD ONBUILD RUN x\n", 2, "Chaining ONBUILD"),
     ("FROM x\nONBUILD FROM y\n", 2, "isn't allowed as an ONBUILD trigger"),
     ("FROM x\nONBUILD BOGUS y\n", 2, "unknown instruction: BOGUS"),
-    ("FROM x\nRUN --mount=type=cache,target=/x true\n", 2, "RUN --mount is not supported"),
+    ("FROM x\nRUN --mount=from=$x,target=/x true\n", 2, "'from' doesn't support variable expansion"),
+    ("FROM x\nRUN --mont=type=tmpfs,target=/x true\n", 2, "unknown flag: --mont (did you mean mount?)"),
+    ("FROM x\nRUN --network=bridge true\n", 2, 'invalid network mode "bridge"'),
     ("FROM x\nARG =v\n", 2, "ARG names can not be blank"),
     ("FROM x\nCOPY a <<EOF\nx\nEOF\n", 2, "cannot accept a heredoc as a destination"),
 ])
@@ -184,3 +188,55 @@ def test_apply_changes_uses_the_dockerfile_rules():
                      ("ENV A", "ENV must have two arguments"), ("STOPSIGNAL NOPE", "invalid signal")):
         with pytest.raises(UsageError, match=why):
             apply_changes([bad])
+
+
+# ------------------------------------------------------------------------------ as BuildKit reads them
+
+
+def test_whitespace_after_heredoc_operator():
+    """dockerfile 1.16: blanks between << and the name."""
+    ns = nodes("FROM x\nRUN << EOF\necho hi > /x\nEOF\nRUN <<- EOF\n\techo two\n\tEOF\nRUN << -EOF\nbody\n-EOF\n"
+               "RUN <<  EOF  > foo\nEOF\n")
+    assert [(n.cmd, [(h.name, h.text()) for h in n.heredocs]) for n in ns[1:]] == [
+        ("run", [("EOF", "echo hi > /x\n")]), ("run", [("EOF", "echo two\n")]), ("run", [("-EOF", "body\n")]),
+        ("run", [("EOF", "")])]
+
+
+def test_flags_use_the_escape_directive():
+    ns = nodes("# escape=`\nFROM x\nRUN --mount=type=cache,target=C:\\Users\\x\\cache dir\n"
+               "COPY --chown=a`b c /d\n")
+    assert ns[1].flags == ["--mount=type=cache,target=C:\\Users\\x\\cache"] and ns[1].args == ["dir"]
+    assert ns[2].flags == ["--chown=ab"]
+
+
+@pytest.mark.parametrize("sep", ["\r", "\v", "\f", "\x1c", "\x85", "\u2028"])
+def test_lines_end_only_at_newline(sep):
+    ns = nodes(f"FROM x\nRUN echo a{sep}b\nCMD c\n")
+    assert [n.cmd for n in ns] == ["from", "run", "cmd"]
+    assert ns[1].args == [f"echo a{sep}b"]
+
+
+def test_a_dockerfile_that_is_not_utf8_is_read():
+    df = parse_text(b"# caf\xe9\nFROM x\nRUN echo caf\xe9 > /f\nLABEL k=caf\xe9\n")
+    run = df.nodes[1]
+    assert run.args[0].encode("utf-8", "surrogateescape") == b"echo caf\xe9 > /f"
+
+
+@pytest.mark.parametrize("text,json_form,args", [
+    ('CMD ["a", NaN]', False, ['["a", NaN]']),
+    ("CMD [Infinity]", False, ["[Infinity]"]),
+    ("CMD [-Infinity]", False, ["[-Infinity]"]),
+    ("CMD [1e400]", False, ["[1e400]"]),
+    ('CMD ["\\ud800"]', True, ["\ufffd"]),
+    ('CMD ["\\ud83d\\ude00"]', True, ["\U0001f600"]),
+])
+def test_json_as_go_reads_it(text, json_form, args):
+    n = nodes(f"FROM x\n{text}\n")[1]
+    assert (n.json, n.args) == (json_form, args)
+
+
+def test_line_length_limit_counts_bytes():
+    ok = "FROM x\nLABEL a=" + "é" * ((65535 - 8) // 2) + "\n"
+    assert nodes(ok)[1].cmd == "label"
+    with pytest.raises(BuildError, match=r"^Dockerfile:2: dockerfile line greater than max allowed size of 65535$"):
+        parse_text("FROM x\nLABEL a=" + "é" * (65536 // 2) + "\n")

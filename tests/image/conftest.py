@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from jupybox.testing import images
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -34,3 +36,18 @@ def image_store(tmp_path):
     return ImageStore(tmp_path / "root")
 
 
+@pytest.fixture
+def store_factory(tmp_path):
+    return images.store_factory(tmp_path)
+
+
+@pytest.fixture
+def store(store_factory):
+    return store_factory()
+
+
+@pytest.fixture(scope="module")
+def docker_cli(tmp_path_factory):
+    """``docker ...`` against a private dockerd started for the module (Debian's docker.io, 20.10)."""
+    with images.docker_or_skip(tmp_path_factory.mktemp("dockerd")) as run:
+        yield run

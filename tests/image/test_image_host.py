@@ -58,3 +58,23 @@ def test_store_knows_host(tmp_path):
     assert h.is_host and store.list()[-1].id == h.id
     assert store.resolve(h.short_id).is_host and store.resolve(h.id).is_host
     assert store.layer_dirs(h) == []
+
+
+STANDARD = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_path_with_debians_own_python():
+    """A venv over /usr's Python: the standard order after the venv's bin (/usr/bin must not
+    jump ahead of /usr/local/bin)."""
+    assert host.host_path_env("/work/app/.venv", "/usr", "/work/app/.venv/bin/python3") == \
+        "/work/app/.venv/bin:" + STANDARD
+    assert host.host_path_env("/usr", "/usr", "/usr/bin/python3") == STANDARD  # no venv at all
+
+
+def test_path_with_a_pyenv_like_python():
+    base = "/root/.pyenv/versions/3.11.7"
+    assert host.host_path_env("/work/app/.venv", base, "/work/app/.venv/bin/python") == \
+        f"/work/app/.venv/bin:{base}/bin:" + STANDARD
+    assert host.host_path_env(base, base, f"{base}/bin/python3.11") == f"{base}/bin:" + STANDARD
+    # an interpreter outside its prefix's bin (a symlinked launcher) is reachable too
+    assert host.host_path_env(base, base, "/opt/py/bin/python3") == f"{base}/bin:/opt/py/bin:" + STANDARD

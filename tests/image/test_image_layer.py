@@ -13,7 +13,8 @@ import pytest
 
 from jbx_image_helpers import IS_ROOT, d, f, hard, make_tar, member, needs_overlay, needs_root, sym
 from jupybox.errors import DigestMismatch, StoreError, UnsafeArchive
-from jupybox.image.layer import _FastTarInfo, detect_compression, extract_layer, unpack_layer
+from jupybox.image.layer import detect_compression, extract_layer, unpack_layer
+from jupybox.image.tarheader import FastTarInfo
 
 
 def sha(b: bytes) -> str:
@@ -333,7 +334,7 @@ def test_fast_header_parser_matches_tarfile():
                     a = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
                 except tarfile.HeaderError:
                     continue
-                b = _FastTarInfo.frombuf(block, "utf-8", "surrogateescape")
+                b = FastTarInfo.frombuf(block, "utf-8", "surrogateescape")
                 for k in ("name", "mode", "uid", "gid", "size", "mtime", "chksum", "type", "linkname",
                           "uname", "gname", "devmajor", "devminor"):
                     assert getattr(a, k) == getattr(b, k), (ti.name, fmt, k)

@@ -3,9 +3,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -13,7 +15,13 @@ from jbx_image_helpers import d, f, make_tar, member, needs_overlay, rootfs_tar
 from jupybox.errors import Conflict, DigestMismatch, ImageNotFound, StoreError, UsageError
 from jupybox.image import import_rootfs
 from jupybox.image import mediatypes as mt
+from jupybox.image import scratch
 from jupybox.paths import Layout
+
+def dead_writers_entry(kind: str) -> str:
+    """A tmp/ name of the store's scheme whose writer is gone (this pid, another start time)."""
+    return re.sub(r"-s\d+-", "-s1-", scratch.name(kind))
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -80,8 +88,15 @@ def test_import_list_tag_resolve_rmi(imported):
 
 
 def test_resolve_errors(image_store):
-    with pytest.raises(ImageNotFound, match="^No such image: nothere$"):
+    # a name says how to get the image (as `docker run` would pull it); an id, and docker's
+    # management verbs (hint=False), say only what is missing
+    with pytest.raises(ImageNotFound, match=r"^No such image: nothere \(get it with `jupybox pull nothere`, "
+                                            r"or make it with `jupybox import ROOTFS.tar nothere`\)$"):
         image_store.resolve("nothere")
+    with pytest.raises(ImageNotFound, match="^No such image: nothere$"):
+        image_store.resolve("nothere", hint=False)
+    with pytest.raises(ImageNotFound, match="^No such image: 0123abcd$"):
+        image_store.resolve("0123abcd")
     with pytest.raises(UsageError, match="must be lowercase"):
         image_store.resolve("NotHere")
     assert image_store.resolve("host").is_host and image_store.resolve("host:latest").is_host
@@ -285,10 +300,11 @@ def test_crash_leftovers_found_and_repaired(image_store):
     assert store.check() == []
     # a crash mid-write: tmp garbage; a truncated blob; a layer dir that never got committed;
     # an index entry whose manifest is gone
-    (store.tmp / "blob-123-abc").write_bytes(b"half a blob")
-    (store.tmp / "layer-xyz").mkdir()
-    (store.tmp / "layer-xyz" / "f").write_text("half a layer")
-    (store.tmp / "index-1-2").write_text("{")
+    blob, layer, index = dead_writers_entry("blob"), dead_writers_entry("layer"), dead_writers_entry("index")
+    (store.tmp / blob).write_bytes(b"half a blob")
+    (store.tmp / layer).mkdir()
+    (store.tmp / layer / "f").write_text("half a layer")
+    (store.tmp / index).write_text("{")
     lblob = store.blob_path(a.layers[0]["digest"])
     lblob.write_bytes(lblob.read_bytes()[:1000])
     os.system(f"rm -rf {store.layer_path(b_img.diff_ids[0])}")
@@ -299,7 +315,7 @@ def test_crash_leftovers_found_and_repaired(image_store):
     store.index_path.write_text(json.dumps(idx))
     problems = store.check()
     text = "\n".join(problems)
-    for needle in ("tmp/blob-123-abc", "tmp/layer-xyz", "tmp/index-1-2", f"corrupt blob {a.layers[0]['digest']}",
+    for needle in (f"tmp/{blob}", f"tmp/{layer}", f"tmp/{index}", f"corrupt blob {a.layers[0]['digest']}",
                    f"layer {b_img.diff_ids[0]} is not unpacked", "gone:latest points at a missing manifest"):
         assert needle in text, (needle, problems)
     assert not any(p.endswith("(repaired)") for p in problems)
@@ -313,6 +329,30 @@ def test_crash_leftovers_found_and_repaired(image_store):
     assert store.resolve("a").layer_dirs()
     with pytest.raises(ImageNotFound):
         store.resolve("gone")
+
+
+def test_tmp_entries_of_live_writers_and_of_other_components_stay(image_store):
+    """Only the store's own entries whose writer is gone are garbage: not a live process's (however
+    old), not an unnamed entry that is locked or recent, never another component's (the runtime's)."""
+    store = image_store
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        mine = scratch.name("layer").replace(f"-p{os.getpid()}-s", f"-p{live.pid}-s", 1)
+        start = scratch.start_time(live.pid)
+        mine = re.sub(r"-s\d+-", f"-s{start}-", mine)
+        (store.tmp / mine).mkdir()
+        old = time.time() - 2 * scratch.UNNAMED_MAX_AGE
+        for n in ("layer-build-abc", "rm-0123", "vol-x.1", "blob-legacy-old"):
+            (store.tmp / n).mkdir()
+        os.utime(store.tmp / "rm-0123", (old, old))
+        os.utime(store.tmp / "blob-legacy-old", (old, old))
+        assert [p.name for p in scratch.leftovers(store.tmp)] == ["blob-legacy-old"]
+        assert store.remove_crash_leftovers()["tmp"] == 1
+        assert sorted(os.listdir(store.tmp)) == sorted([mine, "layer-build-abc", "rm-0123", "vol-x.1"])
+    finally:
+        live.kill()
+        live.wait()
+    assert scratch.leftovers(store.tmp) == [store.tmp / mine]  # its writer is gone now
 
 
 def test_check_leaves_locked_tmp_alone(image_store):
@@ -329,9 +369,9 @@ def test_gc(image_store):
     junk = store.write_blob(b"unreferenced")
     tar = make_tar([f("orphan")])
     orphan = store.write_blob(tar)
-    store._ensure_layer({"digest": orphan, "size": len(tar)}, sha(tar))
+    store.ensure_layer({"digest": orphan, "size": len(tar)}, sha(tar))
     assert store.has_layer(sha(tar))
-    (store.tmp / "blob-1-dead").write_bytes(b"x")
+    (store.tmp / dead_writers_entry("blob")).write_bytes(b"x")
     res = store.gc()
     assert res["blobs"] == 2 and res["layers"] == 1 and res["tmp"] == 1 and res["links"] == 0 and res["bytes"] > 0
     assert not store.has_blob(junk) and not store.has_blob(orphan) and not store.has_layer(sha(tar))

@@ -27,15 +27,9 @@ def store(jupybox_root):
 
 @pytest.fixture
 def store_factory(tmp_path):
-    n = [0]
+    from jupybox.testing.images import store_factory
 
-    def make():
-        n[0] += 1
-        root = tmp_path / f"store{n[0]}"
-        root.mkdir()
-        return open_store(root)
-
-    return make
+    return store_factory(tmp_path)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -33,11 +34,18 @@ def serve(manifest: bytes, content_type: str = OCI_MANIFEST, blobs: dict | None 
     return MockTransport(handler)
 
 
+class _Locks:
+    @contextlib.contextmanager
+    def exclusive(self, wait=True):
+        yield False  # as if another writer held a lease: the failed pull's cleanup leaves the store alone
+
+
 class NoStore:
-    """Any store call (but taking the gc lease) means the client went too far."""
+    """Any store call (but the gc locks) means the client went too far."""
+
+    locks = _Locks()
 
     def lease(self):
-        import contextlib
         return contextlib.nullcontext()
 
     def __getattr__(self, name):

@@ -2,16 +2,20 @@
 
 Placement: ``<base>/<parent>/<name>``. As root, base is the cgroup2 root, so the
 parent is a direct child of /sys/fs/cgroup (like docker's cgroupfs driver).
-Not root: base is the caller's own cgroup from /proc/self/cgroup when it is
-writable (a systemd-delegated scope), else the root. A delegated cgroup that
-holds processes cannot enable controllers for its children (the "no internal
-processes" rule): the cgroups then work for attach/kill/cpu usage but limits
+Not root: base is the top of the subtree delegated to the caller (systemd's
+``user@UID.service`` with Delegate=yes: the user owns the directory, its
+cgroup.procs and cgroup.subtree_control), found by walking up from the caller's
+own cgroup (/proc/self/cgroup); the root (and so no cgroups: the process-tree
+driver) when the caller's own cgroup is not delegated. If controllers cannot be
+enabled there (a delegated cgroup that itself holds processes: the "no internal
+processes" rule), the cgroups still work for attach/kill/cpu usage but limits
 raise a CgroupError naming the missing controller. Keep it simple: no systemd
 D-Bus driver.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -19,7 +23,7 @@ import time
 from ...errors import CgroupError
 from ...runtime.spec import Limits
 from .. import _fs
-from ..base import Cgroup, CgroupDriver, CgroupStats, validate_limits
+from ..base import PROCS, Cgroup, CgroupDriver, CgroupStats, validate_limits
 from .cpu import Cpu
 from .memory import Memory
 from .pids import Pids
@@ -31,10 +35,27 @@ FREEZE = "cgroup.freeze"  # since 5.2
 EVENTS = "cgroup.events"  # "populated 0/1", "frozen 0/1"
 WANTED = ("cpu", "memory", "pids")
 PROC_SELF_CGROUP = "/proc/self/cgroup"
+# a cgroup removed under us: gone (ENOENT) or still visible but being destroyed (ENODEV); not a
+# reason to give up a controller
+VANISHED = (errno.ENOENT, errno.ENODEV)
+
+
+def _delegated(cgroup_dir: str) -> bool:
+    """What systemd's Delegate=yes hands the user: the directory, its cgroup.procs (moving
+    processes needs it on the common ancestor) and its cgroup.subtree_control (enabling
+    controllers for the children)."""
+    return all(os.access(p, os.W_OK) for p in (cgroup_dir, os.path.join(cgroup_dir, PROCS),
+                                               os.path.join(cgroup_dir, SUBTREE_CONTROL)))
 
 
 def delegated_base(root: str, euid: int | None = None, self_cgroup: str | None = None) -> str:
-    """Where jupybox's parent goes: ``root`` for root, else the caller's own cgroup if writable."""
+    """Where jupybox's parent goes: ``root`` for root, else the top of the subtree delegated to the
+    caller (its own cgroup and the ancestors it may write, e.g. ``user@1000.service`` for a process
+    in ``user@1000.service/app.slice/x.scope``), or ``root`` when its own cgroup is not delegated.
+
+    Not the caller's own cgroup: it holds processes, so the "no internal processes" rule forbids
+    enabling controllers for children there; the delegation's top holds none (systemd keeps its
+    manager in init.scope), and a move between two cgroups needs the common ancestor's cgroup.procs."""
     if (os.geteuid() if euid is None else euid) == 0:
         return root
     if self_cgroup is None:
@@ -47,8 +68,11 @@ def delegated_base(root: str, euid: int | None = None, self_cgroup: str | None =
         if line.startswith("0::"):
             rel = line[3:].strip().lstrip("/")
             own = os.path.join(root, rel) if rel else root
-            if os.access(own, os.W_OK):
-                return own
+            if own == root or not _delegated(own):
+                return root
+            while os.path.dirname(own) != root and _delegated(os.path.dirname(own)):
+                own = os.path.dirname(own)
+            return own
     return root
 
 
@@ -162,21 +186,20 @@ class V2Driver(CgroupDriver):
 
     def _enable(self, cgroup_dir: str) -> None:
         path = os.path.join(cgroup_dir, SUBTREE_CONTROL)
-        enabled = _split(_fs.read(path))  # FileNotFoundError: parent vanished, create() retries
+        enabled = _split(_fs.read(path))  # ENOENT/ENODEV: the parent vanished, create() retries
         missing = [c for c in WANTED if c in self.controllers and c not in enabled]
         if not missing:
             return
         try:
             _fs.write_raw(path, " ".join("+" + c for c in missing))
             return
-        except FileNotFoundError:
-            raise
-        except OSError:
-            pass
+        except OSError as e:
+            if e.errno in VANISHED:
+                raise
         for c in missing:  # all-or-nothing failed (EBUSY in a delegated cgroup with processes...)
             try:
                 _fs.write_raw(path, "+" + c)
-            except FileNotFoundError:
-                raise
-            except OSError:
+            except OSError as e:
+                if e.errno in VANISHED:
+                    raise
                 self.controllers.discard(c)  # limits on it will raise a clear CgroupError

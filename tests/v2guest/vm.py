@@ -1,0 +1,220 @@
+"""Boot the v2 test guest under qemu (software emulation, TCG: no KVM needed) and collect its results.
+
+The guest's root is a tmpfs holding the host's own system, read-only over 9p (virtio): ``/usr``,
+``/etc`` (with a writable layer: ``useradd`` writes there), the running Python's prefixes, this
+checkout and the test cache (writable layer), each at its host path, so the venv and its editable
+install work unchanged. ``/tmp``, ``/var`` and ``/home`` are a fresh ext4 scratch disk (overlayfs
+needs a real upper filesystem; ext4 has the ``user.*`` xattrs rootless overlayfs uses). The
+results come back through a writable 9p share of a host directory (``out``): ``results.jsonl``
+(one line per test, written as each ends), ``result.json`` (kernel, timings, leftovers),
+``console.log`` (the serial console).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupybox.image.host import host_binds, host_symlinks
+from jupybox.testing import cache_dir
+
+from tests.v2guest.initramfs import REPO, Kernel, find_kernel, initramfs
+
+QEMU = "qemu-system-x86_64"
+GUEST_RUN = REPO / "tests" / "v2guest" / "guest_run.py"
+MEMORY_MB = 2048
+CPUS = 2
+SCRATCH_SIZE = "16G"  # sparse: only what the guest writes takes space
+SCRATCH_DIRS = (("/tmp", "1777"), ("/var", "755"), ("/var/tmp", "1777"), ("/home", "755"))
+DEFAULT_TIMEOUT = 900.0
+
+
+def unavailable() -> str | None:
+    """Why the guest cannot boot here (a skip reason), or None."""
+    if sys.platform != "linux" or os.uname().machine != "x86_64":
+        return "the v2 guest boots an x86_64 Debian kernel"
+    if os.geteuid() != 0:
+        return "needs root: the guest reads the host's system as root does (useradd reads /etc/shadow)"
+    missing = [t for t in (QEMU, "cpio", "mkfs.ext4") if not shutil.which(t)]
+    if missing:
+        return f"needs {', '.join(missing)} (apt: qemu-system-x86 cpio e2fsprogs)"
+    if not os.path.exists("/bin/busybox"):
+        return "needs busybox-static"
+    if find_kernel() is None:
+        return "no kernel with modules in /boot and /lib/modules (apt: linux-image-amd64)"
+    return None
+
+
+@dataclass(frozen=True)
+class Share:
+    host: str
+    guest: str
+    writable_layer: bool = False  # an overlay whose upper layer is on the scratch disk
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def shares() -> list[Share]:
+    """What of the host the guest sees: the host image's read-only system (jupybox.image.host:
+    /usr, /etc, /opt, the Python prefixes), the checkout and the test cache."""
+    wanted = [Share(src, dst, writable_layer=dst == "/etc") for src, dst in host_binds()]
+    wanted.append(Share(str(REPO), str(REPO)))
+    cache = str(cache_dir().resolve())
+    wanted.append(Share(cache, cache, writable_layer=True))
+    out: list[Share] = []
+    for s in sorted(wanted, key=lambda s: s.guest):  # parents first; one under another is covered
+        if not any(_under(s.guest, o.guest) for o in out):
+            out.append(s)
+    return out
+
+
+@dataclass
+class Boot:
+    """One boot of the guest: its extra kernel parameters and the pytest node ids it runs."""
+
+    name: str
+    nodeids: list[str]
+    kernel_args: str = ""
+    pytest_args: list[str] = field(default_factory=lambda: ["--timeout", "300"])
+
+
+@dataclass
+class Outcome:
+    boot: Boot
+    out: Path
+    returncode: int | None  # qemu's; None = killed at the timeout
+    wall: float
+    results: dict  # nodeid -> record (guest_report.py)
+    summary: dict  # result.json (empty if the job never finished)
+
+    def console_tail(self, lines: int = 60) -> str:
+        try:
+            text = (self.out / "console.log").read_text(errors="replace")
+        except OSError:
+            return "(no console log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def problem(self) -> str | None:
+        """What went wrong with the boot itself (not with a test), or None."""
+        fatal = self.out / "fatal"
+        if fatal.exists():
+            return f"the guest's init failed: {fatal.read_text().strip()}"
+        if self.returncode is None:
+            return "the guest did not finish in time (qemu killed)"
+        if not self.summary:
+            return f"the guest's job did not finish (qemu exit {self.returncode})"
+        return None
+
+
+def _plan(boot: Boot, out: Path, job: Path) -> str:
+    shared = shares()
+    venv_bin = os.path.dirname(sys.executable)
+    env = {
+        "PATH": f"{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "PYTHONDONTWRITEBYTECODE": "1",  # the checkout is read-only; the host compiled what it could
+        "JUPYBOX_TEST_CACHE": str(cache_dir().resolve()),
+        "JUPYBOX_TEST_ARTIFACTS": "/out/artifacts",
+    }
+    lines = [
+        "SHARES=" + shlex.quote(" ".join(f"s{i}:{s.guest}:{'overlay' if s.writable_layer else 'ro'}"
+                                         for i, s in enumerate(shared))),
+        "LINKS=" + shlex.quote(" ".join(f"{name}:{target}" for name, target in host_symlinks()
+                                        if not any(_under(name, s.guest) for s in shared))),
+        "SCRATCH=" + shlex.quote(" ".join(f"{p}:{m}" for p, m in SCRATCH_DIRS)),
+        "JOB=" + shlex.quote(f"{sys.executable} {GUEST_RUN} {job}"),
+        *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
+    ]
+    for s in shared + [Share(str(out), "/out")]:
+        if any(c in s.guest + s.host for c in " :,\"'\\"):
+            raise ValueError(f"cannot share {s.host!r}: ' ', ':', ',' and quotes are not allowed in paths")
+    return "\n".join(lines) + "\n"
+
+
+def qemu_argv(kernel: Kernel, initrd: Path, boot: Boot, out: Path, disk: Path) -> list[str]:
+    append = f"console=ttyS0 rdinit=/init panic=-1 loglevel=4 {boot.kernel_args}".strip()
+    argv = [
+        QEMU, "-accel", "tcg,thread=multi", "-cpu", "max", "-m", str(MEMORY_MB), "-smp", str(CPUS),
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-serial", f"file:{out / 'console.log'}",
+        "-kernel", kernel.image, "-initrd", str(initrd), "-append", append,
+        "-drive", f"file={disk},format=raw,if=virtio,cache=unsafe",
+    ]
+    ro = "security_model=none,readonly=on,multidevs=remap"
+    for i, s in enumerate(shares()):
+        argv += ["-virtfs", f"local,path={s.host},mount_tag=s{i},{ro}"]
+    argv += ["-virtfs", f"local,path={out},mount_tag=jbxout,security_model=none"]
+    return argv
+
+
+def run(boot: Boot, out: Path, timeout: float | None = None) -> Outcome:
+    """Boot the guest once, run ``boot``'s tests in it, and read what it wrote to ``out``."""
+    if timeout is None:
+        timeout = float(os.environ.get("JUPYBOX_V2GUEST_TIMEOUT", DEFAULT_TIMEOUT))
+    kernel = find_kernel()
+    if kernel is None:
+        raise RuntimeError("no kernel (apt: linux-image-amd64)")
+    initrd = initramfs(kernel, cache_dir())
+    out.mkdir(parents=True, exist_ok=True)
+    job = {"nodeids": boot.nodeids, "pytest_args": boot.pytest_args, "results": "/out/results.jsonl",
+           "summary": "/out/result.json"}
+    (out / "job.json").write_text(json.dumps(job))
+    (out / "plan.sh").write_text(_plan(boot, out, Path("/out/job.json")))
+    disk = out / "scratch.img"
+    with open(disk, "wb") as f:
+        f.truncate(_size(SCRATCH_SIZE))
+    # no journal: the disk is thrown away after the boot
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", str(disk)], check=True, capture_output=True)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(qemu_argv(kernel, initrd, boot, out, disk), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        qemu_out, _ = proc.communicate(timeout=timeout)
+        returncode: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        qemu_out, _ = proc.communicate()
+        returncode = None
+    finally:
+        disk.unlink(missing_ok=True)
+    wall = time.monotonic() - t0
+    (out / "qemu.log").write_bytes(qemu_out or b"")
+    return Outcome(boot, out, returncode, wall, _results(out / "results.jsonl"), _json(out / "result.json"))
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _results(path: Path) -> dict:
+    out = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # the last line of a guest that died mid-write
+        out[rec["nodeid"]] = rec
+    return out
