@@ -148,3 +148,18 @@ def volumes(*, root=None):
 
 def prune(*, root=None) -> dict:
     return launcher(root).request("prune")["result"]
+
+
+def reset(root=None) -> dict:
+    """Remove the store and everything it made on the host (``jupybox system reset``): its service
+    and containers (killed), bridges, nftables table, cgroups, then the store's directory."""
+    from .service import stop_all
+
+    key = _key(root)
+    with _lock:
+        client = _clients.pop(key, None)
+        _engines.pop(key, None)
+    if client is not None:
+        client.close()
+    stop_all(key)
+    return Engine(key).reset()

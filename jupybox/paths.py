@@ -53,6 +53,25 @@ class Layout:
                 pass
         return self
 
+    def store_id(self) -> str:
+        """This store's identity (``<root>/id``, random, made at first use): what names the bridges
+        and nftables tables it makes on the host (see ``network.ownership``)."""
+        path = self.root / "id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        tmp = self.root / f".id.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(os.urandom(16).hex())
+        try:
+            os.link(tmp, path)  # the first writer wins; a concurrent one reads the winner's
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        return path.read_text().strip()
+
     # -- the store's generation ---------------------------------------------------------------
     # Whatever is made ahead of time for speed (a prewarmed sandbox with an image's layers already
     # mounted, a remembered image resolution) is valid only for the store as it was: ``rmi`` then

@@ -1,4 +1,5 @@
-"""Parsing and printing of sizes the way docker does (``-m 256m``, ``--memory-swap 1g``)."""
+"""Parsing and printing of sizes and durations the way docker does (``-m 256m``, ``--memory-swap
+1g``, ``--health-interval 1m30s``)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,30 @@ def human_size_si(n: int) -> str:
             return f"{n}{unit}" if unit == "B" else f"{n:.3g}{unit}"
         n /= 1000
     return f"{n}"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)")
+_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
+       "h": 3600 * 10**9, "d": 86400 * 10**9, "w": 7 * 86400 * 10**9}
+
+
+def parse_duration(text, days: bool = False) -> int:
+    """Go's time.ParseDuration (``1m30s``, ``500ms``, a sign, a bare ``0``) -> nanoseconds; with
+    ``days``, also the ``d`` and ``w`` units (compose-go's str2duration). ValueError otherwise."""
+    s = str(text).strip()
+    sign = 1
+    if s[:1] in "+-":
+        sign, s = (-1 if s[0] == "-" else 1), s[1:]
+    if s == "0":
+        return 0
+    pos = 0
+    total = 0.0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m or (not days and m.group(2) in ("d", "w")):
+            raise ValueError(f"time: invalid duration {str(text)!r}")
+        total += float(m.group(1)) * _NS[m.group(2)]
+        pos = m.end()
+    if not s:
+        raise ValueError(f"time: invalid duration {str(text)!r}")
+    return sign * int(round(total))

@@ -73,6 +73,14 @@ def _teardown_store(path: Path, node=None) -> None:
     stop_services(path)
     killed = kill_processes_under(path)
     unmounted = cleanup_mounts_under(path)
+    if (path / "networks").exists():  # its bridges and table go with it (as `system reset` does)
+        from jupybox import network
+        from jupybox.paths import Layout
+
+        try:
+            network.networks(Layout(path)).remove_kernel_objects()
+        except Exception:  # noqa: BLE001 - a teardown reports, it does not fail the next test
+            pass
     if node is not None and (killed or unmounted):
         extra = getattr(node, "_jbx_cleaned", [])
         extra += [f"processes: {p}: {c}" for p, c in killed.items()]

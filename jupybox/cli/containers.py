@@ -71,7 +71,12 @@ def _status_text(state) -> str:
 
     s = state.status.value
     if s == "running":
-        return f"Up {ago(age(state.started_at))}"
+        health = (state.health or {}).get("Status")
+        suffix = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}.get(
+            health, "")
+        return f"Up {ago(age(state.started_at))}{suffix}"
+    if s == "exited" and state.restarting:
+        return f"Restarting ({state.exit_code}) {ago(age(state.finished_at))} ago"
     if s == "exited":
         return f"Exited ({state.exit_code}) {ago(age(state.finished_at))} ago"
     return s.capitalize()
@@ -93,7 +98,8 @@ def ps_rows(engine, all_: bool) -> list[dict]:
         rows.append({
             "ID": rec.id, "Image": cfg["image"]["ref"], "Command": shlex.join(cfg["argv"]),
             "CreatedAt": cfg.get("created", ""), "RunningFor": ago(age(cfg.get("created", ""))),
-            "State": state.status.value, "Status": _status_text(state), "Names": rec.name,
+            "State": "restarting" if state.status.value == "exited" and state.restarting else state.status.value,
+            "Status": _status_text(state), "Names": rec.name,
             "ExitCode": state.exit_code, "Pid": state.pid,
             "Ports": ", ".join(published.get(rec.id, [])) if state.status.value == "running" else "",
         })

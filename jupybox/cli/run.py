@@ -58,6 +58,16 @@ def add_run_options(p) -> None:
     p.add_argument("-t", "--tty", action="store_true",
                    help="accepted for docker compatibility: with -i on a terminal the container uses it directly")
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V", help="set metadata")
+    p.add_argument("--restart", help="restart policy: no (default), on-failure[:N], always, unless-stopped")
+    p.add_argument("--health-cmd", help="command to run to check health (in a shell)")
+    p.add_argument("--health-interval", help="time between checks (default 30s)")
+    p.add_argument("--health-timeout", help="maximum time one check may take (default 30s)")
+    p.add_argument("--health-retries", type=int, help="consecutive failures that make it unhealthy (default 3)")
+    p.add_argument("--health-start-period", help="time to start during which failures do not count (default 0s)")
+    p.add_argument("--health-start-interval", help="time between checks during the start period (default 5s)")
+    p.add_argument("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
+    p.add_argument("--stop-signal", help="signal to stop the container (default: the image's, else SIGTERM)")
+    p.add_argument("--stop-timeout", type=int, help="seconds to wait at stop before SIGKILL (default 10)")
 
 
 def options_from_args(args) -> dict:
@@ -74,7 +84,25 @@ def options_from_args(args) -> dict:
         "remove": args.remove, "interactive": args.interactive, "tty": args.tty, "labels": labels,
         "publish": args.publish, "publish_all": args.publish_all, "network_aliases": args.network_alias,
         "dns": args.dns, "add_hosts": args.add_host,
+        "restart": args.restart, "healthcheck": healthcheck_from_args(args),
+        "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
     }
+
+
+def healthcheck_from_args(args) -> dict | None:
+    """docker's --health-* flags -> the API's healthcheck (None: the image's applies)."""
+    if args.no_healthcheck:
+        if args.health_cmd:
+            raise errors.UsageError("--no-healthcheck conflicts with --health-* options")
+        return {"test": ["NONE"]}
+    timing = {"interval": args.health_interval, "timeout": args.health_timeout, "retries": args.health_retries,
+              "start_period": args.health_start_period, "start_interval": args.health_start_interval}
+    if not args.health_cmd:
+        if any(v is not None for v in timing.values()):
+            raise errors.UsageError("--health-* options need --health-cmd (this image's HEALTHCHECK cannot be "
+                                    "changed without its command)")
+        return None
+    return {"test": ["CMD-SHELL", args.health_cmd], **{k: v for k, v in timing.items() if v is not None}}
 
 
 def add_parsers(sub) -> None:
@@ -168,6 +196,16 @@ class _LogTee:
                 os.close(w)
 
 
+def _removed(conn, cid: str) -> None:
+    """Wait until the service has removed an --rm container (its network, cgroup, directory)."""
+    from ..service.client import ServiceDied
+
+    try:
+        conn.event("removed", "id", cid)
+    except ServiceDied:
+        pass  # the next service cleans up what is left
+
+
 def _stdin(interactive: bool) -> tuple[int, bool]:
     if interactive:
         return 0, False
@@ -203,6 +241,8 @@ def _foreground(ctx, op: str, stdin: int, tee: bool, **request) -> int:
             for signum in held:
                 forward(signum)
             event = conn.event("exit", "id", reply["id"])
+        if request.get("spec", {}).get("remove"):
+            _removed(conn, reply["id"])
         code = event.get("exit_code")
         return 255 if code is None else code
     finally:

@@ -34,19 +34,33 @@ def _error(what: str, e: Exception) -> errors.RuntimeFailure:
     return errors.RuntimeFailure(f"{what}: {msg}")
 
 
-def ensure(name: str, gateway: str, prefixlen: int, mac: str) -> None:
-    """The bridge ``name`` exists, is up and has ``gateway/prefixlen``; forwarding is on."""
+def ensure(name: str, gateway: str, prefixlen: int, mac: str, alias: str = "", ports: list[str] = ()) -> bool:
+    """The bridge ``name`` exists (with ``alias``: its owner, see ``ownership``), is up and has
+    ``gateway/prefixlen``; forwarding is on. ``ports``: veths to put back on it when it had to be
+    made again (someone deleted it while containers ran). True if it was made now."""
     ipr = _iproute()
+    made = False
     try:
         idx = ipr.link_lookup(ifname=name)
         if not idx:
             try:
                 ipr.link("add", ifname=name, kind="bridge", address=mac)
+                made = True
             except Exception as e:  # noqa: BLE001 - pyroute2's NetlinkError carries .code
                 if getattr(e, "code", None) != errno.EEXIST:
                     raise _error(f"creating bridge {name}", e) from None
             idx = ipr.link_lookup(ifname=name)
         index = idx[0]
+        if alias:
+            ipr.link("set", index=index, ifalias=alias)
+        if made:
+            for port in ports:
+                pidx = ipr.link_lookup(ifname=port)
+                if pidx:
+                    try:
+                        ipr.link("set", index=pidx[0], master=index)
+                    except Exception:  # noqa: BLE001 - a veth going away meanwhile
+                        pass
         have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)}
         if gateway not in have:
             try:
@@ -61,6 +75,21 @@ def ensure(name: str, gateway: str, prefixlen: int, mac: str) -> None:
     # source: allowed by route_localnet (and masqueraded, see nat.py)
     _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
     _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+    return made
+
+
+def aliases() -> dict[str, str]:
+    """link name -> alias, for the links of this namespace that have one."""
+    ipr = _iproute()
+    try:
+        out = {}
+        for ln in ipr.get_links():
+            alias = ln.get_attr("IFLA_IFALIAS")
+            if alias:
+                out[ln.get_attr("IFLA_IFNAME")] = alias
+        return out
+    finally:
+        ipr.close()
 
 
 def delete(name: str) -> None:

@@ -59,6 +59,11 @@ def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 def host_routes() -> list[tuple[int, int]]:
     """The IPv4 routes of this network namespace (``/proc/net/route``), default route excluded."""
+    return [(net, prefix) for net, prefix, _dev in routes()]
+
+
+def routes() -> list[tuple[int, int, str]]:
+    """(network, prefix, device) of the IPv4 routes of this namespace, default route excluded."""
     out = []
     try:
         with open("/proc/net/route") as f:
@@ -72,7 +77,7 @@ def host_routes() -> list[tuple[int, int]]:
                 if m == 0:
                     continue
                 prefix = bin(m).count("1")
-                out.append((dest & mask(prefix), prefix))
+                out.append((dest & mask(prefix), prefix, parts[0]))
     except OSError:
         pass
     return out

@@ -207,26 +207,56 @@ class Networks:
                     except errors.JupyboxError:
                         pass
                 raise
+        self.layout.bump_generation()
         return net
 
     def _ensure_kernel(self, net: dict, nets: dict, force: bool = False) -> int:
-        """The bridge's index, after making it (and the NAT table) if this namespace lacks it."""
+        """The bridge's index, after making it (and the NAT table) if this namespace lacks it: at the
+        network's first use, or after someone deleted it (it comes back with its subnet, and the
+        veths of the containers still running are put back on it)."""
         index = netlink.link_index(net["bridge"])
         if index and not force:
             return index
         nat.nft_binary()  # before any kernel object: a missing nft is a one-line error
-        from . import bridge
+        from . import bridge, ownership
 
-        bridge.ensure(net["bridge"], net["gateway"], int(net["subnet"].split("/")[1]), net["mac"])
+        collect_orphans(self.layout)  # the subnet may be held by the bridge of a store that is gone
+        sub, prefix = ipam.parse_cidr(net["subnet"])
+        for rnet, rprefix, dev in ipam.routes():
+            if dev != net["bridge"] and ipam.overlaps((sub, prefix), (rnet, rprefix)):
+                raise errors.RuntimeFailure(
+                    f"network {net['name']}: its subnet {net['subnet']} is already routed through {dev} "
+                    f"({ipam.cidr(rnet, rprefix)}): remove that, or this network (`jupybox network rm`)")
+        ports = [ep["veth"] for ep in net["endpoints"].values() if alive(ep)]
+        bridge.ensure(net["bridge"], net["gateway"], prefix, net["mac"], alias=ownership.bridge_alias(self.layout),
+                      ports=ports)
         self._apply_table(nets)
         return netlink.link_index(net["bridge"])
+
+    def remove_kernel_objects(self) -> dict:
+        """Every bridge and the table this store made in this namespace (``system reset``)."""
+        from . import bridge
+
+        gone = {"bridges": [], "tables": []}
+        with self.lock():
+            for net in self.load_all().values():
+                if netlink.link_index(net["bridge"]):
+                    bridge.delete(net["bridge"])
+                    gone["bridges"].append(net["bridge"])
+            if _have_nft() and self.table in nat.tables():
+                nat.delete_table(self.table)
+                gone["tables"].append(self.table)
+        return gone
 
     def _apply_table(self, nets: dict) -> None:
         """Replace the NAT table with what the state says (live endpoints only)."""
         present = [n for n in nets.values() if netlink.link_index(n["bridge"])]
         published = [(p, ep["ip"]) for n in present for ep in n["endpoints"].values() if alive(ep)
                      for p in ep.get("ports", [])]
-        nat.run(nat.render(self.table, [{"bridge": n["bridge"], "subnet": n["subnet"]} for n in present], published))
+        from . import ownership
+
+        nat.run(nat.render(self.table, [{"bridge": n["bridge"], "subnet": n["subnet"]} for n in present], published,
+                           comment=ownership.table_comment(self.layout)))
 
     def remove(self, name: str) -> None:
         if name in BUILTIN:
@@ -248,6 +278,7 @@ class Networks:
             del nets[net["name"]]
             if _have_nft():
                 self._apply_table(nets)
+        self.layout.bump_generation()
 
     # -- containers ----------------------------------------------------------------------------
     def container_networks(self, rec) -> list[dict]:
@@ -530,9 +561,12 @@ class Networks:
     def prune(self, existing: set[str]) -> dict:
         """Reconcile everything with the live containers: endpoints, reservations, map elements,
         veths on our bridges. ``existing``: ids of the containers that still exist."""
+        orphans = collect_orphans(self.layout, force=True)
         if not self.dir.exists():
-            return {}
+            return {"orphans": orphans} if any(orphans.values()) else {}
         result = {"endpoints": [], "veths": []}
+        if any(orphans.values()):
+            result["orphans"] = orphans
         with self.lock():
             nets = self.load_all()
             if not nets:
@@ -565,6 +599,24 @@ class Networks:
                     self._apply_table(nets)
                 self._sync_peers(nets, set(nets))
         return result
+
+
+_collected: set[str] = set()
+
+
+def collect_orphans(layout, force: bool = False) -> dict:
+    """The bridges and tables of stores that are gone (see ``ownership``): once per process and
+    store unless ``force`` (prune, reset)."""
+    key = str(layout.root)
+    if key in _collected and not force:
+        return {}
+    _collected.add(key)
+    from . import ownership
+
+    try:
+        return ownership.collect(keep_id=layout.store_id())
+    except OSError:
+        return {}
 
 
 def veth_name(cid: str, network_id: str) -> str:

@@ -67,8 +67,9 @@ def _element(port: dict, ip: str) -> tuple[str, str, str]:
     return "pub_any", f"{proto} . {hport}", value
 
 
-def render(table: str, networks: list[dict], published: list[tuple[dict, str]]) -> str:
-    """The whole table for these networks (``bridge``, ``subnet``) and published ports."""
+def render(table: str, networks: list[dict], published: list[tuple[dict, str]], comment: str = "") -> str:
+    """The whole table for these networks (``bridge``, ``subnet``) and published ports; ``comment``
+    names its owner (see ``ownership``)."""
     head = f"table ip {table} {{}}\ndelete table ip {table}\n"
     if not networks:
         return head
@@ -78,6 +79,8 @@ def render(table: str, networks: list[dict], published: list[tuple[dict, str]]) 
         maps[name].append(f"{k} : {v}")
     types = {"pub_addr": "ipv4_addr . inet_proto . inet_service", "pub_any": "inet_proto . inet_service"}
     out = [head + f"table ip {table} {{"]
+    if comment:
+        out.append(f'  comment "{_quote(comment)}"')
     for name, elems in maps.items():
         out.append(f"  map {name} {{ type {types[name]} : ipv4_addr . inet_service;")
         if elems:
@@ -104,6 +107,37 @@ def render(table: str, networks: list[dict], published: list[tuple[dict, str]]) 
     out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "/").replace('"', "'")[:127]
+
+
+def tables() -> list[str]:
+    """The names of the jupybox tables of this network namespace."""
+    import subprocess
+
+    try:
+        out = subprocess.run([nft_binary(), "list", "tables", "ip"], capture_output=True, text=True).stdout
+    except OSError:
+        return []
+    return [line.split()[-1] for line in out.splitlines() if line.startswith("table ip jupybox_")]
+
+
+def table_comment(table: str) -> str | None:
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run([nft_binary(), "list", "table", "ip", table], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    m = re.search(r'^\s*comment "([^"]*)"', out, re.M)
+    return m.group(1) if m else None
+
+
+def delete_table(table: str) -> None:
+    run(f"table ip {table} {{}}\ndelete table ip {table}\n")
 
 
 def add_ports(table: str, published: list[tuple[dict, str]], stale: list[tuple[dict, str]] = ()) -> None:

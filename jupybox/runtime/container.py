@@ -92,6 +92,9 @@ class Container:
 
     def wait(self, timeout: float | None = None) -> int:
         """Block until the container exits; return its exit code (docker's convention)."""
+        if self._last is not None and "exit_code" in self._last:
+            code = self._last.get("exit_code")  # seen already (start() forgets it)
+            return code if code is not None else -1
         client = self._client()
         if client.has_exit(self.id) or client.started(self.id):
             result = client.wait_exit(self.id, timeout)
@@ -184,6 +187,10 @@ class Container:
     def inspect(self) -> dict:
         return inspect_record(self._engine, self._record)
 
+    def log_paths(self) -> tuple[str, str]:
+        """Where its stdout and stderr are logged (for a reader that follows them)."""
+        return str(self._record.stdout_log), str(self._record.stderr_log)
+
     def ports(self) -> dict:
         """Published ports while it runs: {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}."""
         return network_settings(self._engine, self._record)["Ports"]
@@ -206,9 +213,28 @@ def stdio_fds(stdin, stdout, stderr):
 
 
 def _docker_status(state: State) -> str:
+    if state.status is Status.EXITED and state.restarting:
+        return "restarting"
     return {Status.EXITED: "exited", Status.RUNNING: "running", Status.CREATED: "created"}.get(
         state.status, state.status.value
     )
+
+
+def _restart_policy(policy: str) -> dict:
+    name, _, count = (policy or "no").partition(":")
+    return {"Name": "" if name == "no" else name, "MaximumRetryCount": int(count) if count else 0}
+
+
+def _healthcheck_config(check: dict | None) -> dict | None:
+    """docker's Config.Healthcheck: durations in nanoseconds."""
+    if not check:
+        return None
+    out = {"Test": check["test"]}
+    for key, field in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod"),
+                       ("start_interval", "StartInterval")):
+        out[field] = int(check[key] * 1e9)
+    out["Retries"] = check["retries"]
+    return out
 
 
 def network_settings(engine: Engine, rec: Record) -> dict:
@@ -268,7 +294,7 @@ def inspect_record(engine: Engine, rec: Record) -> dict:
             "Status": _docker_status(state),
             "Running": state.status is Status.RUNNING,
             "Paused": False,
-            "Restarting": False,
+            "Restarting": state.status is Status.EXITED and state.restarting,
             "OOMKilled": state.oom_killed,
             "Dead": state.status is Status.DEAD,
             "Pid": state.pid if state.status is Status.RUNNING else 0,
@@ -276,6 +302,7 @@ def inspect_record(engine: Engine, rec: Record) -> dict:
             "Error": state.error,
             "StartedAt": state.started_at or "0001-01-01T00:00:00Z",
             "FinishedAt": state.finished_at or "0001-01-01T00:00:00Z",
+            **({"Health": state.health} if state.health else {}),
         },
         "Image": cfg["image"]["id"],
         "Name": "/" + rec.name,
@@ -286,6 +313,7 @@ def inspect_record(engine: Engine, rec: Record) -> dict:
             "Binds": binds or None,
             "NetworkMode": spec["network"],
             "AutoRemove": spec["remove"],
+            "RestartPolicy": _restart_policy(spec.get("restart", "no")),
             "Privileged": spec["privileged"],
             "ReadonlyRootfs": spec["readonly_rootfs"],
             "CapAdd": spec["cap_add"] or None,
@@ -323,6 +351,8 @@ def inspect_record(engine: Engine, rec: Record) -> dict:
             "WorkingDir": cfg["cwd"],
             "Labels": spec["labels"],
             "StopSignal": cfg.get("stop_signal", "SIGTERM"),
+            **({"StopTimeout": spec["stop_timeout"]} if spec.get("stop_timeout") is not None else {}),
+            **({"Healthcheck": _healthcheck_config(cfg.get("healthcheck"))} if cfg.get("healthcheck") else {}),
         },
     }
 

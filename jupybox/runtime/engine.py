@@ -231,13 +231,10 @@ class Engine:
     def _image(self, ref: str) -> tuple:
         """(image, its root filesystem or None) for ``ref``, remembered: a kernel runs one image again
         and again, and resolving it (index.json, manifests, layer links) costs ~0.4 ms a start. An
-        entry holds while index.json is the same file (every change replaces it) and the layer
-        dirs exist; for the host image, whose view follows the host's files, HOST_VIEW_TTL."""
-        try:
-            st = os.stat(self.store.index_path)
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            key = None
+        entry holds while the store is at the same generation (``Layout.generation``: every change
+        of images or layers bumps it) and its layer dirs exist; for the host image, whose view
+        follows the host's files, HOST_VIEW_TTL."""
+        key = self.layout.generation()
         hit = self._images.get(ref)
         if hit is not None and hit[2] is not None:
             if hit[0] == "host" and time.monotonic() < hit[3]:
@@ -311,7 +308,8 @@ class Engine:
             "caps": sorted(caps),
             "mounts": mounts,
             "rootfs": rootfs,
-            "stop_signal": cfg.get("StopSignal") or "SIGTERM",
+            "stop_signal": spec.stop_signal or cfg.get("StopSignal") or "SIGTERM",
+            "healthcheck": _healthcheck(spec.healthcheck, cfg.get("Healthcheck")),
             "hostname": spec.hostname,
         }
         if ports:
@@ -497,11 +495,12 @@ class Engine:
         return Prepared(self, secrets.token_hex(32), network, template)
 
     def start(self, rec: Record, stdio: tuple[int, int, int] = (0, 1, 2), prepared: Prepared | None = None,
-              linger: bool = False, attached: bool = False) -> Running:
+              linger: bool = False, attached: bool = False, by_policy: bool = False) -> Running:
         """Start the container with this process as its monitor (the store's service: it then
         watches it and records its exit). ``linger``: PID 1 reports the exit, then waits for
         ``running.sandbox.release()`` (see ``sandbox.Sandbox.send``). ``attached``: it dies with
-        the client that asked for it (recorded for a service that re-adopts it after a crash)."""
+        the client that asked for it (recorded for a service that re-adopts it after a crash).
+        ``by_policy``: a restart by its restart policy (counted in ``restart_count``)."""
         state = rec.state()
         if not state.status.can_start():
             raise errors.StateError(f"container {rec.name} is {state.status.value}: it cannot be started")
@@ -541,7 +540,9 @@ class Engine:
                 monitor_start=_own_start(),
                 attached=attached,
                 started_at=now_iso(),
-                restart_count=state.restart_count + (1 if state.started_at else 0),
+                restart_count=state.restart_count + (1 if by_policy else 0),
+                health={"Status": "starting", "FailingStreak": 0, "Log": []} if rec.config.get("healthcheck")
+                else None,
             )
             rec.save_state(started)
             sandbox.started()
@@ -573,6 +574,11 @@ class Engine:
         """The container's state after its command exited, read from its cgroup; not written yet
         (the launcher daemon tells its client first, then :meth:`save_exit`)."""
         state = State.from_dict(running.state.to_dict())
+        if running.record.config.get("healthcheck"):
+            try:  # the last probes stay readable after the exit, as docker keeps them
+                state.health = running.record.state().health
+            except (errors.JupyboxError, OSError):
+                pass
         state.status = Status.EXITED
         state.exit_code = exit_code
         state.finished_at = now_iso()
@@ -745,6 +751,8 @@ class Engine:
             removed.append(rec.id)
         result = {"containers": removed}
         result.update(self.collect_garbage(busy))
+        # what a load, pull or build killed midway left (never what one in progress holds)
+        result["images"] = self.store.remove_crash_leftovers()
         return result
 
     def collect_garbage(self, busy: set[str] = frozenset()) -> dict:
@@ -783,14 +791,62 @@ class Engine:
         except errors.JupyboxError:
             pass
         result = {"cgroups": cgroups_removed}
-        if (self.layout.root / "networks").exists():
-            from .. import network
+        from .. import network
 
-            try:
-                result["network"] = network.networks(self.layout).prune({r.id for r in self.records.all()})
-            except errors.JupyboxError as e:
-                result["network"] = {"error": str(e)}
+        try:  # also the bridges and tables of stores that are gone (network.ownership)
+            result["network"] = network.networks(self.layout).prune({r.id for r in self.records.all()})
+        except errors.JupyboxError as e:
+            result["network"] = {"error": str(e)}
         return result
+
+    def reset(self) -> dict:
+        """Everything this store made on the host, then the store itself (``system reset``): the
+        caller has stopped its service. Its containers' processes and cgroups, its bridges and
+        nftables table, its cgroup parent when empty."""
+        removed = {"containers": [], "cgroups": []}
+        for d in list(self.layout.containers.iterdir()) if self.layout.containers.exists() else []:
+            try:
+                cg = self.cgroups.open(d.name)
+                if cg.exists():
+                    cg.remove()  # kills what is left in it first
+                    removed["cgroups"].append(d.name)
+            except errors.JupyboxError:
+                pass
+            removed["containers"].append(d.name)
+        from .. import network
+
+        try:
+            removed["network"] = network.networks(self.layout).remove_kernel_objects()
+        except errors.JupyboxError as e:
+            removed["network"] = {"error": str(e)}
+        try:
+            self.cgroups.remove_parent_if_empty()
+        except errors.JupyboxError:
+            pass
+        userns.rmtree(self.layout.root)
+        return removed
+
+
+def _healthcheck(given: dict | None, image: dict | None) -> dict | None:
+    """The container's healthcheck: the one given, else the image's (HEALTHCHECK, durations in
+    nanoseconds there), with docker's defaults; None when there is none or it is NONE."""
+    from .options import parse_healthcheck
+
+    if given is None and image and image.get("Test"):
+        given = {"test": image["Test"]}
+        for key, field in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod"),
+                           ("start_interval", "StartInterval")):
+            if image.get(field):
+                given[key] = image[field] / 1e9
+        if image.get("Retries"):
+            given["retries"] = int(image["Retries"])
+        try:
+            given = parse_healthcheck(given)
+        except errors.UsageError:
+            return None  # an image's malformed HEALTHCHECK: docker ignores it too
+    if not given or given["test"][0] == "NONE":
+        return None
+    return given
 
 
 _start_time = 0

@@ -18,7 +18,9 @@ RUN_OPTIONS = {
     "volumes", "tmpfs", "hostname", "name", "network", "read_only", "entrypoint", "init", "privileged",
     "cap_add", "cap_drop", "remove", "interactive", "tty", "labels",
     "publish", "ports", "publish_all", "network_aliases", "dns", "add_hosts",
+    "restart", "healthcheck", "stop_signal", "stop_timeout",
 }
+HEALTH_DEFAULTS = {"interval": 30.0, "timeout": 30.0, "retries": 3, "start_period": 0.0, "start_interval": 5.0}
 
 
 def parse_env(items) -> dict[str, str]:
@@ -143,6 +145,9 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         from ..network.ports import normalize
 
         ports = normalize(opts.get("publish")) + normalize(opts.get("ports"))
+    restart = parse_restart(opts.get("restart"))
+    if restart != "no" and opts.get("remove"):
+        raise UsageError("conflicting options: cannot specify both --restart and --rm")
     entrypoint = opts.get("entrypoint")
     if entrypoint is not None:
         entrypoint = _words(entrypoint) if not isinstance(entrypoint, str) or entrypoint else []
@@ -173,4 +178,98 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         interactive=bool(opts.get("interactive")),
         tty=bool(opts.get("tty")),
         labels=dict(opts.get("labels") or {}),
+        restart=restart,
+        healthcheck=parse_healthcheck(opts.get("healthcheck")),
+        stop_signal=_stop_signal(opts.get("stop_signal")),
+        stop_timeout=_stop_timeout(opts.get("stop_timeout")),
     )
+
+
+def parse_restart(value) -> str:
+    """docker's --restart: no, on-failure[:N], always, unless-stopped."""
+    if value in (None, "", "no"):
+        return "no"
+    text = str(value)
+    name, _, count = text.partition(":")
+    if name in ("always", "unless-stopped") and not count:
+        return text
+    if name == "on-failure":
+        if not count:
+            return text
+        if count.isdigit():
+            return f"on-failure:{int(count)}"
+        raise UsageError(f"invalid restart policy {text!r}: the maximum retry count must be a number")
+    if name in ("always", "unless-stopped", "no"):
+        raise UsageError(f"invalid restart policy {text!r}: maximum retry count cannot be used with {name}")
+    raise UsageError(f"invalid restart policy {text!r}: no, on-failure[:N], always or unless-stopped")
+
+
+def parse_healthcheck(value) -> dict | None:
+    """A healthcheck as the API takes it (``test`` in docker's form: ["CMD", ...], ["CMD-SHELL",
+    "..."], ["NONE"], or a string for CMD-SHELL; durations in seconds or Go's form) -> checked,
+    with docker's defaults filled in; None when not given (the image's own applies)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UsageError("healthcheck: a dict with test, interval, timeout, retries, start_period")
+    unknown = set(value) - {"test"} - set(HEALTH_DEFAULTS)
+    if unknown:
+        raise UsageError(f"healthcheck: unknown key(s) {', '.join(sorted(unknown))}")
+    test = value.get("test")
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    if not isinstance(test, (list, tuple)) or not test or not all(isinstance(t, str) for t in test):
+        raise UsageError("healthcheck: test must be a command (a string, or [\"CMD\", ...] / [\"CMD-SHELL\", "
+                         "\"...\"] / [\"NONE\"])")
+    test = list(test)
+    if test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+        test = ["CMD"] + test
+    if test[0] == "CMD-SHELL" and len(test) != 2:
+        raise UsageError("healthcheck: CMD-SHELL takes one string")
+    if test[0] == "CMD" and len(test) < 2:
+        raise UsageError("healthcheck: CMD needs a command")
+    out = {"test": test}
+    for key, default in HEALTH_DEFAULTS.items():
+        v = value.get(key)
+        if v is None:
+            out[key] = default
+            continue
+        if key == "retries":
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise UsageError(f"healthcheck: retries must be a whole number >= 0, not {v!r}")
+            out[key] = v
+            continue
+        seconds = _seconds(v, f"healthcheck {key}")
+        if seconds < 0 or (0 < seconds < 0.001):
+            raise UsageError(f"healthcheck: {key} cannot be negative or less than 1ms")
+        out[key] = seconds if seconds else default
+    return out
+
+
+def _seconds(value, what: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    from ..units import parse_duration
+
+    try:
+        return parse_duration(value) / 1e9
+    except ValueError:
+        raise UsageError(f"invalid {what}: {value!r} (a duration such as 30s, 1m30s, 500ms)") from None
+
+
+def _stop_signal(value) -> str | None:
+    if value in (None, ""):
+        return None
+    from .engine import signal_number
+
+    signal_number(value)  # UsageError for an unknown one
+    return str(value)
+
+
+def _stop_timeout(value) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid --stop-timeout {value!r}: a number of seconds") from None

@@ -129,6 +129,10 @@ class ContainerSpec(_Plain):
         ("interactive", False),  # -i: keep stdin open
         ("tty", False),
         ("labels", dict),
+        ("restart", "no"),  # no | on-failure[:N] | always | unless-stopped (docker's --restart)
+        ("healthcheck", None),  # {test, interval, timeout, retries, start_period, start_interval} in seconds
+        ("stop_signal", None),  # None: the image's StopSignal, else SIGTERM
+        ("stop_timeout", None),  # seconds `stop` waits before SIGKILL (None: 10)
     )
     image: str
     command: list[str]
@@ -155,6 +159,10 @@ class ContainerSpec(_Plain):
     interactive: bool
     tty: bool
     labels: dict[str, str]
+    restart: str
+    healthcheck: dict | None
+    stop_signal: str | None
+    stop_timeout: int | None
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerSpec":

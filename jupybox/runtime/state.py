@@ -54,7 +54,10 @@ class State:
     error: str = ""
     started_at: str = ""
     finished_at: str = ""
-    restart_count: int = 0
+    restart_count: int = 0  # restarts by its restart policy (docker's RestartCount)
+    restarting: bool = False  # exited, its restart policy will start it again (docker's "restarting")
+    manually_stopped: bool = False  # stopped by a user: no restart policy starts it again
+    health: dict | None = None  # docker's State.Health: Status, FailingStreak, Log (the last 5 probes)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

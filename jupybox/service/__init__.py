@@ -72,3 +72,61 @@ def adopt_orphans(engine) -> None:
             conn.call("ping")
         finally:
             conn.close()
+
+
+def stop_all(root) -> None:
+    """Shut down every service of the store ``root`` (each configuration has its own: another
+    environment, another service), killing their containers."""
+    import os
+
+    run = os.path.join(os.fspath(root), "run")
+    try:
+        names = [n[:-5] for n in os.listdir(run) if n.endswith(".sock")]
+    except OSError:
+        return
+    for name in names:
+        _shutdown_socket(run, name)
+
+
+def _shutdown_socket(directory: str, name: str, timeout: float = 30.0) -> None:
+    import os
+    import select
+    import socket
+
+    from . import address, wire
+
+    target, dirfd = address.sock_path(directory, name + ".sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(target)
+    except OSError:
+        sock.close()
+        return
+    finally:
+        if dirfd >= 0:
+            os.close(dirfd)
+    pid = wire.peer_cred(sock)[0]
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = -1
+    try:
+        wire.send(sock, {"op": "shutdown", "req": 1, "force": True})
+        while (got := wire.recv(sock)) is not None:
+            for fd in got[1]:
+                os.close(fd)
+            if got[0].get("reply") == 1:
+                break
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    if pidfd >= 0:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll(timeout * 1000)
+        os.close(pidfd)
+        try:
+            os.waitpid(pid, os.WNOHANG)  # ours when this process started it
+        except ChildProcessError:
+            pass

@@ -8,9 +8,10 @@ show the store, ``run/`` is hidden under an empty tmpfs (``Engine.container_conf
 still checks every peer: the same uid, and the same PID namespace as the service, which no
 container ever has (``check_peer``).
 
-One service per store, user and configuration: the socket's name carries a hash of what would make
-two services differ (the mount namespace, this installation, the environment the runtime reads),
-so a client with another configuration gets a service of its own on the same store. Its log is
+One service per store, user, namespace and configuration: the socket's name carries a hash of what
+would make two services differ (the mount and network namespaces: a service makes its bridges in
+its own; this installation; the environment the runtime reads), so a client with another
+configuration gets a service of its own on the same store. Its log is
 ``run/<name>.log``; a lock file held while it runs makes a second one for the same name leave.
 """
 
@@ -39,11 +40,15 @@ def name(root) -> str:
         from _blake2 import blake2b  # builtin: hashlib would load OpenSSL (~2 ms) for one hash
     except ImportError:  # pragma: no cover - other Pythons
         from hashlib import blake2b
-    try:  # a service in another mount namespace may see other files under the same paths
-        mnt = str(os.stat("/proc/self/ns/mnt").st_ino)
-    except OSError:
-        mnt = ""
-    key = "\0".join([os.path.realpath(root), str(os.geteuid()), sys.executable, PKG_PARENT, mnt]
+    # a service in another mount namespace may see other files under the same paths, and one in
+    # another network namespace would make the bridges there
+    spaces = []
+    for ns in ("mnt", "net"):
+        try:
+            spaces.append(str(os.stat(f"/proc/self/ns/{ns}").st_ino))
+        except OSError:
+            spaces.append("")
+    key = "\0".join([os.path.realpath(root), str(os.geteuid()), sys.executable, PKG_PARENT, *spaces]
                     + [os.environ.get(k, "") for k in ENV_KEYS])
     return f"s-{blake2b(key.encode(), digest_size=10).hexdigest()}"
 

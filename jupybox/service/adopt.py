@@ -27,6 +27,10 @@ def adopt(service) -> None:
     for rec in engine.records.all():
         try:
             state = rec.state()
+            if state.status is Status.EXITED and state.restarting and not state.manually_stopped:
+                # it was waiting for its restart policy when the last service died
+                service.monitor.schedule_restart(rec, 0.0)
+                continue
             if state.status is not Status.RUNNING or state.monitor_pid == me or monitor_alive(state):
                 continue
             _adopt_one(service, rec, state)

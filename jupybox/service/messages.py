@@ -67,6 +67,8 @@ SPEC = {
         "tty": _BOOL,
         "labels": _STR_MAP,
         "restart": {"type": "string", "maxLength": 64},
+        "stop_signal": {"type": ["string", "null"], "maxLength": 64},
+        "stop_timeout": {"type": ["integer", "null"], "minimum": -1, "maximum": 2**31},
         "healthcheck": {"type": ["object", "null"], "additionalProperties": False, "properties": {
             "test": _STRS, "interval": {"type": "number", "minimum": 0}, "timeout": {"type": "number", "minimum": 0},
             "retries": {"type": "integer", "minimum": 0, "maximum": 1 << 30},

@@ -17,8 +17,11 @@ import time
 from .. import errors
 from ..runtime.engine import exit_code_of, signal_number
 from ..runtime.state import Status
+from .health import Health
 
 HOLD = 0.003  # seconds after an exit is reported during which no chore runs (see Loop.hold)
+BACKOFF_FIRST, BACKOFF_MAX = 0.1, 60.0  # docker's restart delays: doubled each time, up to a minute
+BACKOFF_RESET = 10.0  # a container that ran this long starts again with the first delay
 
 
 class Watched:
@@ -52,6 +55,9 @@ class Monitor:
         self.lingering: list[Watched] = []  # exited, their PID 1 waiting for its release
         self.cleanups: list[Watched] = []  # PID 1 gone: cgroup, network, --rm directory to remove
         self.execs: dict[int, tuple[int, str, object]] = {}  # pidfd -> (pid, token, client)
+        self.restarts: dict[str, object] = {}  # container id -> the timer of its restart (its policy's)
+        self.backoff: dict[str, float] = {}  # container id -> its last restart delay
+        self.health = Health(service)
         self.last_start = 0.0
 
     # -- watching ----------------------------------------------------------------------------------
@@ -64,6 +70,8 @@ class Monitor:
             self.loop.add_reader(w.status_fd, lambda: self._reported(w))
         self.watched[w.cid] = w
         self.last_start = time.monotonic()
+        w.started = self.last_start
+        self.health.watch(w)
         return w
 
     def running_count(self) -> int:
@@ -74,7 +82,7 @@ class Monitor:
         return set(self.watched)
 
     def idle(self) -> bool:
-        return not (self.watched or self.execs or self.lingering or self.cleanups)
+        return not (self.watched or self.execs or self.lingering or self.cleanups or self.restarts)
 
     # -- exits ---------------------------------------------------------------------------------------
     def _reported(self, w: Watched) -> None:
@@ -102,6 +110,7 @@ class Monitor:
     def _exited(self, w: Watched, state) -> None:
         w.notified = True
         w.exit_state = state
+        self.health.forget(w)
         if w.stop_timer is not None:
             w.stop_timer.cancel()
             w.stop_timer = None
@@ -155,16 +164,107 @@ class Monitor:
     def cleanup_one(self) -> bool:
         if not self.cleanups:
             return False
-        w = self.cleanups.pop(0)
+        self._cleanup(self.cleanups.pop(0))
+        return True
+
+    def _cleanup(self, w: Watched, policy: bool = True) -> None:
         try:
             self.engine.cleanup(w.running)
         except (errors.JupyboxError, OSError) as e:
             self.service.log(f"cleaning up {w.cid[:12]}: {e}")
         finally:
             self.watched.pop(w.cid, None)
+        if w.notify is not None and w.running.record.config["spec"].get("remove"):
+            # the CLI's `run --rm` returns once the container is gone, as docker's does
+            self.service.send(w.notify, {"event": "removed", "id": w.cid})
         for fn in w.after_cleanup:
             fn()
+        if policy and not w.after_cleanup:  # (a removal ends every policy)
+            self._maybe_restart(w)
+
+    def finish_now(self, w: Watched) -> None:
+        """A container that exited a moment ago, asked to start again: its PID 1 released, its
+        exit taken in and its cleanup done now (its restart policy gives way to the user's start)."""
+        if w in self.lingering:
+            self.lingering.remove(w)
+            if w.adopted:
+                self._signal(w, signal.SIGKILL)
+            else:
+                w.running.sandbox.release()
+        if w.pidfd >= 0:
+            import select
+
+            poller = select.poll()
+            poller.register(w.pidfd, select.POLLIN)
+            poller.poll(5000)
+            self._pid1_exited(w)
+        if w in self.cleanups:
+            self.cleanups.remove(w)
+            self._cleanup(w, policy=False)
+
+    # -- restart policies -----------------------------------------------------------------------------
+    def _maybe_restart(self, w: Watched) -> None:
+        """docker's --restart after an exit: on-failure[:N] when the code is not 0 (N times at most),
+        always and unless-stopped unless a user stopped it; with a doubling delay."""
+        rec = w.running.record
+        state = w.exit_state
+        try:
+            policy = rec.config["spec"].get("restart", "no")
+        except errors.ContainerNotFound:
+            return
+        if not restart_wanted(policy, state, w.stopped):
+            if w.stopped and state is not None:
+                self._mark(rec, manually_stopped=True)
+            return
+        ran = time.monotonic() - getattr(w, "started", 0.0)
+        delay = BACKOFF_FIRST if ran >= BACKOFF_RESET else min(BACKOFF_MAX, self.backoff.get(w.cid, BACKOFF_FIRST / 2) * 2)
+        self.backoff[w.cid] = delay
+        self.schedule_restart(rec, delay)
+
+    def schedule_restart(self, rec, delay: float) -> None:
+        self._mark(rec, restarting=True)
+        self.restarts[rec.id] = self.loop.call_later(delay, lambda: self._restart(rec))
+
+    def _restart(self, rec) -> None:
+        self.restarts.pop(rec.id, None)
+        try:
+            state = rec.state()
+        except errors.ContainerNotFound:
+            return
+        if state.manually_stopped:
+            return
+        try:
+            self.service.restart(rec)
+        except (errors.JupyboxError, OSError) as e:
+            # a start that fails counts as a failed run: the policy decides again
+            self.service.log(f"restarting {rec.id[:12]}: {e}")
+            state = rec.state()
+            state.error, state.exit_code, state.restarting = str(e), getattr(e, "exit_code", 125), False
+            rec.save_state(state)
+            policy = rec.config["spec"].get("restart", "no")
+            if restart_wanted(policy, state, False):
+                delay = min(BACKOFF_MAX, self.backoff.get(rec.id, BACKOFF_FIRST / 2) * 2)
+                self.backoff[rec.id] = delay
+                self.schedule_restart(rec, delay)
+
+    def cancel_restart(self, rec) -> bool:
+        """A user's stop or rm of a container waiting for its restart; True if it was waiting."""
+        timer = self.restarts.pop(rec.id, None)
+        if timer is None:
+            return False
+        timer.cancel()
+        self._mark(rec, restarting=False, manually_stopped=True)
         return True
+
+    @staticmethod
+    def _mark(rec, **fields) -> None:
+        try:
+            state = rec.state()
+            for k, v in fields.items():
+                setattr(state, k, v)
+            rec.save_state(state)
+        except (errors.JupyboxError, OSError):
+            pass
 
     # -- clients -------------------------------------------------------------------------------------
     def client_left(self, conn) -> None:
@@ -200,12 +300,17 @@ class Monitor:
     def stop(self, conn, req: int, rec, timeout: float | None) -> dict | None:
         w = self.watched.get(rec.id)
         if w is None or w.notified:
+            if w is not None:
+                w.stopped = True  # exited meanwhile: its policy must not start it again
+            self.cancel_restart(rec)
             return self._settled(rec)
         w.stopped = True
         sig = signal_number(rec.config.get("stop_signal") or "SIGTERM")
         self._signal(w, sig)
         w.waiters.append((conn, req))
-        w.stop_timer = self.loop.call_later(10.0 if timeout is None else timeout,
+        if timeout is None:
+            timeout = rec.config["spec"].get("stop_timeout")
+        w.stop_timer = self.loop.call_later(10.0 if timeout is None or timeout < 0 else timeout,
                                             lambda: self._signal(w, signal.SIGKILL))
         return None
 
@@ -219,6 +324,7 @@ class Monitor:
 
     def remove(self, conn, req: int, rec, force: bool) -> dict | None:
         w = self.watched.get(rec.id)
+        self.cancel_restart(rec)
         if w is None:
             if rec.state().status is Status.RUNNING and not force:
                 raise errors.Conflict(f"cannot remove container {rec.name}: it is running: stop it first or use rm -f")
@@ -267,6 +373,17 @@ class Monitor:
             if not w.notified:
                 w.stopped = True
                 self._signal(w, signal.SIGKILL)
+
+
+def restart_wanted(policy: str, state, stopped: bool) -> bool:
+    if stopped or not policy or policy == "no" or state is None:
+        return False
+    if policy.startswith("on-failure"):
+        if state.exit_code == 0:
+            return False
+        _, _, limit = policy.partition(":")
+        return not limit or state.restart_count < int(limit)
+    return policy in ("always", "unless-stopped")
 
 
 def _result(state) -> dict:

@@ -281,7 +281,13 @@ class Service:
         if w is not None and not w.notified:
             raise errors.StateError(f"container {rec.name} is running: it cannot be started")
         if w is not None:
-            raise errors.Conflict(f"container {rec.name} is still being stopped: try again")
+            self.monitor.finish_now(w)  # exited a moment ago: its cleanup first, then the new start
+        self.monitor.cancel_restart(rec)
+        self.monitor.backoff.pop(rec.id, None)
+        state = rec.state()
+        if state.manually_stopped or state.restarting:
+            state.manually_stopped = state.restarting = False
+            rec.save_state(state)
         return self._start(conn, rec, fds, msg.get("attached", False))
 
     def _start(self, conn, rec, fds, attached: bool, pw=None, remove_on_failure: bool = False) -> dict:
@@ -303,6 +309,16 @@ class Service:
                 os.close(fd)
         self.monitor.watch(running, conn if attached else None, conn)
         return {"id": rec.id, "name": rec.name, "pid": running.pid}
+
+    def restart(self, rec) -> None:
+        """A start by the container's restart policy (detached, its logs appended)."""
+        stdio = self.engine.log_stdio(rec)
+        try:
+            running = self.engine.start(rec, stdio, linger=True, by_policy=True)
+        finally:
+            for fd in stdio:
+                os.close(fd)
+        self.monitor.watch(running, None, None)
 
     def op_exec(self, conn, msg, fds) -> dict:
         rec = self.engine.records.get(msg["id"])

@@ -246,51 +246,9 @@ def assert_no_leaks(
 
 def stop_services(root: str | os.PathLike) -> None:
     """Shut down every service of the store ``root`` (killing its containers) and reap it."""
-    from ..service import stop
+    from ..service import stop_all
 
-    run = os.path.join(os.fspath(root), "run")
-    try:
-        names = [n for n in os.listdir(run) if n.endswith(".sock")]
-    except OSError:
-        return
-    if names:
-        stop(root)
-    for n in names:  # another configuration's service of this store (other environment)
-        _stop_by_socket(os.path.join(run, n))
-
-
-def _stop_by_socket(path: str) -> None:
-    import socket
-
-    from ..service import address, wire
-
-    target, dirfd = address.sock_path(os.path.dirname(path), os.path.basename(path))
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.connect(target)
-    except OSError:
-        sock.close()
-        return
-    finally:
-        if dirfd >= 0:
-            os.close(dirfd)
-    pid = wire.peer_cred(sock)[0]
-    try:
-        wire.send(sock, {"op": "shutdown", "req": 1, "force": True})
-        while (got := wire.recv(sock)) is not None and got[0].get("reply") != 1:
-            pass
-    except OSError:
-        pass
-    finally:
-        sock.close()
-    deadline = time.monotonic() + 30
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                break
-        except ChildProcessError:
-            pass
-        time.sleep(0.01)
+    stop_all(root)
 
 
 def cleanup_mounts_under(root: str | os.PathLike) -> list[str]:

