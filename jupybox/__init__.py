@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _API = {
     "run": "api", "create": "api", "container": "api", "containers": "api", "images": "api", "image": "api",
-    "volumes": "api", "prune": "api", "engine": "api", "launcher": "api", "shutdown": "api",
+    "volumes": "api", "prune": "api", "reset": "api", "engine": "api", "launcher": "api", "shutdown": "api",
     "Container": "runtime.container", "ContainerSpec": "runtime.spec", "Limits": "runtime.spec",
     "Mount": "runtime.spec", "make_spec": "runtime.options",
     "JupyboxError": "errors", "ContainerError": "errors", "ContainerOOMError": "errors",

@@ -77,13 +77,17 @@ def run(image: str, command=None, *, root=None, stdin=None, stdout=None, stderr=
     Options are ``jupybox run``'s: memory="256m", cpus=0.5, pids_limit=100, env={...},
     volumes=["/data:/data:ro"], workdir, user, name, network="none"|"host", remove=True,
     read_only, init, privileged, cap_add, cap_drop, entrypoint, hostname, tmpfs, labels.
-    stdout/stderr: file objects or fds the container writes to directly (None: its log files).
+    stdout/stderr: file objects or fds the container writes to directly (both None: its log files;
+    one None: /dev/null for it).
     ``detach=True`` keeps it running if this process exits; otherwise it dies with us.
     """
     spec = make_spec(image, command, **options)
     eng = engine(root)
     client = launcher(root)
-    fds, opened = ((), []) if stdin is None and stdout is None and stderr is None else stdio_fds(stdin, stdout, stderr)
+    if stdout is None and stderr is None:  # its log files (and our stdin, if given)
+        fds, opened = ((), []) if stdin is None else ((stdin if isinstance(stdin, int) else stdin.fileno(),), [])
+    else:
+        fds, opened = stdio_fds(stdin, stdout, stderr)
     try:
         reply = client.run(spec.to_dict(), fds, attached=not detach)
     finally:

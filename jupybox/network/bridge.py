@@ -12,6 +12,39 @@ import os
 from .. import errors
 
 
+def _off_the_event_loop(fn):
+    """pyroute2 runs an asyncio loop of its own, which fails in a thread that already runs one (a
+    notebook kernel's main thread): there, the call is made in a short-lived thread."""
+    import functools
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return fn(*args, **kwargs)
+        import threading
+
+        box: dict = {}
+
+        def run():
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - handed back to the caller
+                box["error"] = e
+
+        t = threading.Thread(target=run, name="jupybox-netlink")
+        t.start()
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    return call
+
+
 def _iproute():
     try:
         from pyroute2 import IPRoute
@@ -34,6 +67,7 @@ def _error(what: str, e: Exception) -> errors.RuntimeFailure:
     return errors.RuntimeFailure(f"{what}: {msg}")
 
 
+@_off_the_event_loop
 def ensure(name: str, gateway: str, prefixlen: int, mac: str, alias: str = "", ports: list[str] = ()) -> bool:
     """The bridge ``name`` exists (with ``alias``: its owner, see ``ownership``), is up and has
     ``gateway/prefixlen``; forwarding is on. ``ports``: veths to put back on it when it had to be
@@ -78,6 +112,7 @@ def ensure(name: str, gateway: str, prefixlen: int, mac: str, alias: str = "", p
     return made
 
 
+@_off_the_event_loop
 def aliases() -> dict[str, str]:
     """link name -> alias, for the links of this namespace that have one."""
     ipr = _iproute()
@@ -92,6 +127,7 @@ def aliases() -> dict[str, str]:
         ipr.close()
 
 
+@_off_the_event_loop
 def delete(name: str) -> None:
     ipr = _iproute()
     try:
@@ -106,6 +142,7 @@ def delete(name: str) -> None:
         ipr.close()
 
 
+@_off_the_event_loop
 def ports_of(bridges: set[str]) -> dict[str, str]:
     """veth name -> bridge name, for every link enslaved to one of ``bridges``."""
     ipr = _iproute()
@@ -122,6 +159,7 @@ def ports_of(bridges: set[str]) -> dict[str, str]:
         ipr.close()
 
 
+@_off_the_event_loop
 def delete_links(names: list[str]) -> list[str]:
     """Delete these links; returns the names that were there."""
     if not names:

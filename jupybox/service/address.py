@@ -86,7 +86,10 @@ def sock_path(directory: str, filename: str) -> tuple[str, int]:
 def connect(root) -> socket.socket | None:
     """A connection to the running service of ``root``, or None."""
     directory = os.path.join(os.fspath(Layout(root).root), "run")
-    path, fd = sock_path(directory, name(root) + ".sock")
+    try:
+        path, fd = sock_path(directory, name(root) + ".sock")
+    except OSError:
+        return None  # no run/ yet: no service either
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)

@@ -30,7 +30,7 @@ REQUEST_TIMEOUT = 10.0  # seconds: any request but those that may unpack an imag
 SLOW_REQUEST_TIMEOUT = 600.0  # run/create/start may unpack layers; stop/remove wait for the exit
 SLOW_OPS = {"run", "create", "start", "stop", "remove", "prune", "wait", "shutdown"}
 WAKE = 0.2  # seconds between looks at the clock while waiting (interrupts are handled between)
-KEPT_EXITS = 4096  # exit events kept for wait(); the oldest go first
+KEPT_EXITS = 1024  # exit events kept for wait() (several threads may wait for one); the oldest go first
 
 
 class ServiceDied(errors.RuntimeFailure):
@@ -219,7 +219,7 @@ class Client:
                 if left is not None and left <= 0:
                     raise TimeoutError(f"container {cid[:12]} still running")
                 self._cond.wait(WAKE if left is None else min(WAKE, left))
-            return self._exits.pop(cid)
+            return self._exits[cid]
 
     def has_exit(self, cid: str) -> bool:
         with self._cond:

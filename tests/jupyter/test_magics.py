@@ -27,8 +27,8 @@ from jupybox import errors  # noqa: E402
 # -- fixtures ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def module_root(tmp_path_factory):
-    """One store (and so one launcher daemon) for the module; removed with everything in it."""
-    from jupybox.testing.leaks import cleanup_mounts_under, kill_processes_under
+    """One store (and so one service) for the module; removed with everything in it."""
+    from jupybox.testing.leaks import cleanup_mounts_under, kill_processes_under, stop_services
 
     root = tmp_path_factory.mktemp("jbx-magics")
     with pytest.MonkeyPatch.context() as mp:
@@ -36,10 +36,10 @@ def module_root(tmp_path_factory):
         yield root
     from jupybox import api
 
-    client = api._clients.pop(api._key(str(root)), None)  # noqa: SLF001 - close this root's daemon
+    client = api._clients.pop(api._key(str(root)), None)  # noqa: SLF001 - this process's connection
     if client is not None:
         client.close()
-        client.proc.wait(30)
+    stop_services(root)
     kill_processes_under(root)
     cleanup_mounts_under(root)
 
@@ -276,7 +276,8 @@ def test_unknown_image_is_one_line(ip):
     res = ip.run_cell("%%container no-such-image:1.0\nprint(1)\n")
     e = res.error_in_exec
     assert isinstance(e, errors.ImageNotFound)
-    assert e._render_traceback_() == ["ImageNotFound: No such image: no-such-image:1.0"]
+    rendered = e._render_traceback_()
+    assert len(rendered) == 1 and rendered[0].startswith("ImageNotFound: No such image: no-such-image:1.0")
     res = ip.run_cell("%%container nosuchimage\nprint(1)\n")  # no program of that name either
     assert isinstance(res.error_in_exec, errors.ImageNotFound)
 
