@@ -1014,6 +1014,8 @@ static const char *env_get(char **env, const char *key)
 static int find_executable(const char *name, char **env, char *out, size_t outsz)
 {
     char denied[PATH_MAX + 64] = "";
+    if (!*name)
+        return failf(127, "exec: \"\": executable file not found in $PATH");
     const char *path = env_get(env, "PATH");
     if (!path)
         path = "/usr/bin:/bin";

@@ -27,6 +27,7 @@ from ..paths import Layout
 from . import sandbox
 from . import sandbox as sandbox_mod
 from .records import Record, Records, random_name
+from .options import check_user
 from .spec import ContainerSpec, Mount
 from .state import State, Status, monitor_alive, now_iso, pid_alive, proc_start_time, process_running
 
@@ -304,7 +305,7 @@ class Engine:
             "argv": argv,
             "env": env,
             "cwd": spec.workdir or cfg.get("WorkingDir") or "/",
-            "user": spec.user if spec.user is not None else (cfg.get("User") or ""),
+            "user": spec.user if spec.user is not None else check_user(cfg.get("User") or "", "user in the image"),
             "caps": sorted(caps),
             "mounts": mounts,
             "rootfs": rootfs,
@@ -338,9 +339,30 @@ class Engine:
 
         return self.records.create(spec.name, config, cid, prepare=prepare, staged=staged, staged_name=staged_name)
 
+    def _hide_service(self, config: dict) -> list[dict]:
+        """Where a bind shows the store (the host image's directories, or a user's -v), its run/
+        (the service's socket) is covered by an empty read-only tmpfs: nothing in a container may
+        reach a control socket of jupybox. (A bind of run/ itself, or of what is in it, is refused
+        when the container is created.)"""
+        run = os.path.realpath(self.layout.run)
+        hidden = []
+        for m in config["rootfs"]["mounts"] + config["mounts"]:
+            if m["type"] != "bind" or not m.get("is_dir", True):
+                continue
+            src = m["source"]
+            if run.startswith(src.rstrip("/") + "/"):
+                dest = os.path.join(m["destination"], os.path.relpath(run, src))
+                hidden.append({"type": "tmpfs", "destination": dest, "readonly": True, "options": ["size=0", "mode=000"]})
+        return hidden
+
     def _check_mount(self, m: Mount) -> dict:
         if not m.destination.startswith("/"):
             raise errors.UsageError(f"invalid mount config: mount path must be absolute: {m.destination}")
+        if m.type == "bind" and os.path.exists(m.source):
+            src, run = os.path.realpath(m.source), os.path.realpath(self.layout.run)
+            if src == run or src.startswith(run + "/"):
+                raise errors.UsageError(f"invalid mount config: {m.source} is the jupybox service's directory: it is "
+                                        "never mounted into a container")
         d = {"type": m.type, "destination": m.destination, "readonly": m.readonly, "options": list(m.options)}
         if m.type == "bind":
             if not os.path.exists(m.source):
@@ -439,7 +461,7 @@ class Engine:
             "rootfs": str(cdir / "rootfs"),
             "store": root,
             "overlay": overlay,
-            "mounts": config["rootfs"]["mounts"] + etc + config["mounts"],
+            "mounts": config["rootfs"]["mounts"] + etc + config["mounts"] + self._hide_service(config),
             "network": spec["network"],
             "readonly_rootfs": spec["readonly_rootfs"],
             "privileged": spec["privileged"],
@@ -705,6 +727,7 @@ class Engine:
         """What a process started in a running container needs: its security settings."""
         if not argv:
             raise errors.UsageError("no command specified")
+        check_user(user)
         cfg = rec.config
         spec = cfg["spec"]
         merged = dict(cfg["env"])

@@ -7,6 +7,7 @@ volumes=["/data:/data:ro"])`` both end in :func:`make_spec`.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 
 from ..errors import UsageError
@@ -20,6 +21,7 @@ RUN_OPTIONS = {
     "publish", "ports", "publish_all", "network_aliases", "dns", "add_hosts",
     "restart", "healthcheck", "stop_signal", "stop_timeout",
 }
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
 HEALTH_DEFAULTS = {"interval": 30.0, "timeout": 30.0, "retries": 3, "start_period": 0.0, "start_interval": 5.0}
 
 
@@ -118,6 +120,16 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         cpus = float(cpus) if cpus is not None else None
     except ValueError:
         raise UsageError(f"invalid argument {cpus!r} for --cpus: a number is expected") from None
+    if cpus:
+        ncpu = os.cpu_count() or 1
+        if not 0.01 <= cpus <= ncpu:
+            raise UsageError(f"range of CPUs is from 0.01 to {ncpu:.4f}, as there are only {ncpu} CPUs available")
+    workdir = opts.get("workdir")
+    if workdir is not None and not str(workdir).startswith("/"):
+        raise UsageError(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+    hostname = opts.get("hostname")
+    if hostname is not None and (not 0 < len(hostname) <= 64 or not _HOSTNAME.match(hostname)):
+        raise UsageError(f"invalid hostname {hostname!r}: 1 to 64 characters, letters, digits, '-', '_' and '.'")
     pids = opts.get("pids_limit")
     if pids is not None:
         try:
@@ -156,9 +168,9 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         command=_words(command),
         entrypoint=entrypoint,
         env=env,
-        workdir=opts.get("workdir"),
-        user=opts.get("user"),
-        hostname=opts.get("hostname"),
+        workdir=workdir,
+        user=check_user(opts.get("user")),
+        hostname=hostname,
         name=opts.get("name"),
         mounts=mounts,
         limits=limits,
@@ -183,6 +195,22 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         stop_signal=_stop_signal(opts.get("stop_signal")),
         stop_timeout=_stop_timeout(opts.get("stop_timeout")),
     )
+
+
+MAX_ID = 2**31 - 1  # docker: uids and gids must be in range 0-2147483647 (beyond, they wrap to root)
+
+
+def check_user(user: str | None, what: str = "user") -> str | None:
+    """USER[:GROUP]: a numeric part must be a valid id (a 32-bit id above 2**31 - 1 wraps, and
+    4294967296 would be read as 0: root)."""
+    if not user:
+        return user
+    for part in str(user).split(":", 1):
+        if part.isdigit() and int(part) > MAX_ID:
+            raise UsageError(f"invalid {what} {user!r}: uids and gids must be in range 0-{MAX_ID}")
+        if part.startswith("-") and part[1:].isdigit():
+            raise UsageError(f"invalid {what} {user!r}: uids and gids must be in range 0-{MAX_ID}")
+    return str(user)
 
 
 def parse_restart(value) -> str:
