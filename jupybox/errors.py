@@ -54,6 +54,10 @@ class StoreError(JupyboxError):
     """The image store is damaged or an archive/blob is invalid."""
 
 
+class NoSpace(StoreError):
+    """The store's (or an output's) file system is full: nothing was half-written."""
+
+
 class DigestMismatch(StoreError):
     pass
 

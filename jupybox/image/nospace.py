@@ -6,17 +6,14 @@ import errno
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..errors import StoreError
+from ..errors import NoSpace
 
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+__all__ = ["NO_SPACE_ERRNOS", "NoSpace", "is_no_space", "reported_as"]
 
 
 def is_no_space(e: BaseException) -> bool:
     return isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS
-
-
-class NoSpace(StoreError):
-    """The store's (or the output's) file system is full: nothing was half-written."""
 
 
 @contextmanager

@@ -580,7 +580,10 @@ class Engine:
                 state.error = str(e)
                 state.exit_code = e.exit_code
             if state.status in (Status.CREATED, Status.EXITED):
-                rec.save_state(state)  # what it was, with the error: not the running state above
+                try:
+                    rec.save_state(state)  # what it was, with the error: not the running state above
+                except OSError:
+                    pass  # a full disk: the error that matters is the one raised
             raise
         return Running(rec, pid, cg, sandbox, net, started)
 
@@ -707,7 +710,9 @@ class Engine:
         """Remove a container that is not running (a running one is its monitor's to end first:
         the store's service kills it and calls this after its exit)."""
         state = self.reconcile(rec)
-        if state.status is Status.RUNNING:
+        # (recorded as running, but its PID 1 is gone: an exit its monitor could not write down,
+        # on a full disk; nothing runs any more)
+        if state.status is Status.RUNNING and pid_alive(state.pid, state.pid_start):
             if not force:
                 raise errors.Conflict(
                     f"cannot remove container {rec.name}: it is running: stop it first or use rm -f")
@@ -797,6 +802,20 @@ class Engine:
         for d in list(self.layout.tmp.iterdir()) if self.layout.tmp.exists() else []:
             if d.name.startswith("rm-"):
                 userns.rmtree(d)
+        # the state files' temp files of processes that are gone (a writer killed, or a service)
+        for d in list(self.layout.containers.iterdir()) if self.layout.containers.exists() else []:
+            try:
+                entries = os.listdir(d)
+            except OSError:
+                continue
+            for name in entries:
+                parts = name.split(".")
+                if name.startswith(".") and name.endswith(".tmp") and len(parts) >= 4 and parts[-2].isdigit() \
+                        and not process_running(int(parts[-2])):
+                    try:
+                        os.unlink(d / name)
+                    except OSError:
+                        pass
         # the emptied directories kept for the next containers are not in use either
         for d in list(self.layout.spare.iterdir()) if self.layout.spare.exists() else []:
             userns.rmtree(d)

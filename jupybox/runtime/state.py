@@ -95,8 +95,20 @@ def write_json_atomic(path: Path, data: dict) -> None:
     except FileNotFoundError:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         reuse = False
-    with open(fd, "w", closefd=True) as f:
-        f.write(text)
+    try:
+        with open(fd, "w", closefd=True) as f:
+            f.write(text)
+    except OSError:
+        # a full disk: the file keeps its old version, and no half-written temp file stays
+        # (a staged one is emptied: it is this process's to reuse)
+        try:
+            if reuse:
+                os.truncate(tmp, 0)
+            else:
+                os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     if reuse:
         from ..linux.syscalls import exchange
 

@@ -61,7 +61,10 @@ def _adopt_one(service, rec, state) -> None:
         service.log(f"container {rec.id[:12]}: no access to its init's status pipe; its exit code will be unknown")
     state.monitor_pid = os.getpid()
     state.monitor_start = proc_start_time(os.getpid())
-    rec.save_state(state)
+    try:
+        rec.save_state(state)
+    except OSError as e:  # a full disk: it is watched all the same (the state says so at its exit)
+        service.log(f"container {rec.id[:12]}: {e}")
     running = Running(rec, state.pid, cgroup, None, None, state)
     w = service.monitor.watch(running, None, None, adopted=True, status_fd=-1 if status_fd is None else status_fd)
     service.log(f"re-adopted container {rec.id[:12]} (PID 1: {state.pid})")

@@ -35,6 +35,7 @@ class Loop:
         self._seq = itertools.count()
         self._chores: list = []
         self.hold_until = 0.0
+        self.on_error = None  # called (in an except block) when a callback raises: the loop goes on
 
     # -- descriptors -----------------------------------------------------------------------------
     def add_reader(self, fd: int, callback) -> None:
@@ -86,15 +87,24 @@ class Loop:
         for key, _mask in events:
             # an earlier callback of this round may have closed this one's descriptor
             if fdmap.get(key.fd) is key:
-                key.data()
+                self._call(key.data)
         now = time.monotonic()
         while self._timers and (self._timers[0][2].cancelled or self._timers[0][0] <= now):
             _when, _seq, t = heapq.heappop(self._timers)
             if not t.cancelled:
-                t.callback()
+                self._call(t.callback)
         # one chore a round, after what came in: a request never waits behind more than one
         if self._chores and time.monotonic() >= self.hold_until:
-            self._chores.pop(0)()
+            self._call(self._chores.pop(0))
+
+    def _call(self, callback) -> None:
+        """A callback's failure is logged, not the end of the service (its other containers)."""
+        try:
+            callback()
+        except Exception:  # noqa: BLE001
+            if self.on_error is None:
+                raise
+            self.on_error()
 
     def close(self) -> None:
         self.selector.close()

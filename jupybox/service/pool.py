@@ -32,6 +32,7 @@ from .. import errors
 MAX_SIZE = 3
 BURST = 0.25  # seconds: runs closer than this to the last one are a burst
 SHRINK_AFTER = 30.0
+RETRY = 5.0  # seconds before another try when a sandbox could not be made
 
 
 class Preparer(threading.Thread):
@@ -87,7 +88,7 @@ class Pool:
         self.target = 1 if self.enabled else 0
         self.template: dict | None = None  # the config of the last container
         self.last_take = 0.0
-        self.failed = False  # the last one could not be made (no cgroup today): stop trying
+        self.retry_at = 0.0  # the last one could not be made (no cgroup, a full disk): not before then
         self._settling: dict[int, object] = {}
         self.preparer = None
         if self.enabled:
@@ -132,7 +133,7 @@ class Pool:
     # -- making -----------------------------------------------------------------------------------
     def fill(self) -> None:
         """Order the sandboxes that are missing (the preparer makes them while we serve)."""
-        if not self.enabled or self.failed or not self.service.accepting:
+        if not self.enabled or time.monotonic() < self.retry_at or not self.service.accepting:
             return
         template = self.template
         network = template["spec"]["network"] if template else "none"
@@ -149,7 +150,7 @@ class Pool:
             pw = self.preparer.made.popleft()
             self.ordered -= 1
             if isinstance(pw, BaseException):
-                self.failed = True
+                self.retry_at = time.monotonic() + RETRY
                 self.service.log(f"no sandbox made ahead: {pw}")
                 continue
             if not self.service.accepting:

@@ -13,6 +13,7 @@ replaced (the root directory's inode), or when asked (``shutdown``).
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import signal
@@ -31,6 +32,7 @@ from .loop import Loop
 from .monitor import Monitor
 from .pool import Pool
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 LINGER = 5.0  # seconds the service stays with no client and no container
 STORE_CHECK = 1.0  # seconds between looks at whether the store still exists
 STRAYS = 1.0  # seconds between looks for stray children to reap
@@ -69,8 +71,12 @@ class Service:
         return self.listener is not None
 
     def log(self, text: str) -> None:
-        print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} jupybox service {os.getpid()}: {text}", file=sys.stderr,
-              flush=True)
+        """A line in the service's log (in the store: a full disk loses the line, not the service)."""
+        try:
+            print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} jupybox service {os.getpid()}: {text}", file=sys.stderr,
+                  flush=True)
+        except OSError:
+            pass
 
     # -- the loop ---------------------------------------------------------------------------------
     def serve(self) -> None:
@@ -82,6 +88,7 @@ class Service:
         self.loop.call_later(STORE_CHECK, self._check_store)
         self.loop.call_later(STRAYS, self._reap_strays)
         self.pool.fill()
+        self.loop.on_error = lambda: self.log(f"a callback failed:\n{traceback.format_exc()}")
         try:
             while not self.done:
                 self.loop.run_once(self._idle_timeout())
@@ -237,6 +244,14 @@ class Service:
             reply = getattr(self, "op_" + msg["op"])(conn, msg, fds)
         except errors.JupyboxError as e:
             reply = wire.error_reply(req, e)
+        except OSError as e:
+            if e.errno not in NO_SPACE:
+                self.log(f"{msg.get('op')!r} request failed:\n{traceback.format_exc()}")
+                reply = wire.error_reply(req, e)
+            else:
+                reply = wire.error_reply(req, errors.NoSpace(
+                    f"no space left on device: the store {self.layout.root} is full (remove containers, images or "
+                    "volumes to make room)"))
         except Exception as e:  # noqa: BLE001 - a client gets an answer, the others keep their service
             self.log(f"{msg.get('op')!r} request failed:\n{traceback.format_exc()}")
             reply = wire.error_reply(req, e)
@@ -267,7 +282,12 @@ class Service:
             pw = None
         self.pool.template = rec.config
         self.kick()
-        return self._start(conn, rec, fds, msg.get("attached", True), pw, remove_on_failure=spec.remove)
+        try:
+            return self._start(conn, rec, fds, msg.get("attached", True), pw, remove_on_failure=spec.remove)
+        except OSError as e:
+            if e.errno in NO_SPACE:  # a run that could not even start on a full disk leaves nothing
+                self.engine.records.delete(rec)
+            raise
 
     def op_create(self, conn, msg, fds) -> dict:
         self._accepting_or_fail()
