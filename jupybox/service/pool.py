@@ -101,7 +101,8 @@ class Pool:
 
     # -- taking ----------------------------------------------------------------------------------
     def take(self, spec):
-        """A sandbox for this spec, or None (the run makes its own)."""
+        """A sandbox for this spec, or None (the run makes its own). The caller then sets the
+        template (the container it made) and calls :meth:`fill` for the next ones."""
         if not self.enabled:
             return None
         now = time.monotonic()
@@ -118,9 +119,7 @@ class Pool:
                 self.sandboxes.insert(0, pw)
                 break
             self._unsettle(pw)
-            self.fill()
             return pw
-        self.fill()
         return None
 
     def discard(self, pw) -> None:

@@ -281,6 +281,7 @@ class Service:
             self.pool.discard(pw)  # a wrong guess: the next sandbox follows this container instead
             pw = None
         self.pool.template = rec.config
+        self.pool.fill()  # the next sandboxes, like this container (a re-run cell is the common case)
         self.kick()
         try:
             return self._start(conn, rec, fds, msg.get("attached", True), pw, remove_on_failure=spec.remove)
