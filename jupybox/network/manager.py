@@ -561,7 +561,7 @@ class Networks:
     def prune(self, existing: set[str]) -> dict:
         """Reconcile everything with the live containers: endpoints, reservations, map elements,
         veths on our bridges. ``existing``: ids of the containers that still exist."""
-        orphans = collect_orphans(self.layout, force=True)
+        orphans = collect_orphans(self.layout)
         if not self.dir.exists():
             return {"orphans": orphans} if any(orphans.values()) else {}
         result = {"endpoints": [], "veths": []}
@@ -601,16 +601,9 @@ class Networks:
         return result
 
 
-_collected: set[str] = set()
-
-
-def collect_orphans(layout, force: bool = False) -> dict:
-    """The bridges and tables of stores that are gone (see ``ownership``): once per process and
-    store unless ``force`` (prune, reset)."""
-    key = str(layout.root)
-    if key in _collected and not force:
-        return {}
-    _collected.add(key)
+def collect_orphans(layout) -> dict:
+    """The bridges and tables of stores that are gone (see ``ownership``): when a bridge is made,
+    and at prune."""
     from . import ownership
 
     try:

@@ -111,10 +111,14 @@ def spawn(root) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     log = os.open(os.path.join(directory, name(root) + ".log"),
                   os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    # -P: the caller's working directory is not put first on sys.path (a checkout of another
+    # jupybox there would be imported instead of this one)
+    python = [sys.executable, "-P"] if sys.version_info >= (3, 11) else \
+        [sys.executable, "-c", "import sys, runpy; del sys.path[0]; runpy.run_module('jupybox.service', run_name='__main__')"]
     try:
         return os.posix_spawn(
-            sys.executable, [sys.executable, "-m", "jupybox.service", "--root", os.path.abspath(os.fspath(root)),
-                             "--name", name(root)],
+            sys.executable, python + (["-m", "jupybox.service"] if len(python) == 2 else [])
+            + ["--root", os.path.abspath(os.fspath(root)), "--name", name(root)],
             env, file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, log, 1),
                                (os.POSIX_SPAWN_DUP2, log, 2)], setsid=True)
     finally:
