@@ -24,7 +24,7 @@ BENCH_ARGS  ?=
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help deps apt-deps venv bytecode test test-v2 demo bench clean
+.PHONY: help deps apt-deps venv bytecode test test-v2 test-fixtures demo bench clean
 
 help:
 	@echo "make deps | test | test-v2 | demo | bench | clean"
@@ -68,11 +68,19 @@ bytecode: $(STAMP)
 # --- test ---------------------------------------------------------------------
 # tests/ includes tests/v2guest, what test-v2 runs alone: the cgroup v2 path on Debian's kernel
 # booted under qemu (linux-image-amd64: its kernel and modules are only read, never booted on the host)
-test: deps
-	$(VPY) -m pytest $(PYTEST_OPTS) $(TESTS)
+# The suite runs on the defaults a user has (the default network is a bridge, as docker's) in a
+# network namespace of its own, so the bridges and nftables tables it makes live and die there;
+# what it needs from the network (a Debian rootfs from the mirror) is cached first.
+IN_TEST_NETNS := $(VPY) -m jupybox.testing.netns --
 
-test-v2: deps
-	$(VPY) -m pytest $(PYTEST_OPTS) tests/v2guest
+test: deps test-fixtures
+	$(IN_TEST_NETNS) $(VPY) -m pytest $(PYTEST_OPTS) $(TESTS)
+
+test-v2: deps test-fixtures
+	$(IN_TEST_NETNS) $(VPY) -m pytest $(PYTEST_OPTS) tests/v2guest
+
+test-fixtures: deps
+	$(VPY) -m jupybox.testing.prefetch
 
 # --- demo ---------------------------------------------------------------------
 # the main job: the quickstart notebook on the built-in `host` image, then a short CLI tour

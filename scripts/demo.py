@@ -25,8 +25,11 @@ def main() -> int:
     out_dir = REPO / "demo-output"
     out_dir.mkdir(exist_ok=True)
     nb = nbformat.read(src, as_version=4)
-    root = tempfile.mkdtemp(prefix="jupybox-demo-")
-    os.environ.setdefault("JUPYBOX_ROOT", root)
+    # a store of its own, removed at the end with everything it made on this machine (bridges,
+    # nftables table, cgroups): the demo leaves nothing behind, and never touches another store
+    work = tempfile.mkdtemp(prefix="jupybox-demo-")
+    root = os.path.join(work, "store")
+    os.environ["JUPYBOX_ROOT"] = root
     client = NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(REPO / "notebooks")}})
     failed = None
     try:
@@ -35,6 +38,13 @@ def main() -> int:
         failed = e
     finally:
         nbformat.write(nb, out_dir / src.name)
+        import shutil
+
+        import jupybox
+
+        if os.path.exists(root):
+            jupybox.reset(root)
+        shutil.rmtree(work, ignore_errors=True)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or "execution_count" not in cell:
             continue

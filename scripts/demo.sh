@@ -7,14 +7,16 @@ JUPYBOX=${JUPYBOX:-jupybox}
 bold() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { bold "$*"; "$@"; }
 
-cleanup() { "$JUPYBOX" rm -f demo >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-
 if [ "$(id -u)" != 0 ]; then
     echo "the demo needs root (namespaces, mounts, cgroups)" >&2
     exit 2
 fi
-cleanup
+# a store of its own: the demo never touches another one (/var/lib/jupybox, a user's), and
+# `system reset` removes what it made on this machine (containers, service, bridge, nftables table)
+WORK=$(mktemp -d /tmp/jupybox-demo-XXXXXX)
+export JUPYBOX_ROOT="$WORK/store"
+cleanup() { "$JUPYBOX" system reset -f >/dev/null 2>&1; rm -rf "$WORK"; }
+trap cleanup EXIT
 
 echo "== 1. A memory limit: allocate 200 MB in a container limited to 64 MiB"
 bold "$JUPYBOX run --rm -m 64m host python3 -c 'b = b\"x\" * (200 << 20)'"
