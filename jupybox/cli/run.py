@@ -10,7 +10,6 @@ create the namespaces; ``JUPYBOX_ISOLATION=none`` forces the fallback without a 
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 from .. import errors
@@ -261,14 +260,10 @@ def cmd_create(args, ctx) -> int:
     return 0
 
 
-_NAMESPACE_FAILURE = re.compile(r"creating the container's namespaces: \[Errno (\d+)\]")
-_NAMESPACE_ERRNOS = {1, 22, 28}  # EPERM (forbidden), EINVAL (not built in), ENOSPC (max_*_namespaces)
-
-
 def namespaces_failed(e: errors.JupyboxError) -> bool:
-    """Did a launch fail because the kernel refused to create the namespaces?"""
-    m = _NAMESPACE_FAILURE.search(str(e))
-    return m is not None and int(m.group(1)) in _NAMESPACE_ERRNOS
+    from ..runtime.mode import namespaces_refused
+
+    return namespaces_refused(e)
 
 
 def no_containers(reason: str) -> errors.RuntimeFailure:

@@ -33,6 +33,7 @@ from .state import State, Status, monitor_alive, now_iso, pid_alive, proc_start_
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_VIEW_TTL = 2.0  # seconds a resolved host image (its binds and masks) is reused
+EXIT_RESERVE = 16384  # bytes kept for a running container's exit state (5 health probes' output included)
 
 
 class Prepared:
@@ -566,7 +567,7 @@ class Engine:
                 health={"Status": "starting", "FailingStreak": 0, "Log": []} if rec.config.get("healthcheck")
                 else None,
             )
-            rec.save_state(started)
+            rec.save_state(started, reserve=EXIT_RESERVE)  # its exit is written even on a full disk
             sandbox.started()
         except BaseException as e:
             if net is not None:
@@ -623,10 +624,12 @@ class Engine:
         return state
 
     def save_exit(self, running: Running, state: State) -> None:
+        """Write the exit down (room for it was reserved at the start). Raises OSError when it
+        cannot be written (a disk full beyond the reserve): the caller keeps it and tries again."""
         try:
             # --rm too: until its cleanup, nobody may see it running (PID 1 may linger)
             running.record.save_state(state)
-        except OSError:
+        except FileNotFoundError:
             pass  # removed meanwhile (rm -f right after the exit)
 
     def cleanup(self, running: Running) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,16 @@ class Mode:
         if self.notes:
             d["notes"] = list(self.notes)
         return d
+
+
+_NAMESPACE_FAILURE = re.compile(r"creating the container's namespaces: \[Errno (\d+)\]")
+_NAMESPACE_ERRNOS = {1, 22, 28}  # EPERM (forbidden), EINVAL (not built in), ENOSPC (max_*_namespaces)
+
+
+def namespaces_refused(e: BaseException) -> bool:
+    """Did a launch fail because the kernel refused to create the namespaces (no container can run)?"""
+    m = _NAMESPACE_FAILURE.search(str(e))
+    return m is not None and int(m.group(1)) in _NAMESPACE_ERRNOS
 
 
 def kernel_at_least(major: int, minor: int) -> bool:

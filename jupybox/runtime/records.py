@@ -93,8 +93,8 @@ class Record:
         except (ValueError, KeyError):
             return State()
 
-    def save_state(self, state: State) -> None:
-        write_json_atomic(self.dir / "state.json", state.to_dict())
+    def save_state(self, state: State, reserve: int = 0) -> None:
+        write_json_atomic(self.dir / "state.json", state.to_dict(), reserve=reserve)
 
     def update_config(self, **changes) -> None:
         cfg = dict(self.config)
@@ -122,20 +122,25 @@ class Records:
         ext4 under churn a new inode cost up to 0.7 ms here, and a container has about twenty."""
         owner = owner or os.getpid()
         staged = self.layout.containers / cid
-        if self._take_spare(staged, owner):
-            with open(staged / "staged-by", "w") as f:
-                f.write(str(owner))
-        else:
-            staged.mkdir()
-            for sub in ("upper", "work", "rootfs"):
-                (staged / sub).mkdir()
-            (staged / "staged-by").write_text(str(owner))
-            for log in ("stdout.log", "stderr.log"):
-                os.close(os.open(staged / log, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
-        stage_json(staged / "config.json", owner)
-        stage_json(staged / "state.json", owner, State().to_dict())
-        if name:
-            self._claim(name, cid)
+        try:
+            if self._take_spare(staged, owner):
+                with open(staged / "staged-by", "w") as f:
+                    f.write(str(owner))
+            else:
+                staged.mkdir()
+                for sub in ("upper", "work", "rootfs"):
+                    (staged / sub).mkdir()
+                (staged / "staged-by").write_text(str(owner))
+                for log in ("stdout.log", "stderr.log"):
+                    os.close(os.open(staged / log, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
+            stage_json(staged / "config.json", owner)
+            stage_json(staged / "state.json", owner, State().to_dict())
+            if name:
+                self._claim(name, cid)
+        except BaseException:  # (a full disk): no half-made directory is left for prune to find
+            if staged.exists():
+                shutil.rmtree(staged, ignore_errors=True)  # (made by this process: no user namespace needed)
+            raise
         return staged
 
     def _take_spare(self, dest: Path, owner: int) -> bool:

@@ -16,7 +16,7 @@ import os
 import signal
 
 from .. import errors
-from ..runtime.engine import Running
+from ..runtime.engine import EXIT_RESERVE, Running
 from ..runtime.sandbox import pid1_status_fd
 from ..runtime.state import Status, monitor_alive, pid_alive, proc_start_time
 
@@ -51,7 +51,7 @@ def _adopt_one(service, rec, state) -> None:
         running = Running(rec, state.pid, cgroup, None, None, state)
         exit_state = engine.exit_state(running, 137)
         exit_state.error = "the jupybox service and the container's init died; exit status unknown"
-        engine.save_exit(running, exit_state)
+        service.monitor.save_exit(running, exit_state)
         if rec.config["spec"].get("remove"):
             engine.records.hide(rec)
         engine.cleanup(running)
@@ -62,7 +62,7 @@ def _adopt_one(service, rec, state) -> None:
     state.monitor_pid = os.getpid()
     state.monitor_start = proc_start_time(os.getpid())
     try:
-        rec.save_state(state)
+        rec.save_state(state, reserve=EXIT_RESERVE)  # room for its exit, as at a start
     except OSError as e:  # a full disk: it is watched all the same (the state says so at its exit)
         service.log(f"container {rec.id[:12]}: {e}")
     running = Running(rec, state.pid, cgroup, None, None, state)

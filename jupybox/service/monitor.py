@@ -56,6 +56,8 @@ class Monitor:
         self.cleanups: list[Watched] = []  # PID 1 gone: cgroup, network, --rm directory to remove
         self.execs: dict[int, tuple[int, str, object]] = {}  # pidfd -> (pid, token, client)
         self.restarts: dict[str, object] = {}  # container id -> the timer of its restart (its policy's)
+        self.unsaved: dict[str, tuple] = {}  # container id -> (running, exit state) not written yet
+        self._save_timer = None
         self.backoff: dict[str, float] = {}  # container id -> its last restart delay
         self.health = Health(service)
         self.last_start = 0.0
@@ -82,7 +84,7 @@ class Monitor:
         return set(self.watched)
 
     def idle(self) -> bool:
-        return not (self.watched or self.execs or self.lingering or self.cleanups or self.restarts)
+        return not (self.watched or self.execs or self.lingering or self.cleanups or self.restarts or self.unsaved)
 
     # -- exits ---------------------------------------------------------------------------------------
     def _reported(self, w: Watched) -> None:
@@ -100,9 +102,9 @@ class Monitor:
             # out of every listing before the client hears of the exit (docker's run --rm)
             self.engine.records.hide(running.record)
             self._exited(w, state)
-            self.engine.save_exit(running, state)
+            self.save_exit(running, state)
         else:  # the client may inspect or remove it as soon as wait() returns
-            self.engine.save_exit(running, state)
+            self.save_exit(running, state)
             self._exited(w, state)
         self.lingering.append(w)
         self.service.kick()
@@ -138,9 +140,9 @@ class Monitor:
             if status is None:
                 state = self.engine.exit_state(w.running, 137)
                 state.error = "the container's init died; exit status unknown"
-                self.engine.save_exit(w.running, state)
             else:
-                state = self.engine.record_exit(w.running, exit_code_of(status))
+                state = self.engine.exit_state(w.running, exit_code_of(status))
+            self.save_exit(w.running, state)
             if w.running.record.config["spec"].get("remove"):
                 self.engine.records.hide(w.running.record)
             self._exited(w, state)
@@ -148,6 +150,25 @@ class Monitor:
             self.lingering.remove(w)
         self.cleanups.append(w)
         self.service.kick()
+
+    def save_exit(self, running, state) -> None:
+        """Write an exit down; one that cannot be (a disk full beyond the room reserved for it) is
+        kept and written again every second: an exit is never lost while the service lives."""
+        try:
+            self.engine.save_exit(running, state)
+            self.unsaved.pop(running.record.id, None)
+        except OSError as e:
+            if running.record.id not in self.unsaved:
+                self.service.log(f"container {running.record.id[:12]}: its exit could not be written ({e}); "
+                                 "kept, and written again every second")
+            self.unsaved[running.record.id] = (running, state)
+            if self._save_timer is None:
+                self._save_timer = self.loop.call_later(1.0, self._save_again)
+
+    def _save_again(self) -> None:
+        self._save_timer = None
+        for running, state in list(self.unsaved.values()):
+            self.save_exit(running, state)
 
     def release_lingering(self) -> bool:
         """The hold is over: the PID 1s that reported an exit may go (and take their namespaces)."""
@@ -295,6 +316,8 @@ class Monitor:
         if w is not None and not w.notified:
             w.waiters.append((conn, req))
             return None
+        if w is None and rec.id in self.unsaved:
+            return _result(self.unsaved[rec.id][1])
         return _result(w.exit_state if w is not None else rec.state())
 
     def stop(self, conn, req: int, rec, timeout: float | None) -> dict | None:

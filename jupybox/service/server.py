@@ -25,6 +25,7 @@ import traceback
 from .. import errors
 from ..linux import syscalls as sc
 from ..runtime.engine import Engine
+from ..runtime.mode import namespaces_refused
 from ..runtime.spec import ContainerSpec
 from ..runtime.state import Status, process_running
 from . import address, messages, wire
@@ -36,6 +37,7 @@ NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 LINGER = 5.0  # seconds the service stays with no client and no container
 STORE_CHECK = 1.0  # seconds between looks at whether the store still exists
 STRAYS = 1.0  # seconds between looks for stray children to reap
+CLEANUP_BACKLOG = 4  # cleanups waiting: one more done per chore for every this many
 
 
 class Conn:
@@ -129,9 +131,17 @@ class Service:
             self.loop.chore(self._chore)
 
     def _chore(self) -> None:
+        """Release the PID 1s that reported an exit, and clean up after a few that have gone: a
+        little at a time (a request that comes meanwhile goes first), but more when a backlog
+        builds, so that a tight loop of runs (never a quiet moment) does not pile up PID 1s,
+        cgroups and descriptors."""
         self._kicked = False
-        if self.monitor.release_lingering() or self.monitor.cleanup_one():
-            self.kick()  # one unit at a time: a request that comes meanwhile goes first
+        released = self.monitor.release_lingering()
+        cleaned = False
+        for _ in range(1 + len(self.monitor.cleanups) // CLEANUP_BACKLOG):
+            cleaned = self.monitor.cleanup_one() or cleaned
+        if released or cleaned:
+            self.kick()
 
     def _check_store(self) -> None:
         """A store deleted or replaced under us (rm -rf of the root): nothing here is ours to keep."""
@@ -287,6 +297,10 @@ class Service:
             return self._start(conn, rec, fds, msg.get("attached", True), pw, remove_on_failure=spec.remove)
         except OSError as e:
             if e.errno in NO_SPACE:  # a run that could not even start on a full disk leaves nothing
+                self.engine.records.delete(rec)
+            raise
+        except errors.RuntimeFailure as e:
+            if namespaces_refused(e):  # no container can ever run here: no "Created" one that never will
                 self.engine.records.delete(rec)
             raise
 

@@ -48,7 +48,10 @@ def delegation(user):
 
 def run(delegation, user, *args):
     out = delegation.run(user, [JUPYBOX, *args])
-    # jupybox's parent in the delegation goes with its last container
+    # jupybox's parent in the delegation goes with its last container, and the last sandbox its
+    # service made ahead (the service is stopped here rather than waited for)
+    down = delegation.run(user, [JUPYBOX, "system", "shutdown"])
+    assert down.returncode == 0, down.stderr
     assert delegation.children() == [], (out.returncode, out.stdout, out.stderr)
     return out
 

@@ -33,14 +33,7 @@ BOOTS = [Boot("v2", ["tests/cgroups", *CONTAINERS])]
 
 # Tests that fail in the guest for a reason outside the cgroup layer, reported to their owners;
 # strict: the day one passes, the entry must go.
-KNOWN_FAILURES = {
-    "tests/runtime/test_limits.py::test_pids_limit_holds_a_fork_bomb":
-        "reads the v1 path /sys/fs/cgroup/pids/pids.current inside the container; on v2 it is "
-        "/sys/fs/cgroup/pids.current",
-    "tests/runtime/test_limits.py::test_cpu_quota_throttles":
-        "reads the v1 files cpu/cpu.cfs_quota_us and cpu/cpu.stat inside the container; on v2 they are "
-        "cpu.max ('20000 100000') and cpu.stat",
-}
+KNOWN_FAILURES: dict[str, str] = {}  # node id -> why it cannot pass on v2 (an xfail, strict)
 
 
 def _covers(entry: str, nodeid: str) -> bool:
