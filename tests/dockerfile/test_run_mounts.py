@@ -201,3 +201,16 @@ def test_run_network_modes(bb, echo_server):
              f"RUN --network=none ! nc 127.0.0.1 {port}\n"
              f"RUN --network=default nc 127.0.0.1 {port} | grep foo\n", network="host")
     assert bb.leftovers() == []
+
+
+def test_mounts_through_the_launcher_daemon(bb):
+    """Notebooks build with the daemon runner: the same mounts reach its containers."""
+    img = bb.build("FROM busybox\n"
+                   "RUN --mount=type=cache,target=/c --mount=type=tmpfs,target=/t "
+                   "--mount=type=secret,id=s,env=S --mount=target=/ctx "
+                   "echo \"$S $(cat /ctx/f) $(grep -c ' /t tmpfs' /proc/mounts)\" > /out && touch /c/x\n",
+                   files={"f": "ctx-file"}, secrets={"s": b"shh"}, runner="daemon")
+    assert bb.run(img.id, "cat /out") == (0, "shh ctx-file 1\n")
+    # (the daemon keeps prewarmed sandboxes, so no leftovers() here: what the mounts made is gone)
+    assert [n for n in os.listdir(bb.root / "tmp") if n.startswith("layer-")] == []
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith("jupybox-secret-")]
