@@ -29,7 +29,6 @@ import html
 import http.server
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_build import Dockerd, sh  # noqa: E402
+from bench_build import Dockerd, remove_workdir, sh  # noqa: E402
 from harness import Case, format_table, run_interleaved, write_results  # noqa: E402
 
 WHEELS = ["numpy==1.26.4", "requests==2.31.0", "setuptools==68.2.2", "wheel==0.41.2"]
@@ -201,14 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                           {"when": dt.datetime.now().isoformat(timespec="seconds"), "runs": args.runs})
     finally:
         docker.stop()
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f if line.split()[4].startswith(str(work))]
-        for mp in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True)
-        from jupybox.testing.leaks import kill_processes_under
-
-        kill_processes_under(work)
-        shutil.rmtree(work, ignore_errors=True)
+        remove_workdir(work)
     return 0
 
 

@@ -99,19 +99,12 @@ def parse_mount(value: str, expand: Callable[[str], str]) -> MountSpec:
     for field in fields(value):
         key, eq, val = field.partition("=")
         key = key.lower()
-        if not eq:
-            if key in ("readonly", "ro"):
-                m.readonly, ro_auto = True, False
-            elif key in ("readwrite", "rw"):
-                m.readonly, ro_auto = False, False
-            elif key == "required":
-                if m.type not in ("secret", "ssh"):
-                    raise MountError(f"unexpected key '{key}' for mount type '{m.type}'")
-                m.required = True
-            else:
+        if not eq:  # a flag alone: "ro", "rw", "required"
+            if key not in ("readonly", "ro", "readwrite", "rw", "required"):
                 raise MountError(f"invalid field '{field}' must be a key=value pair")
-            continue
-        val = expand(val)
+            val = "true"
+        else:
+            val = expand(val)
         if key == "type":
             t = val.lower()
             if t not in MOUNT_TYPES:
