@@ -385,6 +385,43 @@ RUN echo -n $a3 > /out
 FROM scratch
 COPY --from=build /out .
 """, expect={"out": "bar-box-foo"}),
+    dict(source="dockerfile_args_test.go testTargetStageNameArg", dockerfile="""
+FROM busybox AS base
+WORKDIR /out
+RUN echo -n "value:$TARGETSTAGE" > /out/first
+ARG TARGETSTAGE
+RUN echo -n "value:$TARGETSTAGE" > /out/second
+FROM scratch AS foo
+COPY --from=base /out/ /
+FROM scratch
+COPY --from=base /out/ /
+""", target="foo",
+         expect={"first": "value:", "second": "value:foo"}),
+    dict(source="dockerfile_args_test.go testTargetStageNameArg", dockerfile="""
+FROM busybox AS base
+WORKDIR /out
+RUN echo -n "value:$TARGETSTAGE" > /out/first
+ARG TARGETSTAGE
+RUN echo -n "value:$TARGETSTAGE" > /out/second
+FROM scratch AS foo
+COPY --from=base /out/ /
+FROM scratch
+COPY --from=base /out/ /
+""",
+         expect={"first": "value:", "second": "value:default"}),
+    dict(source="dockerfile_args_test.go testTargetStageNameArg", dockerfile="""
+FROM busybox AS base
+WORKDIR /out
+RUN echo -n "value:$TARGETSTAGE" > /out/first
+ARG TARGETSTAGE
+RUN echo -n "value:$TARGETSTAGE" > /out/second
+FROM scratch AS foo
+COPY --from=base /out/ /
+FROM scratch
+COPY --from=base /out/ /
+FROM scratch AS final
+COPY --from=base /out/ /
+""", expect={"first": "value:", "second": "value:final"}),
     dict(source="dockerfile_args_test.go testBuiltinArgs", dockerfile="""
 FROM busybox AS build
 ARG FOO
