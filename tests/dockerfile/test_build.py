@@ -478,3 +478,10 @@ def test_copy_link_gives_the_same_image(bb):
     linked = bb.build("FROM busybox\nCOPY --link a /dst/\nCOPY --link=true --chmod=600 g /g\n")
     assert bb.tree(plain) == bb.tree(linked)
     assert [d["digest"] for d in plain.layers] == [d["digest"] for d in linked.layers]
+
+
+def test_expose_with_a_nested_modifier(bb):
+    """EXPOSE splits words after expansion; a modifier's nested word does not eat what came
+    before it (BuildKit's does: see jupybox.dockerfile.expand._Words)."""
+    img = bb.build("FROM scratch\nENV P=8\nEXPOSE 80${P#x} 90${Q:-9}/udp\n")
+    assert img.config["config"]["ExposedPorts"] == {"808/tcp": {}, "909/udp": {}}
