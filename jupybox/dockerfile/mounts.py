@@ -105,6 +105,9 @@ def parse_mount(value: str, expand: Callable[[str], str]) -> MountSpec:
             val = "true"
         else:
             val = expand(val)
+        only_for = {"required": ("secret", "ssh"), "size": ("tmpfs",)}.get(key)
+        if only_for and m.type not in only_for:
+            raise MountError(f"unexpected key '{key}' for mount type '{m.type}'")
         if key == "type":
             t = val.lower()
             if t not in MOUNT_TYPES:
@@ -121,12 +124,8 @@ def parse_mount(value: str, expand: Callable[[str], str]) -> MountSpec:
         elif key in ("readwrite", "rw"):
             m.readonly, ro_auto = not _bool(key, val), False
         elif key == "required":
-            if m.type not in ("secret", "ssh"):
-                raise MountError(f"unexpected key '{key}' for mount type '{m.type}'")
             m.required = _bool(key, val)
         elif key == "size":
-            if m.type != "tmpfs":
-                raise MountError(f"unexpected key '{key}' for mount type '{m.type}'")
             try:
                 m.size = parse_size(val)
             except InvalidSize:
