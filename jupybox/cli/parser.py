@@ -27,6 +27,7 @@ VERBS = {
     "build": "build", "builder": "build",
     "network": "network", "port": "network",
     "compose": "compose",
+    "kube": "kube",
 }
 
 
