@@ -110,6 +110,22 @@ class Netns:
         return str(path)
 
 
+class Here:
+    """The network namespace this process is in, with :class:`Netns`'s interface (a benchmark that
+    re-ran itself inside a namespace of its own)."""
+
+    def run(self, argv, **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run([str(a) for a in argv], **kw)
+
+    def popen(self, argv, **kw) -> subprocess.Popen:
+        return subprocess.Popen([str(a) for a in argv], **kw)
+
+    def call(self, fn, *args, **kw):
+        return fn(*args, **kw)
+
+
 def http(method: str, url: str, data=None, headers=None, timeout: float = 30) -> tuple[int, bytes]:
     """(status, body) of one request; HTTP errors are answers, not exceptions (call it in the netns)."""
     body = json.dumps(data).encode() if data is not None else None
@@ -149,6 +165,7 @@ def proxy_command(cache: Path) -> str:
 CONFIG = """\
 c = get_config()  # noqa
 c.JupyterHub.ip = {proxy_ip!r}
+c.JupyterHub.slow_spawn_timeout = 120  # a POST of a server answers when it is ready
 c.JupyterHub.port = {proxy_port}
 c.JupyterHub.hub_ip = "0.0.0.0"
 c.JupyterHub.hub_port = {hub_port}
@@ -185,16 +202,18 @@ def server_user_config() -> str:
 class Hub:
     """One JupyterHub process (and the proxy it starts) in ``ns``; state under ``workdir``."""
 
-    def __init__(self, ns: Netns, workdir: Path, proxy: str, spawner: str = "jupybox", extra_config: str = "",
-                 env: dict | None = None, proxy_ip: str = "127.0.0.1"):
+    def __init__(self, ns: Netns | Here, workdir: Path, proxy: str, spawner: str = "jupybox", extra_config: str = "",
+                 env: dict | None = None, proxy_ip: str = "127.0.0.1",
+                 ports: tuple[int, int, int] = (PROXY_PORT, PROXY_API_PORT, HUB_PORT)):
         self.ns = ns
         self.work = Path(workdir)
         self.work.mkdir(parents=True, exist_ok=True)
         self.token = secrets.token_hex(16)
-        self.base = f"http://127.0.0.1:{PROXY_PORT}"
+        proxy_port, proxy_api_port, hub_port = ports
+        self.base = f"http://127.0.0.1:{proxy_port}"
         config = CONFIG.format(work=self.work, spawner=spawner, token=self.token, proxy=proxy,
-                               proxy_token=secrets.token_hex(16), hub_port=HUB_PORT, proxy_port=PROXY_PORT,
-                               proxy_api_port=PROXY_API_PORT, proxy_ip=proxy_ip)
+                               proxy_token=secrets.token_hex(16), hub_port=hub_port, proxy_port=proxy_port,
+                               proxy_api_port=proxy_api_port, proxy_ip=proxy_ip)
         (self.work / "jupyterhub_config.py").write_text(config + extra_config)
         self.env = dict(os.environ, **(env or {}))
         self.proc: subprocess.Popen | None = None
