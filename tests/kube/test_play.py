@@ -5,6 +5,7 @@ Services run as podman runs them; bad manifests are one line and leave nothing."
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 
 import pytest
@@ -229,12 +230,13 @@ def test_restart_policy_and_healthcheck_survive_the_round_trip(net, tmp_path):
         missing = _takes(option, value)
         if missing:
             pytest.skip(f"the runtime lacks the {option!r} container option (make_spec: {missing})")
-    import jupybox
     from jupybox.kube import source
 
     root = net.root
-    jupybox.create("busybox", ["sleep", "600"], root=root, name="job", network="none", restart="on-failure",
-                   healthcheck=healthcheck)
+    create = (f"import jupybox; jupybox.create('busybox', ['sleep', '600'], root={root!r}, name='job', "
+              f"network='none', restart='on-failure', healthcheck={healthcheck!r})")
+    made = net.sh(f"{sys.executable} -c \"{create}\"")  # in the namespace, as the CLI runs
+    assert made.returncode == 0, made.stderr
     manifest = tmp_path / "job.yaml"
     net.ok("kube", "generate", "job", "-f", manifest)
     net.ok("rm", "job")
@@ -242,3 +244,32 @@ def test_restart_policy_and_healthcheck_survive_the_round_trip(net, tmp_path):
     played = source.from_names(["job-job"], root=root)[0].boxes[0].extras
     assert played == {"restart": "on-failure", "healthcheck": healthcheck}
     net.ok("kube", "down", manifest)
+
+
+COMPOSE = """\
+services:
+  web:
+    image: busybox:latest
+    command: httpd -f -p 8080
+    ports: ["18081:8080"]
+  worker:
+    image: busybox:latest
+    command: sleep 600
+    scale: 2
+"""
+
+
+def test_a_running_compose_project_becomes_deployments_and_services(net, tmp_path):
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    net.ok("compose", "-f", tmp_path / "compose.yaml", "-p", "shop", "up", "-d")
+    try:
+        out = net.ok("kube", "generate", "shop", "--service")
+    finally:
+        net.ok("compose", "-f", tmp_path / "compose.yaml", "-p", "shop", "down")
+    docs = list(__import__("yaml").safe_load_all(out))
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("Deployment", "web"), ("Service", "web"), ("Deployment", "worker")]
+    assert [d["spec"]["replicas"] for d in docs if d["kind"] == "Deployment"] == [1, 2]
+    template = docs[0]["spec"]["template"]
+    assert not [k for k in template["metadata"]["labels"] if k.startswith("com.docker.compose.")]
+    assert docs[1]["spec"]["ports"] == [{"name": "tcp-18081", "port": 18081, "targetPort": 8080, "protocol": "TCP"}]
