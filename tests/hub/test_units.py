@@ -53,7 +53,8 @@ def test_the_hubs_url_is_rewritten_to_the_gateway():
     from jupybox.hub.spawner import _with_host
 
     assert _with_host("http://127.0.0.1:8081/hub/api", "172.18.0.1") == "http://172.18.0.1:8081/hub/api"
-    assert _with_host("http://vm:8081/hub/api/users/a/activity", "10.0.0.1") == "http://10.0.0.1:8081/hub/api/users/a/activity"
+    assert (_with_host("http://vm:8081/hub/api/users/a/activity", "10.0.0.1")
+            == "http://10.0.0.1:8081/hub/api/users/a/activity")
 
 
 def test_the_firewall_matches_the_macs_jupybox_gives_the_subnet():

@@ -45,7 +45,8 @@ def test_configmap_and_secret_files_and_env():
     data = podspec.Data()
     data.add({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a.conf": "x=1\n", "MODE": "fast"}})
     data.add({"kind": "Secret", "metadata": {"name": "s"}, "data": {"token": "dG9r"}, "stringData": {"pw": "p"}})
-    spec = {"containers": [{"name": "m", "image": "busybox", "envFrom": [{"configMapRef": {"name": "c"}, "prefix": "C_"}],
+    spec = {"containers": [{"name": "m", "image": "busybox",
+                            "envFrom": [{"configMapRef": {"name": "c"}, "prefix": "C_"}],
                             "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}},
                                     {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                             "volumeMounts": [{"name": "conf", "mountPath": "/etc/app"}]}],
