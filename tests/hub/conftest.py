@@ -60,6 +60,11 @@ class Hubs:
         out = self.ns.run(["ip", "-o", "link", "show"]).stdout
         return sorted(ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines() if ":" in ln)
 
+    def left_links(self, ids: list[str]) -> list[str]:
+        """Links of these containers, or any bridge, still in the namespace (the store's service
+        may keep prewarmed sandboxes with veths of their own: not these containers')."""
+        return [ln for ln in self.links() if ln.startswith("jbx-") or any(ln.startswith(f"jv{i[:8]}") for i in ids)]
+
     def nft_tables(self) -> list[str]:
         return [ln.strip() for ln in self.ns.run(["nft", "list", "tables"]).stdout.splitlines() if ln.strip()]
 
