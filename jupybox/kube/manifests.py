@@ -23,6 +23,7 @@ Field by field (the README's table is this one):
     --hostname                     pod: hostname
     --network host                 pod: hostNetwork; bridge and user networks: the pod network
     --dns / --add-host             pod: dnsConfig.nameservers (dnsPolicy None) / hostAliases
+    --stop-timeout                 pod: terminationGracePeriodSeconds
     --restart                      pod: restartPolicy (no: Never, on-failure: OnFailure, always and
                                    unless-stopped: Always; a Deployment's is always Always)
     healthcheck                    livenessProbe (exec; CMD-SHELL as /bin/sh -c), periodSeconds,
@@ -144,6 +145,9 @@ class Generator:
                 pod["restartPolicy"] = policy
         elif not deployment:
             pod["restartPolicy"] = "Never"  # docker's default: no restart
+        grace = w.boxes[0].extras.get("stop_timeout")
+        if grace is not None:
+            pod["terminationGracePeriodSeconds"] = max(0, math.ceil(float(grace)))
         return pod
 
     def container(self, w: Workload, box, volumes: dict, deployment: bool) -> dict:

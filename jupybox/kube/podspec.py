@@ -105,6 +105,8 @@ def translate(pod: str, spec: dict, labels: dict, data: Data, warn) -> PodPlan:
             opts.pop("hostname")
         if spec.get("restartPolicy"):
             opts["restart"] = RESTART[spec["restartPolicy"]]
+        if spec.get("terminationGracePeriodSeconds") is not None:
+            opts["stop_timeout"] = float(spec["terminationGracePeriodSeconds"])
         if (spec.get("dnsConfig") or {}).get("nameservers"):
             opts["dns"] = list(spec["dnsConfig"]["nameservers"])
         if spec.get("hostAliases"):

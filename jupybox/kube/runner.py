@@ -131,7 +131,7 @@ class Play:
             options["volumes"] = [self._mount(m) for m in c.mounts if m.kind != "tmpfs"]
             options["tmpfs"] = [f"{m.destination}:size={m.size}" if m.size else m.destination
                                 for m in c.mounts if m.kind == "tmpfs"]
-            for option in ("restart", "healthcheck"):
+            for option in ("restart", "healthcheck", "stop_timeout"):
                 if option in options and not self.rt.accepts(option, options[option]):
                     self.rt.warn_once(option, f"the runtime does not take {option} yet: not applied")
                     options.pop(option)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from .. import errors
 from .errors import KubeError
 
-EXTRAS = ("restart", "healthcheck", "stop_signal")
+EXTRAS = ("restart", "healthcheck", "stop_signal", "stop_timeout")
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Box:
 
     name: str
     spec: dict
-    extras: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)  # what the runtime may not take yet (see EXTRAS)
 
 
 @dataclass
@@ -95,7 +95,8 @@ def from_compose_files(files: list[str], project_name: str | None = None) -> lis
         opts.pop("name", None)
         spec = make_spec(image, command, **opts).to_dict()
         extras = {"restart": convert.restart_policy(svc), "healthcheck": convert.healthcheck(svc),
-                  "stop_signal": svc.get("stop_signal")}
+                  "stop_signal": svc.get("stop_signal"),
+                  "stop_timeout": convert.stop_grace_seconds(svc) if svc.get("stop_grace_period") else None}
         replicas = int((svc.get("deploy") or {}).get("replicas") or svc.get("scale") or 1)
         out.append(Workload(name, [Box(name, spec, {k: v for k, v in extras.items() if v})], replicas=replicas,
                             origin=f"service {name}"))

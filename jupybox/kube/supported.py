@@ -36,7 +36,7 @@ VOLUME = {
 POD_SPEC = {
     "containers": CONTAINER, "volumes": VOLUME, "hostname": None, "hostNetwork": None, "restartPolicy": None,
     "dnsPolicy": None, "dnsConfig": {"nameservers": None}, "hostAliases": {"ip": None, "hostnames": None},
-    "securityContext": {"runAsUser": None, "runAsGroup": None},
+    "securityContext": {"runAsUser": None, "runAsGroup": None}, "terminationGracePeriodSeconds": None,
 }
 TOP = {"apiVersion": None, "kind": None, "metadata": META}
 KINDS = {

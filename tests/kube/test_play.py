@@ -237,12 +237,14 @@ def test_restart_policy_and_healthcheck_survive_the_round_trip(net, tmp_path):
               f"network='none', restart='on-failure', healthcheck={healthcheck!r})")
     made = net.sh(f"{sys.executable} -c \"{create}\"")  # in the namespace, as the CLI runs
     assert made.returncode == 0, made.stderr
+    said = source.from_names(["job"], root=root)[0].boxes[0].extras
+    assert (said["restart"], said["healthcheck"]["test"]) == ("on-failure", ["CMD-SHELL", "true"])
     manifest = tmp_path / "job.yaml"
     net.ok("kube", "generate", "job", "-f", manifest)
     net.ok("rm", "job")
     net.ok("kube", "play", manifest)
     played = source.from_names(["job-job"], root=root)[0].boxes[0].extras
-    assert played == {"restart": "on-failure", "healthcheck": healthcheck}
+    assert played == said
     net.ok("kube", "down", manifest)
 
 

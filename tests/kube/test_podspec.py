@@ -21,11 +21,11 @@ HEALTHCHECK = {"test": ["CMD-SHELL", "wget -q -O- http://127.0.0.1/"], "interval
 def test_restart_and_healthcheck_go_there_and_back(restart):
     spec = make_spec("busybox:latest", ["httpd", "-f"], memory="96m", cpus=1.5, cpu_shares=256, user="1000:100",
                      cap_add=["NET_ADMIN"], read_only=True, ports=["127.0.0.1:8080:80/udp"]).to_dict()
-    pod = Generator().manifests([Workload("web", [Box("web", spec, {"restart": restart,
-                                                                     "healthcheck": HEALTHCHECK})])])[0]
+    extras = {"restart": restart, "healthcheck": HEALTHCHECK, "stop_timeout": 30.0}
+    pod = Generator().manifests([Workload("web", [Box("web", spec, extras)])])[0]
     plan = podspec.translate("web", pod["spec"], {}, podspec.Data(), warn=lambda line: None)
     opts = plan.containers[0].options
-    assert (opts["restart"], opts["healthcheck"]) == (restart, HEALTHCHECK)
+    assert (opts["restart"], opts["healthcheck"], opts["stop_timeout"]) == (restart, HEALTHCHECK, 30.0)
     assert (opts["memory"], opts["cpus"], opts["cpu_shares"], opts["user"]) == (96 << 20, 1.5, 256, "1000:100")
     assert (opts["cap_add"], opts["read_only"]) == (["NET_ADMIN"], True)
     assert opts["ports"] == [{"host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80, "protocol": "udp"}]
