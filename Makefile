@@ -16,7 +16,7 @@ STAMP  := $(VENV)/.jupybox-installed
 APT_PACKAGES := python3 python3-venv python3-dev gcc libseccomp2 busybox-static crun runc \
 	podman skopeo umoci docker-registry mmdebstrap hyperfine jq uidmap apache2-utils zstd \
 	iproute2 nftables buildah chromium docker.io acl fuse-overlayfs slirp4netns passwd util-linux \
-	docker-compose qemu-system-x86 linux-image-amd64 cpio
+	docker-compose qemu-system-x86 linux-image-amd64 cpio nodejs
 
 PYTEST_OPTS ?= -q -p no:cacheprovider --timeout 300 -rs --durations=15
 TESTS       ?= tests

@@ -219,15 +219,20 @@ def main(argv: list[str] | None = None) -> int:
         if have_buildah:
             sh(bh_args + ["rm", "-a"], check=False)
             sh(bh_args + ["rmi", "-a", "-f"], check=False)
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f if line.split()[4].startswith(str(work))]
-        for mp in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True)
-        from jupybox.testing.leaks import kill_processes_under
-
-        kill_processes_under(work)
-        shutil.rmtree(work, ignore_errors=True)
+        remove_workdir(work)
     return 0
+
+
+def remove_workdir(work: Path) -> None:
+    """Unmount what is mounted below ``work``, kill what runs from it, remove it."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(str(work))]
+    for mp in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], capture_output=True)
+    from jupybox.testing.leaks import kill_processes_under
+
+    kill_processes_under(work)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ VERBS = {
     "network": "network", "port": "network",
     "system": "system",
     "compose": "compose",
+    "kube": "kube",
 }
 
 

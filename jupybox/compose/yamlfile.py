@@ -181,11 +181,12 @@ def _string_keys(value):
     return value
 
 
-def load_text(text: str, file: str) -> list[Document]:
-    """Every YAML document of ``text`` (compose merges them in order)."""
+def load_text(text: str, file: str, loader_class=None) -> list[Document]:
+    """Every YAML document of ``text`` (compose merges them in order). ``loader_class``: other
+    scalar rules (``kube`` reads manifests as YAML 1.1, as kubectl does); same walk and limits."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise ComposeError(f"larger than {MAX_BYTES >> 20} MiB", file)
-    loader = _Loader(text)
+    loader = (loader_class or _Loader)(text)
     docs = []
     try:
         while loader.check_node():
@@ -211,7 +212,7 @@ def load_text(text: str, file: str) -> list[Document]:
     return docs
 
 
-def load_file(path: str, shown: str | None = None) -> list[Document]:
+def load_file(path: str, shown: str | None = None, loader_class=None) -> list[Document]:
     shown = shown or path
     try:
         with open(path, "rb") as f:
@@ -224,4 +225,4 @@ def load_file(path: str, shown: str | None = None) -> list[Document]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ComposeError(f"not UTF-8 ({e.reason} at byte {e.start})", shown) from None
-    return load_text(text, shown)
+    return load_text(text, shown, loader_class)

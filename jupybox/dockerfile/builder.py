@@ -85,6 +85,8 @@ class Builder:
     def _global_args(self) -> dict[str, str | None]:
         """ARGs before the first FROM (usable in FROM lines, and imported by ``ARG NAME`` in a stage)."""
         env: dict[str, str | None] = dict(platform_args())
+        last = self.parsed.stages[-1].name if self.parsed.stages else ""
+        env["TARGETSTAGE"] = self.target or last or "default"
         for instr in self.parsed.meta_args:
             for k, default in instr.args:
                 k = self._expand(instr, k, self._vars(env))
@@ -459,5 +461,6 @@ class Builder:
             self.hashes.save()
         except OSError:
             pass
+        self.cache_mounts.close()
         if self.runner is not None:
             self.runner.close()

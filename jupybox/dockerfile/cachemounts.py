@@ -11,7 +11,8 @@ instances (``0/``, ``1/``, ...), each with a lock file that says who uses it:
 * ``private``: an instance nobody uses (exclusive, non-blocking), a new one when all are busy.
 
 ``prune`` takes each instance's lock without waiting and skips those in use. A build with
-``--no-cache`` uses none of them: it gets an empty directory of its own, removed at the end.
+``--no-cache`` uses none of them: it gets empty directories of its own (one per cache, shared by
+its steps), removed at the end.
 """
 
 from __future__ import annotations
@@ -63,35 +64,41 @@ def _remove(path: str) -> None:
 class Handle:
     """A cache instance in use: its directory, released by :meth:`release`."""
 
-    def __init__(self, path: str, lockfd: int | None, temporary: bool = False):
+    def __init__(self, path: str, lockfd: int | None):
         self.path = path
         self.lockfd = lockfd
-        self.temporary = temporary
 
     def release(self) -> None:
         if self.lockfd is not None:
             os.close(self.lockfd)  # drops the flock
             self.lockfd = None
-        if self.temporary:
-            _remove(self.path)
-            self.temporary = False
 
 
 class CacheMounts:
     def __init__(self, root: str, tmp: str):
         self.dir = os.path.join(os.fspath(root), "build-cache", "mounts")
         self.tmp = os.fspath(tmp)
+        self._throwaway: dict[str, str] = {}
+
+    def close(self) -> None:
+        """Remove the caches of a --no-cache build."""
+        for path in self._throwaway.values():
+            _remove(path)
+        self._throwaway = {}
 
     def acquire(self, cache_id: str, sharing: str, uid: int, gid: int, mode: int, seed=None,
                 seed_key: str | None = None, no_cache: bool = False) -> Handle:
         """The directory of cache ``cache_id`` for one RUN. ``seed(path)`` fills a new instance
         (``from=``); ``seed_key`` names what it copies."""
-        if no_cache:
-            os.makedirs(self.tmp, exist_ok=True)
-            path = tempfile.mkdtemp(prefix="layer-cachemount-", dir=self.tmp)
-            self._init(path, uid, gid, mode, seed)
-            return Handle(path, None, temporary=True)
         key = _key(cache_id, uid, gid, mode, seed_key)
+        if no_cache:  # this build's own, shared by its steps, removed by close()
+            path = self._throwaway.get(key)
+            if path is None:
+                os.makedirs(self.tmp, exist_ok=True)
+                path = tempfile.mkdtemp(prefix="layer-cachemount-", dir=self.tmp)
+                self._throwaway[key] = path
+                self._init(path, uid, gid, mode, seed)
+            return Handle(path, None)
         cdir = os.path.join(self.dir, key[:32])
         os.makedirs(cdir, exist_ok=True)
         meta = os.path.join(cdir, "meta.json")

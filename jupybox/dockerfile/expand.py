@@ -56,7 +56,12 @@ class Expansion:
 
 
 class _Words:
-    """Word splitting of the output (BuildKit's wordsStruct), with pieces joined once per word."""
+    """Word splitting of the output (BuildKit's wordsStruct), with pieces joined once per word.
+
+    One per level of nesting: BuildKit's shares one buffer between the levels, and the nested
+    word of ``${VAR#x}`` or ``${VAR:-x}`` empties it, so ``EXPOSE 80${P#x}`` (P=8) gives it the
+    word ``8`` where the documented rules (and ProcessWord, BuildKit's own single-word path) give
+    ``808``; the documented rules are followed here."""
 
     __slots__ = ("buf", "size", "words", "in_word")
 

@@ -98,18 +98,13 @@ def write_tar(fs: ImageFS, fileobj) -> None:
             tar.addfile(ti)
 
 
-def _replace(dirfd: int, name: str, keep_dir: bool) -> None:
-    """Make room for ``name`` in ``dirfd`` (an existing directory stays when one is wanted)."""
-    try:
-        st = os.lstat(name, dir_fd=dirfd)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if keep_dir:
-            return
+def _remove_at(dirfd: int, name: str) -> None:
+    """``rm -rf`` of ``name`` in ``dirfd``, never following a symlink."""
+    if stat.S_ISDIR(os.lstat(name, dir_fd=dirfd).st_mode):
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
         try:
-            _rmtree_fd(fd)
+            for child in os.listdir(fd):
+                _remove_at(fd, child)
         finally:
             os.close(fd)
         os.rmdir(name, dir_fd=dirfd)
@@ -117,18 +112,14 @@ def _replace(dirfd: int, name: str, keep_dir: bool) -> None:
         os.unlink(name, dir_fd=dirfd)
 
 
-def _rmtree_fd(fd: int) -> None:
-    for name in os.listdir(fd):
-        st = os.lstat(name, dir_fd=fd)
-        if stat.S_ISDIR(st.st_mode):
-            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            try:
-                _rmtree_fd(sub)
-            finally:
-                os.close(sub)
-            os.rmdir(name, dir_fd=fd)
-        else:
-            os.unlink(name, dir_fd=fd)
+def _replace(dirfd: int, name: str, keep_dir: bool) -> None:
+    """Make room for ``name`` in ``dirfd`` (an existing directory stays when one is wanted)."""
+    try:
+        st = os.lstat(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        return
+    if not (keep_dir and stat.S_ISDIR(st.st_mode)):
+        _remove_at(dirfd, name)
 
 
 def write_local(fs: ImageFS, dest: str) -> None:

@@ -99,19 +99,15 @@ def parse_mount(value: str, expand: Callable[[str], str]) -> MountSpec:
     for field in fields(value):
         key, eq, val = field.partition("=")
         key = key.lower()
-        if not eq:
-            if key in ("readonly", "ro"):
-                m.readonly, ro_auto = True, False
-            elif key in ("readwrite", "rw"):
-                m.readonly, ro_auto = False, False
-            elif key == "required":
-                if m.type not in ("secret", "ssh"):
-                    raise MountError(f"unexpected key '{key}' for mount type '{m.type}'")
-                m.required = True
-            else:
+        if not eq:  # a flag alone: "ro", "rw", "required"
+            if key not in ("readonly", "ro", "readwrite", "rw", "required"):
                 raise MountError(f"invalid field '{field}' must be a key=value pair")
-            continue
-        val = expand(val)
+            val = "true"
+        else:
+            val = expand(val)
+        only_for = {"required": ("secret", "ssh"), "size": ("tmpfs",)}.get(key)
+        if only_for and m.type not in only_for:
+            raise MountError(f"unexpected key '{key}' for mount type '{m.type}'")
         if key == "type":
             t = val.lower()
             if t not in MOUNT_TYPES:
@@ -128,12 +124,8 @@ def parse_mount(value: str, expand: Callable[[str], str]) -> MountSpec:
         elif key in ("readwrite", "rw"):
             m.readonly, ro_auto = not _bool(key, val), False
         elif key == "required":
-            if m.type not in ("secret", "ssh"):
-                raise MountError(f"unexpected key '{key}' for mount type '{m.type}'")
             m.required = _bool(key, val)
         elif key == "size":
-            if m.type != "tmpfs":
-                raise MountError(f"unexpected key '{key}' for mount type '{m.type}'")
             try:
                 m.size = parse_size(val)
             except InvalidSize:

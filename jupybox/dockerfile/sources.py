@@ -63,7 +63,7 @@ class Chmod:
     """``--chmod``: octal (``0755``; also the mode of the parent directories it creates, as in
     BuildKit) or symbolic as chmod(1) with no umask (``u+x``, ``go-w``, ``a+X``, ``u=rw,g=r``)."""
 
-    _CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[rwxXst]*|[ugo]))+)")
+    _CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[ugo]|[rwxXst]*))+)")
     _WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007}
 
     def __init__(self, spec: str):
@@ -83,7 +83,7 @@ class Chmod:
             who = 0
             for w in m.group(1) or "a":
                 who |= 0o7777 if w == "a" else self._WHO[w]
-            ops = re.findall(r"([-+=])([rwxXst]*|[ugo])", m.group(2))
+            ops = re.findall(r"([-+=])([ugo]|[rwxXst]*)", m.group(2))
             self.clauses.append((who, ops))
 
     def apply(self, mode: int, is_dir: bool) -> int:

@@ -9,6 +9,18 @@ the busybox here is Debian's busybox-static: it has no ``adduser`` (:data:`ADDUS
 same /etc/passwd and /etc/group lines) and its awk is ``/usr/bin/awk`` (BuildKit's image: /bin).
 """
 
+TARGETSTAGE = """
+FROM busybox AS base
+WORKDIR /out
+RUN echo -n "value:$TARGETSTAGE" > /out/first
+ARG TARGETSTAGE
+RUN echo -n "value:$TARGETSTAGE" > /out/second
+FROM scratch AS foo
+COPY --from=base /out/ /
+FROM scratch
+COPY --from=base /out/ /
+"""
+
 ADDUSER = ("echo 'user:x:1000:1000:Linux User,,,:/home/user:/bin/sh' >> /etc/passwd"
            " && echo 'user:x:1000:' >> /etc/group && mkdir -p /home/user && chown user:user /home/user")
 
@@ -385,6 +397,13 @@ RUN echo -n $a3 > /out
 FROM scratch
 COPY --from=build /out .
 """, expect={"out": "bar-box-foo"}),
+    dict(source="dockerfile_args_test.go testTargetStageNameArg", dockerfile=TARGETSTAGE, target="foo",
+         expect={"first": "value:", "second": "value:foo"}),
+    dict(source="dockerfile_args_test.go testTargetStageNameArg", dockerfile=TARGETSTAGE,
+         expect={"first": "value:", "second": "value:default"}),
+    dict(source="dockerfile_args_test.go testTargetStageNameArg", dockerfile=TARGETSTAGE + """FROM scratch AS final
+COPY --from=base /out/ /
+""", expect={"first": "value:", "second": "value:final"}),
     dict(source="dockerfile_args_test.go testBuiltinArgs", dockerfile="""
 FROM busybox AS build
 ARG FOO

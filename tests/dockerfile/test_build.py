@@ -337,6 +337,13 @@ def test_add_url(bb, tmp_path):
         assert t["dl/remote.txt"].mode == 0o600 and t["named"].size == len("remote content")
         with pytest.raises(BuildError, match="digest mismatch"):
             bb.build(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /x\n")
+        import hashlib
+
+        good = hashlib.sha256(b"remote content").hexdigest()
+        img = bb.build(f"FROM busybox\nADD --checksum=sha256:{good} --chmod=755 {url} /checked\n")
+        assert bb.tree(img)["checked"].mode == 0o755  # BuildKit's testAddURLChmod
+        with pytest.raises(BuildError, match="checksum can't be specified for multiple sources"):
+            bb.build(f"FROM busybox\nADD --checksum=sha256:{good} {url} {url} /two/\n")
     finally:
         srv.shutdown()
         srv.server_close()
@@ -461,3 +468,20 @@ def test_a_dockerfile_that_is_not_utf8_builds_as_buildkit_builds_it(bb):
     assert tree["f"].digest == hashlib.sha256(b"caf\xe9").hexdigest()
     assert img.config["config"]["Labels"] == {"k": "caf\ufffd"}
     assert img.config["history"][-2]["created_by"].endswith("echo -n caf\ufffd > /f")
+
+
+def test_copy_link_gives_the_same_image(bb):
+    """COPY --link (BuildKit: a layer that does not depend on the one below) is accepted; jupybox's
+    COPY layers never depend on the one below, so the image is the same."""
+    bb.files({"a/f": "x", "g": "y"})
+    plain = bb.build("FROM busybox\nCOPY a /dst/\nCOPY --chmod=600 g /g\n")
+    linked = bb.build("FROM busybox\nCOPY --link a /dst/\nCOPY --link=true --chmod=600 g /g\n")
+    assert bb.tree(plain) == bb.tree(linked)
+    assert [d["digest"] for d in plain.layers] == [d["digest"] for d in linked.layers]
+
+
+def test_expose_with_a_nested_modifier(bb):
+    """EXPOSE splits words after expansion; a modifier's nested word does not eat what came
+    before it (BuildKit's does: see jupybox.dockerfile.expand._Words)."""
+    img = bb.build("FROM scratch\nENV P=8\nEXPOSE 80${P#x} 90${Q:-9}/udp\n")
+    assert img.config["config"]["ExposedPorts"] == {"808/tcp": {}, "909/udp": {}}

@@ -79,3 +79,11 @@ def test_invalid_patterns(pattern):
 @pytest.mark.parametrize("pattern,reversed_", cases.REVERSED_PATTERNS)
 def test_reversed_patterns(pattern, reversed_):
     assert _reverse(pattern) == reversed_
+
+
+@pytest.mark.parametrize("text,words", [("80${P#x}", ["808"]), ("a${P:-y} b", ["a8", "b"]),
+                                        ("${Q:-1 2}3", ["1", "23"])])
+def test_words_with_nested_modifiers_follow_the_documented_rules(text, words):
+    """BuildKit's ProcessWords loses what precedes a ${VAR<modifier>word} (a shared buffer: see
+    jupybox.dockerfile.expand._Words): ["8"] for "80${P#x}". The rules give the word itself."""
+    assert Lexer("\\").process_words(text, {"P": "8"}) == words

@@ -173,3 +173,21 @@ def test_context_filtering(tmp_path):
     assert walked == ["a.txt", "logs/keep.log", "src/app.py"]
     assert fs.lstat("b.log") is None and fs.lstat("node_modules") is None and fs.lstat("a.txt") is not None
     assert fs.listdir("") == ["a.txt", "logs", "src"]
+
+
+@pytest.mark.parametrize("spec", ["go-w", "u=rw,g=r,o=r", "a+X", "u+rw,g+r,o-x,o+w", "u+x", "a-r", "g=u", "o=g",
+                                  "u=rwx,go=rx", "a=", "ug+w,o-rwx", "a+x,u-w", "u-X", "o+X"])
+def test_symbolic_chmod_is_chmods(tmp_path, spec):
+    """--chmod's symbolic modes against chmod(1) itself (on files and directories of several modes;
+    with a class named, as chmod(1) then ignores the umask, as BuildKit always does)."""
+    import subprocess
+
+    from jupybox.dockerfile.sources import Chmod
+
+    for is_dir in (False, True):
+        for mode in (0o644, 0o755, 0o600, 0o700, 0o640, 0o711, 0o000):
+            p = tmp_path / f"{'d' if is_dir else 'f'}{mode:o}"
+            p.mkdir() if is_dir else p.write_text("")
+            os.chmod(p, mode)
+            subprocess.run(["chmod", spec, str(p)], check=True)
+            assert Chmod(spec).apply(mode, is_dir) == os.stat(p).st_mode & 0o7777, (spec, oct(mode), is_dir)

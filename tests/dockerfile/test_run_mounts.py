@@ -34,9 +34,10 @@ def test_cache_mount_is_kept_across_builds_and_pruned(bb):
     assert last_layer(bb, img).keys() == {"seen"}  # no /root/.cache: the mount point was taken out
     mounts = bb.root / "build-cache" / "mounts"
     assert len(os.listdir(mounts)) == 1
-    # --no-cache: neither the step cache nor the cache directory
-    img = bb.build(df, build_args={"V": "three"}, no_cache=True)
-    assert bb.run(img.id, "cat /seen") == (0, "three\n")
+    # --no-cache: neither the step cache nor the cache directory; the steps of the build share theirs
+    img = bb.build(df + "RUN --mount=type=cache,target=/root/.cache/pip cat /root/.cache/pip/seen > /again\n",
+                   build_args={"V": "three"}, no_cache=True)
+    assert bb.run(img.id, "cat /seen /again") == (0, "three\nthree\n")
     from jupybox.dockerfile.cachemounts import CacheMounts
 
     removed, freed = CacheMounts(bb.root, bb.root / "tmp").prune()
@@ -201,3 +202,16 @@ def test_run_network_modes(bb, echo_server):
              f"RUN --network=none ! nc 127.0.0.1 {port}\n"
              f"RUN --network=default nc 127.0.0.1 {port} | grep foo\n", network="host")
     assert bb.leftovers() == []
+
+
+def test_mounts_through_the_launcher_daemon(bb):
+    """Notebooks build with the daemon runner: the same mounts reach its containers."""
+    img = bb.build("FROM busybox\n"
+                   "RUN --mount=type=cache,target=/c --mount=type=tmpfs,target=/t "
+                   "--mount=type=secret,id=s,env=S --mount=target=/ctx "
+                   "echo \"$S $(cat /ctx/f) $(grep -c ' /t tmpfs' /proc/mounts)\" > /out && touch /c/x\n",
+                   files={"f": "ctx-file"}, secrets={"s": b"shh"}, runner="daemon")
+    assert bb.run(img.id, "cat /out") == (0, "shh ctx-file 1\n")
+    # (the daemon keeps prewarmed sandboxes, so no leftovers() here: what the mounts made is gone)
+    assert [n for n in os.listdir(bb.root / "tmp") if n.startswith("layer-")] == []
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith("jupybox-secret-")]
