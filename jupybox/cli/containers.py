@@ -274,6 +274,8 @@ def cmd_prune(args, ctx) -> int:
             ctx.print(cid)
     if result["cgroups"]:
         ctx.print(f"Removed {len(result['cgroups'])} stale cgroup(s)")
+    if result.get("cells"):
+        ctx.print(f"Removed {result['cells']} notebook cell director(y/ies) whose kernel is gone")
     ctx.print(f"Total reclaimed: {len(result['containers'])} container(s)")
     return 0
 

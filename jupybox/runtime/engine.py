@@ -835,11 +835,20 @@ class Engine:
             self.cgroups.remove_parent_if_empty()
         except errors.JupyboxError:
             pass
-        result = {"cgroups": cgroups_removed}
+        records = self.records.all()
+        from . import cellfiles
+
+        named = set()
+        for r in records:
+            try:
+                named.add((r.config["spec"].get("labels") or {}).get(cellfiles.LABEL))
+            except (errors.JupyboxError, OSError):
+                continue
+        result = {"cgroups": cgroups_removed, "cells": cellfiles.collect(self.layout, named)}
         from .. import network
 
         try:  # also the bridges and tables of stores that are gone (network.ownership)
-            result["network"] = network.networks(self.layout).prune({r.id for r in self.records.all()})
+            result["network"] = network.networks(self.layout).prune({r.id for r in records})
         except errors.JupyboxError as e:
             result["network"] = {"error": str(e)}
         return result

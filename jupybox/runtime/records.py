@@ -262,6 +262,14 @@ class Records:
                 name = None
         if name:
             self.unclaim(name, rec.id)
+        try:
+            config = rec.config
+        except (ContainerNotFound, OSError, ValueError):
+            config = None
+        if config is not None:  # a notebook cell's files go with their container
+            from .cellfiles import remove_for
+
+            remove_for(self.layout, config)
         # rename first so that a crash mid-delete leaves a directory prune knows is garbage
         trash = self.layout.tmp / f"rm-{rec.id}"
         try:
