@@ -821,7 +821,14 @@ class Engine:
                         pass
         # the emptied directories kept for the next containers are not in use either
         for d in list(self.layout.spare.iterdir()) if self.layout.spare.exists() else []:
-            userns.rmtree(d)
+            # taken with a rename first, as a container being staged takes one: whoever renames it
+            # owns it (removing it in place would empty a directory a new container just took)
+            trash = self.layout.tmp / f"rm-spare-{d.name}"
+            try:
+                os.rename(d, trash)
+            except OSError:
+                continue
+            userns.rmtree(trash)
         names = self.records.names
         if names.exists():
             for link in names.iterdir():

@@ -30,6 +30,7 @@ REQUEST_TIMEOUT = 10.0  # seconds: any request but those that may unpack an imag
 SLOW_REQUEST_TIMEOUT = 600.0  # run/create/start may unpack layers; stop/remove wait for the exit
 SLOW_OPS = {"run", "create", "start", "stop", "remove", "prune", "wait", "shutdown"}
 WAKE = 0.2  # seconds between looks at the clock while waiting (interrupts are handled between)
+HUNG_GRACE = 3.0  # seconds a stopped service (SIGSTOP, a debugger) is waited for before it is called hung
 KEPT_EXITS = 1024  # exit events kept for wait() (several threads may wait for one); the oldest go first
 
 
@@ -39,6 +40,36 @@ class ServiceDied(errors.RuntimeFailure):
 
 class ServiceHung(errors.RuntimeFailure):
     pass
+
+
+def _stopped(pid: int) -> bool:
+    """Is the process stopped (SIGSTOP, a debugger): it cannot answer until it is continued."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return data[data.rindex(b")") + 2:][:1] in (b"T", b"t")
+
+
+class _Hang:
+    """Notices a service that stays stopped while a client waits for it."""
+
+    def __init__(self, pid: int, root: str):
+        self.pid, self.root = pid, root
+        self.since = None
+
+    def check(self, what: str) -> None:
+        if not _stopped(self.pid):
+            self.since = None
+            return
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        elif now - self.since >= HUNG_GRACE:
+            raise ServiceHung(f"the jupybox service (pid {self.pid}) is stopped (SIGSTOP or a debugger) and cannot "
+                              f"answer {what}; `kill -CONT {self.pid}` resumes it; its log: "
+                              f"{address.log_path(self.root)}")
 
 
 def _pidfd(pid: int) -> int:
@@ -159,11 +190,13 @@ class Client:
                 raise errors.UsageError(str(e)) from None
             raise self._gone() from None
         deadline = time.monotonic() + timeout
+        hang = _Hang(self.service_pid, self.root)
         try:
             with self._cond:
                 while req not in self._replies:
                     if self._closed:
                         raise self._gone()
+                    hang.check(f"a {op} request")
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise ServiceHung(
@@ -211,10 +244,12 @@ class Client:
     def wait_exit(self, cid: str, timeout: float | None = None) -> dict:
         """The exit of a container this client started (its event), waiting for it."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        hang = _Hang(self.service_pid, self.root)
         with self._cond:
             while cid not in self._exits:
                 if self._closed:
                     raise self._gone()
+                hang.check(f"with the exit of container {cid[:12]}")
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"container {cid[:12]} still running")
@@ -234,10 +269,12 @@ class Client:
         reply = self.request("exec", fds=stdio, id=cid, argv=list(argv), env=env, workdir=workdir, user=user,
                              privileged=privileged)
         token = reply["token"]
+        hang = _Hang(self.service_pid, self.root)
         with self._cond:
             while token not in self._exec_exits:
                 if self._closed:
                     raise self._gone()
+                hang.check("with the exit of an exec'd process")
                 self._cond.wait(WAKE)
             return self._exec_exits.pop(token)["exit_code"]
 
@@ -275,6 +312,13 @@ class Connection:
                            f"{address.log_path(self.root)}")
 
     def next_message(self) -> dict:
+        import select
+
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        hang = _Hang(self.service_pid, self.root)
+        while not poller.poll(WAKE * 1000 * 5):  # (a stopped service is named, not waited for forever)
+            hang.check("this command")
         try:
             got = wire.recv(self.sock)
         except (OSError, wire.FrameError):

@@ -48,6 +48,7 @@ class Conn:
         self.fd = sock.fileno()
         self.reader = wire.Reader(sock)
         self.closed = False
+        self.created: set[str] = set()  # containers it created and has not started: prune leaves them
 
 
 class Service:
@@ -307,11 +308,15 @@ class Service:
     def op_create(self, conn, msg, fds) -> dict:
         self._accepting_or_fail()
         rec = self.engine.create(ContainerSpec.from_dict(msg["spec"]))
+        # a container is made in two requests (a cell: create, put its files, start): until its
+        # client starts it or leaves, it is being made, and prune must not take it
+        conn.created.add(rec.id)
         return {"id": rec.id, "name": rec.name}
 
     def op_start(self, conn, msg, fds) -> dict:
         self._accepting_or_fail()
         rec = self.engine.records.get(msg["id"])
+        conn.created.discard(rec.id)
         w = self.monitor.watched.get(rec.id)
         if w is not None and not w.notified:
             raise errors.StateError(f"container {rec.name} is running: it cannot be started")
@@ -378,13 +383,16 @@ class Service:
         return self.monitor.stop(conn, msg["req"], self.engine.records.get(msg["id"]), msg.get("timeout"))
 
     def op_remove(self, conn, msg, fds) -> dict | None:
-        return self.monitor.remove(conn, msg["req"], self.engine.records.get(msg["id"]), msg.get("force", False))
+        rec = self.engine.records.get(msg["id"])
+        conn.created.discard(rec.id)
+        return self.monitor.remove(conn, msg["req"], rec, msg.get("force", False))
 
     def op_wait(self, conn, msg, fds) -> dict | None:
         return self.monitor.wait(conn, msg["req"], self.engine.records.get(msg["id"]))
 
     def op_prune(self, conn, msg, fds) -> dict:
-        return {"result": self.engine.prune(busy=self.monitor.busy() | self.pool.ids())}
+        making = set().union(*(c.created for c in self.conns.values()))
+        return {"result": self.engine.prune(busy=self.monitor.busy() | self.pool.ids() | making)}
 
     def op_shutdown(self, conn, msg, fds) -> dict | None:
         if msg.get("force"):
