@@ -20,7 +20,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="use neither the step cache nor the cache mounts")
     p.add_argument("--pull", action="store_true", help="always pull the base images first")
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="add a label to the image")
-    p.add_argument("--network", default="none", help="network of RUN steps: none (default) or host")
+    p.add_argument("--network", help="network of RUN steps: none (default; host with --binder) or host")
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR",
                    help="a secret for RUN --mount=type=secret (never stored in the image)")
     p.add_argument("-o", "--output", action="append", default=[], metavar="type=local|tar,dest=PATH",
@@ -31,7 +31,10 @@ def add_parsers(sub) -> None:
                         "auto: tty on a terminal, else plain")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id (and errors)")
     p.add_argument("--runner", choices=["in-process", "daemon"], help=argparse.SUPPRESS)
-    p.add_argument("context", help="the build context directory (- : none, Dockerfile on stdin)")
+    p.add_argument("context", nargs="?", help="the build context directory (- : none, Dockerfile on stdin)")
+    from .binder import add_binder_options
+
+    add_binder_options(p)  # --binder [DIR]: a repository's Binder files (jupybox.env.binder)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("builder", help="Manage the build cache (du, prune)")
@@ -62,6 +65,12 @@ def _pairs(items: list[str], what: str, from_env: bool = False) -> dict[str, str
 
 
 def cmd_build(args, ctx) -> int:
+    if args.binder:
+        from .binder import cmd_build_binder
+
+        return cmd_build_binder(args, ctx)
+    if args.context is None:
+        raise errors.UsageError("build: a context directory is required (or --binder [DIR])")
     from ..dockerfile import build
     from ..dockerfile.export import parse_output
     from ..dockerfile.secrets import parse_secrets
@@ -79,7 +88,7 @@ def cmd_build(args, ctx) -> int:
     try:
         image = build(context, dockerfile, tags=args.tag, build_args=_pairs(args.build_arg, "--build-arg", True),
                       target=args.target, no_cache=args.no_cache, labels=_pairs(args.label, "--label"),
-                      network=args.network, progress=progress, root=ctx.root, runner=args.runner,
+                      network=args.network or "none", progress=progress, root=ctx.root, runner=args.runner,
                       pull="always" if args.pull else True, secrets=parse_secrets(args.secret), outputs=outputs,
                       iidfile=args.iidfile, out=ctx.err if to_stdout else ctx.out, err=ctx.err)
     except errors.BuildError as e:
