@@ -47,8 +47,8 @@ MAY_IMPORT = {
     # the faces
     "hub": {"jupybox", "api", "runtime", "network"},
     "cli": {"jupybox", "api", "service", "runtime", "image", "registry", "network", "dockerfile", "compose", "kube",
-            "jupyter"},  # jupyter: `jupybox kernel install` writes a kernelspec (jupyter.kernelspec)
-    "jupyter": {"jupybox", "api", "runtime", "cgroups", "registry", "dockerfile", "compose",
+            "env", "jupyter"},  # jupyter: `jupybox kernel install` writes a kernelspec (jupyter.kernelspec)
+    "jupyter": {"jupybox", "api", "runtime", "cgroups", "registry", "dockerfile", "compose", "env",
                 "cli"},  # cli: the one parser and the verbs, shared with the CLI
     "teaching": {"jupybox", "api", "runtime", "jupyter", "testing"},  # the teaching notebooks' set-up
     "__main__": {"cli"},
