@@ -103,6 +103,7 @@ def cell_parser():
     p = Parser(prog="%%container", add_help=False, conflict_handler="resolve",
                usage="%%container [options] [IMAGE [COMMAND ...]]")
     add_run_options(p)
+    _add_pin_options(p)
     p.add_argument("--help", action="help", help="show this help")
     # -i is docker's --interactive; in the magic -i/-o move values, as in rpy2's %%R
     p.add_argument("-i", "--input", action="append", default=[], metavar="VAR[,VAR]",
@@ -117,6 +118,12 @@ def cell_parser():
     p.add_argument("--rate", type=float, help="chart samples per second")
     p.add_argument("image", nargs="?", help="image (default: JupyboxMagics.default_image)")
     return p
+
+
+def _add_pin_options(parser) -> None:
+    from ..env.pins import add_pin_options  # --locked
+
+    add_pin_options(parser)
 
 
 def _parse(parser, words: list[str]):
@@ -215,8 +222,9 @@ class JupyboxMagics(Magics):
         image = args.image
         if image is not None and self._is_command(image):
             image, command = self.default_image, [image] + command
+        image = self._pin(image or self.default_image, options, args)
         run = CellRun(
-            image=image or self.default_image, command=command, cell=cell, options=options,
+            image=image, command=command, cell=cell, options=options,
             user_ns=self._user_ns(local_ns), inputs=_names(args.input, "-i"), outputs=_names(args.output, "-o"),
             bg=bg, raise_error=not args.no_raise_error, keep=args.keep,
             chart=self.chart if args.chart is None else args.chart, live=self._live() if args.chart is not False else False,
@@ -224,6 +232,12 @@ class JupyboxMagics(Magics):
             python=self.python, root=self.root)
         self.last = run
         return run.run()
+
+    def _pin(self, image: str, options: dict, args) -> str:
+        """The image digest the cell runs, recorded in its output; --locked checked (jupybox.env.pins)."""
+        from ..env.pins import magic_pin
+
+        return magic_pin(self, image, options, args)
 
     def _is_command(self, word: str) -> bool:
         """``%%container sh -c '...'``: a first word that is no image but a program is the COMMAND,
