@@ -29,6 +29,7 @@ VERBS = {
     "system": "system",
     "compose": "compose",
     "kube": "kube",
+    "commit": "env", "notebook": "env", "lock": "env",
 }
 
 
