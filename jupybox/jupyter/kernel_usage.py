@@ -187,9 +187,17 @@ def _export_container_id(wait: float = 2.0) -> None:
 
 def load_ipython_extension(ipython) -> None:
     _export_container_id()
+    _packages_prefix()
     kernel = getattr(ipython, "kernel", None)
     if kernel is not None and hasattr(kernel, "control_handlers"):
         install(kernel)
+
+
+def _packages_prefix() -> None:
+    """%pip install into the kernel's writable prefix (jupybox.env.kernelpackages)."""
+    from ..env.kernelpackages import activate
+
+    activate()
 
 
 def unload_ipython_extension(ipython) -> None:
