@@ -34,7 +34,9 @@ help:
 # --- dependencies -------------------------------------------------------------
 deps: apt-deps $(STAMP) bytecode
 
-# dpkg-query costs ~50 ms; apt-get runs only when a package is missing.
+# dpkg-query costs ~50 ms; apt-get runs only when a package is missing, and starts and enables no
+# service (docker.io's dockerd, docker-registry's registry...: the tests start private ones; see
+# scripts/apt-install.sh).
 apt-deps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do \
@@ -44,8 +46,7 @@ apt-deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing$$missing"; \
-	  $(SUDO) apt-get update -q; \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  $(SUDO) bash scripts/apt-install.sh $$missing; \
 	fi
 
 $(VPY):
