@@ -43,7 +43,8 @@ MAY_IMPORT = {
     "dockerfile": {"jupybox", "api", "runtime", "image", "registry", "linux"},  # linux: userns's id map of a layer
     "compose": {"jupybox", "api", "runtime", "network", "image", "registry", "dockerfile"},
     "kube": {"jupybox", "api", "runtime", "image", "registry", "compose"},
-    "env": {"jupybox", "api", "runtime", "image", "registry", "dockerfile"},  # environments -> images (issue 18)
+    # environments -> images (issue 18); cli, jupyter: `notebook lock` reads %%container cells with the one parser
+    "env": {"jupybox", "api", "runtime", "image", "registry", "dockerfile", "cli", "jupyter"},
     # the faces
     "hub": {"jupybox", "api", "runtime", "network"},
     "cli": {"jupybox", "api", "service", "runtime", "image", "registry", "network", "dockerfile", "compose", "kube",
@@ -73,6 +74,10 @@ KNOWN = {
                                      "of runtime/state.py into a neutral module"
        for m in ("jupybox.network.manager", "jupybox.network.endpoints")},
     ("jupybox.cli.info", "jupybox.linux.seccomp"): "`jupybox info` gets what it prints from the API (api.info)",
+    **{(m, "jupybox.env.hostbased"): "what an image built FROM host is (view_key, lower_dirs, check_portable, "
+                                     "host_state) moves to jupybox/image: the store, archives, push and the "
+                                     "builder then know no environments package"
+       for m in ("jupybox.image.store", "jupybox.image.archive", "jupybox.registry.push", "jupybox.dockerfile.builder")},
 }
 
 
