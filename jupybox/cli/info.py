@@ -1,4 +1,4 @@
-"""info and version: what this machine gives jupybox."""
+"""info and version: what the host gives jupybox (its mode, cgroups, seccomp, networks), and why."""
 
 from __future__ import annotations
 
