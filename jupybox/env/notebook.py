@@ -41,7 +41,7 @@ def read(path):
         nbformat.validate(nb)
     except FileNotFoundError:
         raise errors.NotFound(f"{path}: no such notebook") from None
-    except (ValueError, nbformat.ValidationError, AttributeError) as e:
+    except (ValueError, TypeError, KeyError, AttributeError, nbformat.ValidationError) as e:
         raise errors.UsageError(f"{path}: not a valid notebook: {str(e).splitlines()[0]}") from None
     return nb
 
