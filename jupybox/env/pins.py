@@ -105,9 +105,9 @@ def magic_pin(magics, image: str, options: dict, args) -> str:
     """``%%container``'s hook: the image to start (pinned, checked), its record shown in the cell."""
     from ..api import engine
 
+    from ..jupyter.display import in_kernel
+
     target, record = pin(engine(magics.root).store, image, options, getattr(args, "locked", False))
-    try:
+    if in_kernel(getattr(magics, "shell", None)):  # a terminal IPython would print the empty text: nothing to save
         show(record)
-    except Exception:  # noqa: BLE001 - outside IPython (tests calling the magic directly): no record to show
-        pass
     return target
