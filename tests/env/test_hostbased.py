@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import shutil
-import subprocess
 import sys
 
 import pytest
