@@ -1,6 +1,7 @@
-"""The CLI and the magics share one parser: `%%container` takes `jupybox run`'s options and
-`%%dockerfile` takes `jupybox build`'s, from the same functions (cli.run.add_run_options,
-cli.build.add_build_options), and what they mean is the same code's (make_spec, build_options)."""
+"""The CLI and the magics share one parser: `%%container` takes `jupybox run`'s options,
+`%%dockerfile` `jupybox build`'s and `%%compose` `jupybox compose up`'s, from the same functions
+(cli.run.add_run_options, cli.build.add_build_options, cli.compose.add_project_options and
+add_up_options), and what they mean is the same code's (make_spec, build_options, up_options)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ def test_the_dockerfile_magic_takes_every_build_option_about_the_image():
     cli_only = {"-h", "--help", "-f", "--file", "--progress", "-q", "--quiet", "--runner"} | options(binder)
     missing = options(cli_verb("build")) - cli_only - options(dockerfile_parser())
     assert not missing, sorted(missing)
+
+
+def test_the_compose_magic_takes_every_project_and_up_option():
+    from jupybox.jupyter.compose_magic import _parser
+
+    compose = cli_verb("compose")
+    up = next(a for a in compose._actions if isinstance(a, argparse._SubParsersAction)).choices["up"]  # noqa: SLF001
+    # the cell is the file and its directory the notebook's; the magic is `up -d`, never attached
+    cli_only = {"-h", "--help", "-f", "--file", "--project-directory", "--ansi", "-d", "--detach", "-t", "--timeout"}
+    missing = (options(compose) | options(up)) - cli_only - options(_parser())
+    assert not missing, sorted(missing)
+    args = _parser().parse_args(["--profile", "debug", "--no-start", "web"])
+    assert args.profiles == ["debug"] and args.no_start and args.services == ["web"]
 
 
 @pytest.mark.root
