@@ -76,7 +76,9 @@ _SESSION_WORDS = re.compile(r"this machine|this session|(?:first|second|third) s
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
 def test_machines_are_described_by_their_properties(doc):
-    hits = [f"{doc.name}:{n}: {line.strip()}" for n, line in enumerate(doc.read_text().splitlines(), 1)
+    # the prose: a fenced block may quote what a program prints, which must stay word for word
+    prose = _FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), doc.read_text())
+    hits = [f"{doc.name}:{n}: {line.strip()}" for n, line in enumerate(prose.splitlines(), 1)
             if _SESSION_WORDS.search(line)]
     assert not hits, "\n".join(hits)
 
