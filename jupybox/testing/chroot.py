@@ -1,17 +1,22 @@
-"""python -m jupybox.testing.chroot [--mount-point] DIR -- CMD ...: run CMD chrooted into DIR.
+"""python -m jupybox.testing.chroot [--mount-point | --on-shared-mount] DIR -- CMD ...: CMD chrooted into DIR.
 
 What a chroot gives (a build sandbox, some CI containers): DIR shows this machine's top-level
 directories, each bound into it recursively (``/proc``, ``/sys`` and ``/dev`` with what is mounted
 on them; symbolic links such as ``/bin -> usr/bin`` copied as links), except ``/tmp``, which is
 DIR's own (sticky), and what DIR already holds (a directory is bound only where DIR has none or an
-empty one). Everything is mounted in a mount
-namespace of its own whose mounts are slaves of this one's: nothing mounted there reaches the
-machine, and it is all gone once the last process in it has exited.
+empty one). Everything is mounted in a mount namespace of its own whose mounts are slaves of this
+one's: nothing mounted there reaches the machine, and it is all gone once the last process in it
+has exited.
 
 By default DIR stays a plain directory, so that ``/`` is not a mount point inside (a chroot into an
 unpacked tree). ``--mount-point`` binds DIR onto itself first (``mount --bind DIR DIR`` before
 ``chroot DIR``): then ``/`` is a mount point, and only the chroot differs from a machine's root.
-Needs root.
+
+``--on-shared-mount`` (``/`` not a mount point either) puts DIR on a shared mount, as ``/`` is on
+a machine booted by systemd: DIR's parent bound onto itself and made shared, with a peer at
+``DIR/.peer`` (DIR's parent again, without what is mounted below it). Whatever a mount made on
+DIR's file system propagates to its peers shows up under ``/.peer/<DIR's name>`` inside: where
+nothing may propagate, nothing must be mounted there. Needs root.
 """
 
 from __future__ import annotations
@@ -44,26 +49,39 @@ def populate(root: str) -> None:
                 sc.mount(src, dst, None, sc.MS_BIND | sc.MS_REC)
 
 
-def enter(root: str, mount_point: bool) -> None:
-    """Into a new mount namespace (slave of this one), ``root`` populated, chrooted into it."""
+def enter(root: str, how: str = "") -> None:
+    """Into a new mount namespace (slave of this one), ``root`` populated, chrooted into it; ``how``
+    is one of :data:`HOW`, or empty (``/`` not a mount point): see the module's docstring."""
     root = os.path.realpath(root)
+    parent = os.path.dirname(root)
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
-    if mount_point:
+    if how == "--mount-point":
         sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
+    elif how == "--on-shared-mount":
+        sc.mount(parent, parent, None, sc.MS_BIND)  # private until populated: the binds stay its own
     populate(root)
+    if how == "--on-shared-mount":
+        sc.mount(None, parent, None, sc.MS_SHARED)
+        peer = os.path.join(root, ".peer")
+        os.makedirs(peer, exist_ok=True)
+        sc.mount(parent, peer, None, sc.MS_BIND)
     os.chroot(root)
     os.chdir("/")
 
 
+HOW = ("--mount-point", "--on-shared-mount")
+
+
 def main(argv: list[str]) -> int:
-    mount_point = argv[:1] == ["--mount-point"]
-    if mount_point:
+    how = argv[0] if argv[:1] and argv[0] in HOW else ""
+    if how:
         argv = argv[1:]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m jupybox.testing.chroot [--mount-point] DIR -- CMD [ARG...]", file=sys.stderr)
+        print("usage: python -m jupybox.testing.chroot [--mount-point | --on-shared-mount] DIR -- CMD [ARG...]",
+              file=sys.stderr)
         return 2
-    enter(argv[0], mount_point)
+    enter(argv[0], how)
     os.execvp(argv[2], argv[2:])
 
 

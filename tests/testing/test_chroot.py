@@ -18,8 +18,9 @@ CHROOT = [sys.executable, "-m", "jupybox.testing.chroot"]
 MOUNT_POINTS = "cut -d' ' -f5 /proc/self/mountinfo"
 
 
-def in_chroot(root, script, mount_point=False):
-    argv = CHROOT + (["--mount-point"] if mount_point else []) + [str(root), "--", "/bin/sh", "-c", script]
+def in_chroot(root, script, mount_point=False, how=None):
+    how = how or ("--mount-point" if mount_point else None)
+    argv = CHROOT + ([how] if how else []) + [str(root), "--", "/bin/sh", "-c", script]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return r.stdout
@@ -60,3 +61,15 @@ def test_nothing_is_left_mounted(tmp_path):
         assert "/usr" in in_chroot(root, MOUNT_POINTS).split()
     finally:
         subprocess.run(["umount", "--lazy", shared], check=True)  # with whatever a failure left under it
+
+
+def test_on_a_shared_mount_what_propagates_shows_at_the_peer(tmp_path):
+    root = tmp_path / "chroot"
+    (root / "x").mkdir(parents=True)
+    # a tmpfs on the chroot's own file system appears at the peer; / is still not a mount point
+    out = in_chroot(root, f"mount -t tmpfs none /x && {MOUNT_POINTS} | grep -c -x -e /.peer/chroot/x -e /",
+                    how="--on-shared-mount")
+    assert out.split() == ["1"]
+    # where nothing is mounted on it, nothing shows (the machine's directories bound in do not)
+    assert in_chroot(root, f"{MOUNT_POINTS} | grep -c ^/.peer/ || true", how="--on-shared-mount").split() == ["0"]
+    assert mounts([str(tmp_path)], keyword="") == set()
