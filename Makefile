@@ -1,7 +1,7 @@
 # jupybox: the commands for a fresh Debian machine, as root.
 #   make deps    Debian packages (only what is missing) + .venv with jupybox[test]
 #   make test    the test suite (non-zero exit on any failure)
-#   make demo    a short CLI demo on the built-in `host` image
+#   make demo    the quickstart notebook, then a short CLI tour, on the built-in `host` image
 #   make bench   jupybox against its anchors (crun, runc, podman, unshare), interleaved
 
 SHELL := /bin/bash
@@ -18,7 +18,9 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc libseccomp2 busybox-static 
 	iproute2 nftables buildah chromium docker.io acl fuse-overlayfs slirp4netns passwd util-linux \
 	docker-compose qemu-system-x86 linux-image-amd64 cpio nodejs
 
-PYTEST_OPTS ?= -q -p no:cacheprovider --timeout 300 -rs --durations=15
+# PYTEST_OPTS adds to the defaults (a later --timeout wins): make test TESTS=tests/network PYTEST_OPTS='-x -k bridge'
+PYTEST_DEFAULTS := -q -p no:cacheprovider --timeout 300 -rs --durations=15
+PYTEST_OPTS ?=
 TESTS       ?= tests
 BENCH_ARGS  ?=
 
@@ -32,7 +34,9 @@ help:
 # --- dependencies -------------------------------------------------------------
 deps: apt-deps $(STAMP) bytecode
 
-# dpkg-query costs ~50 ms; apt-get runs only when a package is missing.
+# dpkg-query costs ~50 ms; apt-get runs only when a package is missing, and starts and enables no
+# service (docker.io's dockerd, docker-registry's registry...: the tests start private ones; see
+# scripts/apt-install.sh).
 apt-deps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do \
@@ -42,8 +46,7 @@ apt-deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing$$missing"; \
-	  $(SUDO) apt-get update -q; \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  $(SUDO) bash scripts/apt-install.sh $$missing; \
 	fi
 
 $(VPY):
@@ -59,7 +62,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard jupybox/linux/*.c jupybox/linux/*.h
 
 venv: $(STAMP)
 
-# Byte-compile the package: this machine sets PYTHONDONTWRITEBYTECODE=1, and without .pyc files
+# Byte-compile the package: where PYTHONDONTWRITEBYTECODE=1 is set, without .pyc files
 # every `jupybox` command compiles its modules again (~50 ms of a ~70 ms `jupybox run`).
 # compileall only recompiles what changed.
 bytecode: $(STAMP)
@@ -74,10 +77,10 @@ bytecode: $(STAMP)
 IN_TEST_NETNS := $(VPY) -m jupybox.testing.netns --
 
 test: deps test-fixtures
-	$(IN_TEST_NETNS) $(VPY) -m pytest $(PYTEST_OPTS) $(TESTS)
+	$(IN_TEST_NETNS) $(VPY) -m pytest $(PYTEST_DEFAULTS) $(PYTEST_OPTS) $(TESTS)
 
 test-v2: deps test-fixtures
-	$(IN_TEST_NETNS) $(VPY) -m pytest $(PYTEST_OPTS) tests/v2guest
+	$(IN_TEST_NETNS) $(VPY) -m pytest $(PYTEST_DEFAULTS) $(PYTEST_OPTS) tests/v2guest
 
 test-fixtures: deps
 	$(VPY) -m jupybox.testing.prefetch

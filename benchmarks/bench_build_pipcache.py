@@ -24,15 +24,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import html
-import http.server
 import os
 import shutil
 import sys
 import tempfile
-import threading
-import urllib.parse
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +36,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench_build import Dockerd, remove_workdir, sh  # noqa: E402
 from harness import Case, format_table, run_interleaved, write_results  # noqa: E402
+
+from jupybox.testing.pipindex import PackageIndex  # noqa: E402 - the loopback PEP 503 index
 
 WHEELS = ["numpy==1.26.4", "requests==2.31.0", "setuptools==68.2.2", "wheel==0.41.2"]
 SDISTS = ["docopt==0.6.2"]
@@ -68,63 +65,6 @@ def fetch_packages(cache: Path) -> Path:
             *SDISTS])
         (dest / ".done").write_text("")
     return dest
-
-
-def _project(filename: str) -> str:
-    """PEP 503 normalized project name of a wheel or sdist file name."""
-    name = filename.split("-")[0]
-    return "-".join(name.replace("_", "-").replace(".", "-").lower().split("-"))
-
-
-class Index:
-    """A PEP 503 simple index of one directory on 127.0.0.1, cacheable (pip keeps what it
-    downloads in its HTTP cache), counting the package files served."""
-
-    def __init__(self, files: Path):
-        self.files = files
-        self.downloads = 0
-        index = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, body: bytes, ctype: str) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "max-age=86400")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                parts = [p for p in urllib.parse.urlsplit(self.path).path.split("/") if p]
-                if parts[:1] == ["simple"] and len(parts) == 2:
-                    links = []
-                    for f in sorted(index.files.iterdir()):
-                        if f.name.startswith(".") or _project(f.name) != parts[1]:
-                            continue
-                        digest = hashlib.sha256(f.read_bytes()).hexdigest()
-                        links.append(f'<a href="/files/{html.escape(f.name)}#sha256={digest}">{html.escape(f.name)}</a>')
-                    if links:
-                        return self._send(("<html><body>" + "<br>".join(links) + "</body></html>").encode(),
-                                          "text/html")
-                elif parts[:1] == ["files"] and len(parts) == 2 and (index.files / parts[1]).is_file():
-                    index.downloads += 1
-                    return self._send((index.files / parts[1]).read_bytes(), "application/octet-stream")
-                self.send_error(404)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "Index":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             print("bench_build_pipcache: mmdebstrap is not installed", file=sys.stderr)
             return 2
         import_image(root, tar, "debian-pip:latest")
-        with Index(fetch_packages(cache_dir())) as index:
+        with PackageIndex(fetch_packages(cache_dir())) as index:
             contexts = {}
             for kind, text in DOCKERFILES.items():
                 ctx = work / f"ctx-{kind}"
@@ -168,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             def build(name: str, ctx: Path, argv: list, run_env=None) -> Case:
                 def run():
                     (ctx / "stamp").write_text(os.urandom(8).hex())  # an earlier layer changes
-                    before = index.downloads
+                    before = sum(index.downloads.values())
                     sh(argv, env=run_env)
-                    downloads.setdefault(name, []).append(index.downloads - before)
+                    downloads.setdefault(name, []).append(sum(index.downloads.values()) - before)
                 return Case(name, run, note=" ".join(str(a) for a in argv[1:3]))
 
             cases = [build(f"jupybox-{k}", c, [jupybox_cli, "--root", root, "build", "-q", "--network", "host", c])

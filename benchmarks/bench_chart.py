@@ -5,7 +5,7 @@ Two measurements, both against a real container (``host`` image, ``sleep``):
 
 1. in-process: the Recorder thread sampling ``Container.stats()`` and drawing each frame of the
    LiveChart (blit + JPEG) at RATE Hz for DURATION seconds; CPU time of this process while the
-   main thread sleeps (the launcher daemon is another process and is not counted).
+   main thread sleeps (the store's service is another process and is not counted).
 2. in a real kernel (default; ``--no-kernel`` skips it): ``%%container sh -c 'sleep D'`` cells in
    an ipykernel started with jupyter_client, with the live widget forced on (``live_chart =
    'always'``: the frames really go through the comm and ZMQ) and with ``--no-chart``, for
@@ -83,7 +83,7 @@ def in_kernel(rate: float, duration: float, root) -> dict:
 
         run(f"%load_ext jupybox\n%config JupyboxMagics.live_chart = 'always'\n"
             f"%config JupyboxMagics.chart_rate = {rate}")
-        cost("", 1)  # warm: imports, fonts, the launcher daemon
+        cost("", 1)  # warm: imports, fonts, the store's service
         short, long_ = duration / 3, duration
         runs = {f"{label}_{d:g}s": round(cost(flags, d), 4)
                 for d in (short, long_) for label, flags in (("no_chart", "--no-chart"), ("chart", ""))}

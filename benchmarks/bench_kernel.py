@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     finally:
-        client = api._clients.pop(api._key(root), None)  # noqa: SLF001 - our own launcher daemon
+        client = api._clients.pop(api._key(root), None)  # noqa: SLF001 - our own client of the service
         if client is not None:
             client.close()
             client.proc.wait(20)

@@ -92,7 +92,7 @@ class Context:
 
 
 def close_launchers(timeout: float = 5.0) -> list[str]:
-    """Close this process's launcher daemons, wait for our descendants to exit, kill stragglers."""
+    """Close this process's clients of the services, wait for our descendants to exit, kill stragglers."""
     api = sys.modules.get("jupybox.api")
     closer = (getattr(api, "close_launchers", None) or getattr(api, "_close_launchers", None)) if api else None
     if closer is not None:

@@ -1,7 +1,7 @@
 """jupybox: real Linux containers inside Jupyter.
 
 The public API only; everything is imported on first use so that ``jupybox`` on the command
-line and the launcher daemon start fast.
+line and the store's service start fast.
 """
 
 from __future__ import annotations

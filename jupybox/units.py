@@ -1,5 +1,5 @@
 """Parsing and printing of sizes and durations the way docker does (``-m 256m``, ``--memory-swap
-1g``, ``--health-interval 1m30s``)."""
+1g``, ``--health-interval 1m30s``, ``Up 3 minutes``)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,34 @@ def human_size_si(n: int) -> str:
             return f"{n}{unit}" if unit == "B" else f"{n:.3g}{unit}"
         n /= 1000
     return f"{n}"
+
+
+def human_duration(seconds: float) -> str:
+    """docker's units.HumanDuration: ``Up 3 minutes``, ``Created About an hour ago``."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)")

@@ -1,4 +1,4 @@
-"""Which cgroup layout this machine has, and where the v1 controllers are mounted.
+"""Which cgroup layout the host has, and where the v1 controllers are mounted.
 
 Everything is derived from /proc/self/mountinfo (the text is a parameter so it
 is testable), never from assumed paths:

@@ -12,26 +12,17 @@ from .. import errors
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("build", help="Build an image from a Dockerfile")
-    p.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image")
     p.add_argument("-f", "--file", metavar="FILE", help="the Dockerfile (default CONTEXT/Dockerfile; - for stdin)")
-    p.add_argument("--build-arg", action="append", default=[], metavar="K[=V]",
-                   help="set a build-time variable (K alone: its value in this environment)")
-    p.add_argument("--target", metavar="STAGE", help="build this stage (and what it needs) only")
-    p.add_argument("--no-cache", action="store_true", help="use neither the step cache nor the cache mounts")
-    p.add_argument("--pull", action="store_true", help="always pull the base images first")
-    p.add_argument("--label", action="append", default=[], metavar="K=V", help="add a label to the image")
-    p.add_argument("--network", default="none", help="network of RUN steps: none (default) or host")
-    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR",
-                   help="a secret for RUN --mount=type=secret (never stored in the image)")
-    p.add_argument("-o", "--output", action="append", default=[], metavar="type=local|tar,dest=PATH",
-                   help="also write the image's files to a directory or a tar (dest=- : stdout)")
-    p.add_argument("--iidfile", metavar="FILE", help="write the image id to FILE")
+    add_build_options(p)
     p.add_argument("--progress", default="auto", choices=["auto", "plain", "tty", "quiet"],
                    help="plain: one line per step and RUN output; tty: the same, RUN output shown in place; "
                         "auto: tty on a terminal, else plain")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id (and errors)")
     p.add_argument("--runner", choices=["in-process", "daemon"], help=argparse.SUPPRESS)
-    p.add_argument("context", help="the build context directory (- : none, Dockerfile on stdin)")
+    p.add_argument("context", nargs="?", help="the build context directory (- : none, Dockerfile on stdin)")
+    from .binder import add_binder_options
+
+    add_binder_options(p)  # --binder [DIR]: a repository's Binder files (jupybox.env.binder)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("builder", help="Manage the build cache (du, prune)")
@@ -43,6 +34,34 @@ def add_parsers(sub) -> None:
     q.add_argument("-a", "--all", action="store_true", help="accepted for docker's sake: everything goes anyway")
     q.set_defaults(func=cmd_builder_prune)
     p.set_defaults(func=lambda args, ctx: (p.print_help(), 0)[1] if not getattr(args, "builder_verb", None) else 0)
+
+
+def add_build_options(p) -> None:
+    """docker build's options about the image; shared with the %%dockerfile magic (one parser)."""
+    p.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K[=V]",
+                   help="set a build-time variable (K alone: its value in this environment)")
+    p.add_argument("--target", metavar="STAGE", help="build this stage (and what it needs) only")
+    p.add_argument("--no-cache", action="store_true", help="use neither the step cache nor the cache mounts")
+    p.add_argument("--pull", action="store_true", help="always pull the base images first")
+    p.add_argument("--label", action="append", default=[], metavar="K=V", help="add a label to the image")
+    p.add_argument("--network", help="network of RUN steps: none (default; host with --binder) or host")
+    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR",
+                   help="a secret for RUN --mount=type=secret (never stored in the image)")
+    p.add_argument("-o", "--output", action="append", default=[], metavar="type=local|tar,dest=PATH",
+                   help="also write the image's files to a directory or a tar (dest=- : stdout)")
+    p.add_argument("--iidfile", metavar="FILE", help="write the image id to FILE")
+
+
+def build_options(args) -> dict:
+    """``jupybox.dockerfile.build()``'s keyword arguments from :func:`add_build_options`' options."""
+    from ..dockerfile.export import parse_output
+    from ..dockerfile.secrets import parse_secrets
+
+    return dict(tags=list(args.tag), build_args=_pairs(args.build_arg, "--build-arg", True), target=args.target,
+                no_cache=args.no_cache, labels=_pairs(args.label, "--label"), network=args.network or "none",
+                pull="always" if args.pull else True, secrets=parse_secrets(args.secret),
+                outputs=[parse_output(o) for o in args.output], iidfile=args.iidfile)
 
 
 def _pairs(items: list[str], what: str, from_env: bool = False) -> dict[str, str]:
@@ -62,9 +81,13 @@ def _pairs(items: list[str], what: str, from_env: bool = False) -> dict[str, str
 
 
 def cmd_build(args, ctx) -> int:
+    if args.binder:
+        from .binder import cmd_build_binder
+
+        return cmd_build_binder(args, ctx)
+    if args.context is None:
+        raise errors.UsageError("build: a context directory is required (or --binder [DIR])")
     from ..dockerfile import build
-    from ..dockerfile.export import parse_output
-    from ..dockerfile.secrets import parse_secrets
 
     quiet = args.quiet or args.progress == "quiet"
     context = None if args.context == "-" else args.context
@@ -73,15 +96,12 @@ def cmd_build(args, ctx) -> int:
         if dockerfile not in (None, "-"):
             raise errors.UsageError("the context is stdin: the Dockerfile cannot also come from a file")
         dockerfile = sys.stdin
-    outputs = [parse_output(o) for o in args.output]
-    to_stdout = any(o.dest == "-" for o in outputs)
+    options = build_options(args)
+    to_stdout = any(o.dest == "-" for o in options["outputs"])
     progress = "quiet" if quiet else args.progress
     try:
-        image = build(context, dockerfile, tags=args.tag, build_args=_pairs(args.build_arg, "--build-arg", True),
-                      target=args.target, no_cache=args.no_cache, labels=_pairs(args.label, "--label"),
-                      network=args.network, progress=progress, root=ctx.root, runner=args.runner,
-                      pull="always" if args.pull else True, secrets=parse_secrets(args.secret), outputs=outputs,
-                      iidfile=args.iidfile, out=ctx.err if to_stdout else ctx.out, err=ctx.err)
+        image = build(context, dockerfile, progress=progress, root=ctx.root, runner=args.runner,
+                      out=ctx.err if to_stdout else ctx.out, err=ctx.err, **options)
     except errors.BuildError as e:
         print(str(e), file=ctx.err)
         return 1

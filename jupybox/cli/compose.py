@@ -20,25 +20,14 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("compose", help="Define and run multi-container applications")
     p.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="FILE",
                    help="compose file (repeatable: later files override earlier ones)")
-    p.add_argument("-p", "--project-name", help="project name (default: the directory's name)")
     p.add_argument("--project-directory", help="working directory (default: the first file's directory)")
-    p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="alternate environment file")
-    p.add_argument("--profile", dest="profiles", action="append", default=None, metavar="PROFILE",
-                   help="enable services of this profile (repeatable)")
+    add_project_options(p)
     p.add_argument("--ansi", choices=["never", "always", "auto"], default="auto")
     v = p.add_subparsers(dest="compose_verb", metavar="VERB", parser_class=type(p))
 
     q = v.add_parser("up", help="Create and start containers")
     q.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    q.add_argument("--build", action="store_true", help="build images before starting")
-    q.add_argument("--no-build", action="store_true")
-    q.add_argument("--wait", action="store_true", help="wait until services are running/healthy (implies -d)")
-    q.add_argument("--wait-timeout", type=float, help="seconds to wait for --wait")
-    q.add_argument("--force-recreate", action="store_true")
-    q.add_argument("--no-recreate", action="store_true")
-    q.add_argument("--no-start", action="store_true")
-    q.add_argument("--remove-orphans", action="store_true")
-    q.add_argument("--pull", choices=["always", "missing", "never"])
+    add_up_options(q)
     q.add_argument("-t", "--timeout", type=float, help="shutdown timeout when attached")
     q.add_argument("services", nargs="*")
     q = v.add_parser("down", help="Stop and remove containers, networks (and volumes with -v)")
@@ -102,6 +91,34 @@ def add_parsers(sub) -> None:
     q.add_argument("--profiles", dest="list_profiles", action="store_true")
     q.add_argument("--hash", metavar="SERVICES")
     p.set_defaults(func=cmd_compose)
+
+
+def add_project_options(p) -> None:
+    """compose's options about the project; shared with the %%compose magic (one parser)."""
+    p.add_argument("-p", "--project-name", help="project name (default: the directory's name)")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="alternate environment file")
+    p.add_argument("--profile", dest="profiles", action="append", default=None, metavar="PROFILE",
+                   help="enable services of this profile (repeatable)")
+
+
+def add_up_options(q) -> None:
+    """compose up's options; shared with the %%compose magic, which is an `up -d` of the cell."""
+    q.add_argument("--build", action="store_true", help="build images before starting")
+    q.add_argument("--no-build", action="store_true")
+    q.add_argument("--wait", action="store_true", help="wait until services are running/healthy (implies -d)")
+    q.add_argument("--wait-timeout", type=float, help="seconds to wait for --wait")
+    q.add_argument("--force-recreate", action="store_true")
+    q.add_argument("--no-recreate", action="store_true")
+    q.add_argument("--no-start", action="store_true")
+    q.add_argument("--remove-orphans", action="store_true")
+    q.add_argument("--pull", choices=["always", "missing", "never"])
+
+
+def up_options(args) -> dict:
+    """``compose.actions.up``'s keyword arguments from :func:`add_up_options`' options."""
+    return dict(build=args.build, wait=args.wait, wait_timeout=args.wait_timeout, force_recreate=args.force_recreate,
+                no_recreate=args.no_recreate, no_build=args.no_build, no_start=args.no_start,
+                remove_orphans=args.remove_orphans, pull=args.pull)
 
 
 def load_project(args, services=None):
@@ -186,10 +203,7 @@ def cmd_up(args, ctx) -> int:
     from ..compose import actions
 
     session = _session(args, ctx, args.services)
-    actions.up(session, args.services or None, build=args.build, wait=args.wait,
-                            wait_timeout=args.wait_timeout, force_recreate=args.force_recreate,
-                            no_recreate=args.no_recreate, no_build=args.no_build, no_start=args.no_start,
-                            remove_orphans=args.remove_orphans, pull=args.pull)
+    actions.up(session, args.services or None, **up_options(args))
     if args.detach or args.wait or args.no_start:
         return 0
     return _attached(session, args, ctx)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ..units import human_duration as ago  # noqa: F401 - the verbs' name for it
+
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
     widths = [len(h) for h in headers]
@@ -14,34 +16,6 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     for row in rows:
         lines.append("   ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
     return "\n".join(lines)
-
-
-def ago(seconds: float) -> str:
-    """docker's units.HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
 
 
 def dumps(obj) -> str:

@@ -103,7 +103,10 @@ def add_parsers(sub) -> None:
                                     "at once as docker 25+ writes: docker-oci-archive)")
     p.add_argument("-o", "--output", help="file (default: stdout)")
     p.add_argument("--format", default="docker-archive", choices=["docker-archive", "oci-archive", "docker-oci-archive"])
-    p.add_argument("images", nargs="+")
+    from .env import add_save_options
+
+    add_save_options(p)  # --materialize, --from-notebook (jupybox.env)
+    p.add_argument("images", nargs="*")
     p.set_defaults(func=cmd_save)
 
     p = sub.add_parser("load", help="Load images from a docker-archive or oci-archive tar")
@@ -118,6 +121,9 @@ def add_parsers(sub) -> None:
         p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]")
         if verb == "pull":
             p.add_argument("--platform")
+        else:
+            p.add_argument("--materialize", action="store_true",
+                           help="an image built FROM host: make this machine's environment a real layer first")
         p.add_argument("reference")
         p.set_defaults(func=cmd_pull if verb == "pull" else cmd_push)
 
@@ -318,7 +324,9 @@ def _progress(args):
 @docker_status
 def cmd_save(args, ctx) -> int:
     from ..image.archive import save
+    from .env import images_to_save
 
+    args.images = images_to_save(args, ctx)  # --from-notebook, --materialize
     if args.output:
         save(ctx.engine.store, args.images, args.output, format=args.format)
         return 0
@@ -360,6 +368,10 @@ def cmd_pull(args, ctx) -> int:
 def cmd_push(args, ctx) -> int:
     from ..registry import push
 
+    if args.materialize:
+        from ..env.hostbased import materialize
+
+        materialize(ctx.engine.store, args.reference, out=ctx.err)
     digest = push(ctx.engine.store, args.reference, progress=_progress(args), authfile=args.authfile,
                   insecure_registries=args.insecure_registry)
     ctx.print(f"{args.reference}: digest: {digest}")

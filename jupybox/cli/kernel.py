@@ -42,6 +42,8 @@ def add_parsers(sub) -> None:
     cwd.add_argument("--mount-cwd", dest="mount_cwd", metavar="PATH",
                      help="mount the notebook's directory at PATH inside (default: the same path)")
     q.add_argument("--read-only", action="store_true", help="read-only root filesystem")
+    q.add_argument("--persist-packages", action="store_true",
+                   help="keep what %%pip installs across restarts (a named volume per kernel)")
     where = q.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="install for the current user")
     where.add_argument("--sys-prefix", action="store_true", help="install into sys.prefix (the virtualenv)")
@@ -72,7 +74,7 @@ def cmd_install(args, ctx) -> int:
         "image": args.image, "memory": args.memory, "memory_swap": args.memory_swap, "cpus": args.cpus,
         "pids_limit": args.pids_limit, "volumes": [_abs_volume(v) for v in args.volumes], "tmpfs": args.tmpfs,
         "network": args.network, "mount_cwd": args.mount_cwd, "read_only": args.read_only or None,
-        "root": _root(ctx),
+        "root": _root(ctx), "persist_packages": args.persist_packages or None,
     }
     config = {k: v for k, v in config.items() if v is not None}
     kernelspec.validate_config(config)  # before anything else: a bad limit is exit 125

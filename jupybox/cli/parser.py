@@ -29,6 +29,7 @@ VERBS = {
     "system": "system",
     "compose": "compose",
     "kube": "kube",
+    "commit": "env", "notebook": "env", "lock": "env",
 }
 
 
@@ -89,6 +90,32 @@ def build(prog: str = "jupybox", verb: str | None = None) -> Parser:
             importlib.import_module(f"jupybox.cli.{module}").add_parsers(sub)
     parser.verbs = sub.choices
     return parser
+
+
+def verb_summary(parser: Parser | None = None) -> str:
+    """Every verb in the parser's order, with its sub-verbs in parentheses and aliases left out:
+    ``run create ... image (ls|rm|prune|inspect) ...``. The README's verb list is this text
+    (tests/test_readme.py compares)."""
+    parser = parser or build()
+    words = []
+    for name, sub in _unique_choices(parser):
+        inner = [n for n, _ in _unique_choices(sub)]
+        words.append(f"{name} ({'|'.join(inner)})" if inner else name)
+    return " ".join(words)
+
+
+def _unique_choices(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    """(name, sub-parser) of a parser's sub-commands, an alias (the same sub-parser again) once."""
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps no public list
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            seen: set[int] = set()
+            out = []
+            for name, sub in action.choices.items():
+                if id(sub) not in seen:
+                    seen.add(id(sub))
+                    out.append((name, sub))
+            return out
+    return []
 
 
 def parse(parser: Parser, argv: list[str]) -> argparse.Namespace:

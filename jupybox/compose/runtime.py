@@ -4,7 +4,7 @@ Everything compose makes carries the labels ``com.docker.compose.project`` (and 
 ``.network``, ``.volume``), which is how ``ps``, ``down`` and the next ``up`` find them.
 
 Containers are made with ``jupybox.create`` and started with ``Container.start()`` (detached:
-the launcher daemon keeps them running after this process exits); networks and volumes as
+the store's service keeps them running after this process exits); networks and volumes as
 ``jupybox network create`` and ``jupybox volume create`` make them.
 
 Two runtime features are the store's service's (issue 16): restart policies and healthchecks.
@@ -57,7 +57,7 @@ class Runtime:
             self._warn(message)
 
     def warm(self) -> None:
-        """Spawn the launcher daemon now, so that it boots while networks and containers are made
+        """Spawn the store's service now, so that it boots while networks and containers are made
         (it takes ~0.2 s; the first start would otherwise wait for it)."""
         self.api.launcher(self.root)
 
@@ -97,7 +97,7 @@ class Runtime:
     def start(self, c, settle: float = 5.0) -> None:
         """Start a created or stopped container.
 
-        Right after a stop, the launcher daemon may still be removing the previous run's cgroup
+        Right after a stop, the store's service may still be removing the previous run's cgroup
         (``jupybox.create(...); c.start(); c.stop(); c.start()`` fails the same way): the start is
         retried while that cgroup is in the way, for ``settle`` seconds at most."""
         deadline = time.monotonic() + settle

@@ -19,7 +19,7 @@ def _age(iso: str) -> float:
 
 def status_text(state: dict) -> str:
     """docker's STATUS column: ``Up 3 seconds (healthy)``, ``Exited (1) 2 minutes ago``, ``Created``."""
-    from ..cli.format import ago
+    from ..units import human_duration as ago
 
     status = state.get("Status")
     if status == "running":

@@ -62,8 +62,8 @@ def build(context=None, dockerfile=None, *, tags=(), build_args=None, target=Non
 
     ``on_step(event)`` receives a :class:`StepEvent` per step start/output line/end/error;
     ``progress`` ("auto", "plain", "quiet") prints the default display instead (to ``out``).
-    ``runner``: "in-process" (this process monitors RUN containers: the CLI) or "daemon" (the
-    launcher daemon does: notebooks; the default when this process has threads or is a kernel).
+    ``runner``: kept for callers; every RUN step runs in a container of the store's service
+    (:func:`.runner.make_runner`).
     ``pull``: base images are pulled when missing (True), never (False) or first ("always").
     ``secrets``: ``{id: bytes}`` for ``RUN --mount=type=secret`` (see :mod:`.secrets`);
     ``outputs``: ``["type=local,dest=DIR", "type=tar,dest=FILE"]`` (see :mod:`.export`) also

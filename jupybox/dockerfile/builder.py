@@ -180,8 +180,11 @@ class Builder:
                                              f"this one")
             img = bases.resolve_image(self, stage.from_instr, base)
             if img.is_host:
-                raise stage.from_instr.error(f"{stage.from_instr.text}: the built-in host image cannot be a base image")
-            ctx.state = bases.state_of(self.store, img)
+                from ..env.hostbased import host_state  # this machine's environment under the layers
+
+                ctx.state = host_state(self, stage.from_instr, img)
+            else:
+                ctx.state = bases.state_of(self.store, img)
         cfg = ctx.state.config.setdefault("config", {})
         env = list(cfg.get("Env") or [])
         if not any(e.split("=", 1)[0] == "PATH" for e in env):
@@ -262,9 +265,9 @@ class Builder:
     def image_fs(self, state: State) -> ImageFS:
         from ..image.model import Image
 
-        if not state.layers:
-            return ImageFS([])
         img = Image(id=state.id, config=state.config, manifest={"layers": state.layers}, store=self.store)
+        if not state.layers and not self.store.layer_dirs(img):  # (FROM host: the view, no layers)
+            return ImageFS([])
         return ImageFS(self.store.layer_dirs(img))
 
     def materialize(self, state: State) -> str:

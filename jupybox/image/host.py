@@ -1,4 +1,4 @@
-"""The built-in image ``host``: a read-only view of this machine's own system, with no download.
+"""The built-in image ``host``: a read-only view of the host's own system, with no download.
 
 ``jupybox run host python -c ...`` runs the machine's own programs and the *running* Python
 (with its packages) in a fresh container. The image has no layers; the runtime builds the root
@@ -154,7 +154,7 @@ def host_path_env(prefix: str | None = None, base_prefix: str | None = None, exe
 
 
 def host_architecture() -> str:
-    """The OCI/Go name of this machine's architecture (amd64, arm64, ...)."""
+    """The OCI/Go name of the host's architecture (amd64, arm64, ...)."""
     m = platform.machine().lower()
     return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
             "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(m, m)

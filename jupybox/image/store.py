@@ -163,7 +163,12 @@ class ImageStore:
         if img.is_host:
             return []
         with self.lease():
-            return self.layers.lower_dirs(img.layers, img.diff_ids, relative)
+            dirs = self.layers.lower_dirs(img.layers, img.diff_ids, relative)
+        if "io.jupybox.host-view" in ((img.config.get("config") or {}).get("Labels") or {}):
+            from ..env.hostbased import lower_dirs  # built FROM host: this machine's view below the layers
+
+            dirs = lower_dirs(self.layout, img.config, relative) + dirs
+        return dirs
 
     # ------------------------------------------------------------------ garbage and checks
 

@@ -41,18 +41,14 @@ _STATE_COLOURS = {"running": "#2ca02c", "healthy": "#2ca02c", "exited": "#7f7f7f
 
 
 def _parser():
+    """``%%compose``'s parser: `jupybox compose`'s project options and `compose up`'s, plus the magic's own."""
+    from ..cli.compose import add_project_options, add_up_options
     from ..cli.parser import Parser
 
     p = Parser(prog="%%compose", add_help=False)
-    p.add_argument("-p", "--project-name")
+    add_project_options(p)
+    add_up_options(p)
     p.add_argument("-o", "--output", metavar="VAR", help="a mapping service -> published address")
-    p.add_argument("--profile", action="append", default=None)
-    p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("--build", action="store_true")
-    p.add_argument("--wait", action="store_true")
-    p.add_argument("--wait-timeout", type=float)
-    p.add_argument("--force-recreate", action="store_true")
-    p.add_argument("--remove-orphans", action="store_true")
     p.add_argument("--no-table", action="store_true")
     p.add_argument("services", nargs="*")
     return p
@@ -196,6 +192,7 @@ class ComposeMagics(Magics):
     def compose(self, line, cell=None):
         if cell is None:
             return self._verb(line)
+        from ..cli.compose import up_options
         from ..compose import actions, load, views
 
         try:
@@ -204,7 +201,7 @@ class ComposeMagics(Magics):
             raise IPythonUsageError(str(e)) from None
         try:
             project = load(text=cell, text_name="<cell>", project_name=args.project_name, cwd=os.getcwd(),
-                           profiles=args.profile, env_files=args.env_file or None, services=args.services)
+                           profiles=args.profiles, env_files=args.env_file or None, services=args.services)
         except errors.JupyboxError as e:  # a bad cell: its line and key, nothing started
             raise IPythonUsageError(str(e)) from None
         for w in project.warnings:
@@ -216,9 +213,7 @@ class ComposeMagics(Magics):
             session.on_event = table.event  # the progress goes to the table, not to stderr
             table.start()
         try:
-            actions.up(session, args.services or None, build=args.build, wait=args.wait,
-                       wait_timeout=args.wait_timeout, force_recreate=args.force_recreate,
-                       remove_orphans=args.remove_orphans)
+            actions.up(session, args.services or None, **up_options(args))
         except errors.JupyboxError as e:
             if table is not None:
                 table.finish(error=str(e))

@@ -42,85 +42,15 @@ import os
 import socket
 import time
 
-CGROUP_ROOT = "/sys/fs/cgroup"
-PROC_SELF_CGROUP = "/proc/self/cgroup"
+from ..cgroups.own import CGROUP_ROOT, PROC_SELF_CGROUP, cgroup_version, own_cgroup
+
 INFO_FILE = "/run/jupybox/container.json"  # written by the provisioner after the start
-# v1 controller -> a file its stats() reads (a root cgroup lacks some, e.g. pids.current)
-V1_CONTROLLERS = {"memory": "memory.usage_in_bytes", "cpu": "cpu.cfs_quota_us", "cpuacct": "cpuacct.usage",
-                  "pids": "pids.current"}
 
 
 # -- the cgroup ------------------------------------------------------------------------------------
-def _own_paths(proc_self_cgroup: str) -> dict[str, str]:
-    """controller -> path from /proc/self/cgroup ("" for the v2 line "0::/path")."""
-    out: dict[str, str] = {}
-    try:
-        with open(proc_self_cgroup) as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _hid, controllers, path = parts
-        if not controllers:
-            out[""] = path
-        for c in controllers.split(","):
-            if c:
-                out[c] = path
-    return out
-
-
-def _follow(mount: str, path: str | None) -> str:
-    """``mount`` + the process's path in that hierarchy, when that directory is visible; else ``mount``.
-
-    In a container with its own cgroup namespace the path is "/" and the mount is the cgroup itself.
-    """
-    if path and path != "/":
-        d = os.path.join(mount, path.lstrip("/"))
-        if os.path.isdir(d):
-            return d
-    return mount
-
-
-def own_cgroup(root: str = CGROUP_ROOT, proc_self_cgroup: str = PROC_SELF_CGROUP):
-    """The cgroup of this process as a jupybox ``Cgroup`` object (read-only use: ``stats()``)."""
-    own = _own_paths(proc_self_cgroup)
-    if os.path.exists(os.path.join(root, "cgroup.controllers")):  # v2 (unified) mounted at root
-        from ..cgroups.v2.manager import V2Cgroup
-
-        return V2Cgroup("self", _follow(root, own.get("")), set())
-    from ..cgroups.v1.manager import V1Cgroup
-
-    paths: dict[str, str] = {}
-    try:
-        entries = sorted(os.listdir(root))
-    except OSError:
-        entries = []
-    for name in entries:  # "memory", "cpu", or a combined hierarchy "cpu,cpuacct"
-        mount = os.path.join(root, name)
-        if os.path.islink(mount) or not os.path.isdir(mount):
-            continue
-        for c in name.split(","):
-            if c in V1_CONTROLLERS and c not in paths:
-                d = _follow(mount, own.get(c))
-                if os.path.exists(os.path.join(d, V1_CONTROLLERS[c])):
-                    paths[c] = d
-    if not paths:
-        from ..errors import CgroupError
-
-        raise CgroupError(f"no cgroup controllers are visible under {root}")
-    return V1Cgroup("self", paths, {})
-
-
 def own_cgroup_stats(root: str = CGROUP_ROOT, proc_self_cgroup: str = PROC_SELF_CGROUP):
     """One :class:`jupybox.cgroups.CgroupStats` sample of this process's own cgroup."""
     return own_cgroup(root, proc_self_cgroup).stats()
-
-
-def cgroup_version(root: str = CGROUP_ROOT) -> int:
-    return 2 if os.path.exists(os.path.join(root, "cgroup.controllers")) else 1
 
 
 def container_info(path: str = INFO_FILE) -> dict:
@@ -257,9 +187,17 @@ def _export_container_id(wait: float = 2.0) -> None:
 
 def load_ipython_extension(ipython) -> None:
     _export_container_id()
+    _packages_prefix()
     kernel = getattr(ipython, "kernel", None)
     if kernel is not None and hasattr(kernel, "control_handlers"):
         install(kernel)
+
+
+def _packages_prefix() -> None:
+    """%pip install into the kernel's writable prefix (jupybox.env.kernelpackages)."""
+    from ..env.kernelpackages import activate
+
+    activate()
 
 
 def unload_ipython_extension(ipython) -> None:

@@ -45,7 +45,7 @@ NETWORKS = ("host", "none")
 MIN_MEMORY = 6 * 1024 * 1024  # the runtime's (and docker's) minimum
 # keys of the provisioner's config stanza (see JupyboxProvisioner's traits)
 CONFIG_KEYS = ("image", "memory", "memory_swap", "cpus", "pids_limit", "volumes", "tmpfs", "network",
-               "mount_cwd", "root", "read_only", "start_timeout", "usage_extension", "env")
+               "mount_cwd", "root", "read_only", "start_timeout", "usage_extension", "env", "persist_packages")
 
 
 def validate_config(config: dict) -> dict:
@@ -139,7 +139,7 @@ def validate_config(config: dict) -> dict:
     env = config.get("env")
     if env:
         out["env"] = parse_env(env if isinstance(env, dict) else list(env))
-    for key in ("root", "read_only", "start_timeout", "usage_extension"):
+    for key in ("root", "read_only", "start_timeout", "usage_extension", "persist_packages"):
         if config.get(key) is not None:
             out[key] = config[key]
     if "start_timeout" in out:

@@ -103,6 +103,7 @@ def cell_parser():
     p = Parser(prog="%%container", add_help=False, conflict_handler="resolve",
                usage="%%container [options] [IMAGE [COMMAND ...]]")
     add_run_options(p)
+    _add_pin_options(p)
     p.add_argument("--help", action="help", help="show this help")
     # -i is docker's --interactive; in the magic -i/-o move values, as in rpy2's %%R
     p.add_argument("-i", "--input", action="append", default=[], metavar="VAR[,VAR]",
@@ -117,6 +118,25 @@ def cell_parser():
     p.add_argument("--rate", type=float, help="chart samples per second")
     p.add_argument("image", nargs="?", help="image (default: JupyboxMagics.default_image)")
     return p
+
+
+def dockerfile_parser():
+    """``%%dockerfile``'s parser: ``jupybox build``'s options about the image, the cell as the Dockerfile."""
+    from ..cli.build import add_build_options
+    from ..cli.parser import Parser
+
+    p = Parser(prog="%%dockerfile", add_help=False, usage="%%dockerfile [options] NAME[:TAG]")
+    add_build_options(p)
+    p.add_argument("--context", default=None, help="build context (default: the notebook's directory)")
+    p.add_argument("--help", action="help", help="show this help")
+    p.add_argument("name", metavar="NAME[:TAG]", help="the image's name (more with -t)")
+    return p
+
+
+def _add_pin_options(parser) -> None:
+    from ..env.pins import add_pin_options  # --locked
+
+    add_pin_options(parser)
 
 
 def _parse(parser, words: list[str]):
@@ -215,8 +235,9 @@ class JupyboxMagics(Magics):
         image = args.image
         if image is not None and self._is_command(image):
             image, command = self.default_image, [image] + command
+        image = self._pin(image or self.default_image, options, args)
         run = CellRun(
-            image=image or self.default_image, command=command, cell=cell, options=options,
+            image=image, command=command, cell=cell, options=options,
             user_ns=self._user_ns(local_ns), inputs=_names(args.input, "-i"), outputs=_names(args.output, "-o"),
             bg=bg, raise_error=not args.no_raise_error, keep=args.keep,
             chart=self.chart if args.chart is None else args.chart, live=self._live() if args.chart is not False else False,
@@ -224,6 +245,12 @@ class JupyboxMagics(Magics):
             python=self.python, root=self.root)
         self.last = run
         return run.run()
+
+    def _pin(self, image: str, options: dict, args) -> str:
+        """The image digest the cell runs, recorded in its output; --locked checked (jupybox.env.pins)."""
+        from ..env.pins import magic_pin
+
+        return magic_pin(self, image, options, args)
 
     def _is_command(self, word: str) -> bool:
         """``%%container sh -c '...'``: a first word that is no image but a program is the COMMAND,
@@ -600,22 +627,14 @@ class JupyboxMagics(Magics):
     # -- %%dockerfile ---------------------------------------------------------------------------
     @cell_magic
     def dockerfile(self, line, cell):
-        """Build the cell as a Dockerfile: %%dockerfile NAME[:TAG] [--build-arg K=V] [--context DIR] [--no-cache]
+        """Build the cell as a Dockerfile: %%dockerfile [jupybox build's options] [--context DIR] NAME[:TAG]
 
         The context is the notebook's directory by default; the steps are shown as they run;
         then `%%container NAME` uses the image. Needs the build engine's ``jupybox.dockerfile.build()``.
         """
         __tracebackhide__ = True  # noqa: F841
-        from ..cli.parser import Parser
-
-        p = Parser(prog="%%dockerfile", add_help=False)
-        p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
-        p.add_argument("--context", default=None, help="build context (default: the notebook's directory)")
-        p.add_argument("--no-cache", action="store_true")
-        p.add_argument("--target")
-        p.add_argument("tag", metavar="NAME[:TAG]")
         try:
-            args = _parse(p, shlex.split(line))
+            args = _parse(dockerfile_parser(), shlex.split(line))
         except ValueError as e:
             raise IPythonUsageError(f"%%dockerfile: {e}") from None
         if args is None:
@@ -626,14 +645,15 @@ class JupyboxMagics(Magics):
             raise one_line(errors.JupyboxError(
                 "%%dockerfile needs the build engine's jupybox.dockerfile.build(), which this version does not have"
             )) from None
-        build_args = {}
-        for item in args.build_arg:
-            k, sep, v = item.partition("=")
-            build_args[k] = v if sep else os.environ.get(k, "")
+        from ..cli.build import build_options
+
         try:
-            image = build(dockerfile=cell, context=args.context or os.getcwd(), tag=args.tag,
-                          build_args=build_args, no_cache=args.no_cache, target=args.target, root=self.root,
-                          on_step=_print_step)
+            options = build_options(args)
+            if any(o.dest == "-" for o in options["outputs"]):
+                raise IPythonUsageError("%%dockerfile: -o dest=- needs a stdout to write to: give a file")
+            options["tags"].insert(0, args.name)
+            image = build(dockerfile=cell, context=args.context or os.getcwd(), root=self.root, on_step=_print_step,
+                          **options)
         except errors.UsageError as e:
             raise IPythonUsageError(str(e)) from None
         except errors.JupyboxError as e:

@@ -251,6 +251,7 @@ class JupyboxProvisioner(LocalProvisioner):
     start_timeout = Float(60.0, config=True, help="Seconds the kernel may take to open its ports.")
     usage_extension = Bool(True, config=True, help="Load jupybox.jupyter.kernel_usage into an ipykernel.")
     env = AnyTrait({}, config=True, help="Extra environment variables for the kernel.")
+    persist_packages = Bool(False, config=True, help="Keep what %pip installs in a named volume across restarts.")
 
     container = None  # the jupybox Container of the running kernel
     container_id: str | None = None
@@ -274,7 +275,7 @@ class JupyboxProvisioner(LocalProvisioner):
     def _config(self) -> dict:
         out = {}
         for key in ("image", "memory", "memory_swap", "cpus", "pids_limit", "volumes", "tmpfs", "network",
-                    "mount_cwd", "root", "read_only", "start_timeout", "usage_extension", "env"):
+                    "mount_cwd", "root", "read_only", "start_timeout", "usage_extension", "env", "persist_packages"):
             out[key] = getattr(self, key)
         return out
 
@@ -326,6 +327,7 @@ class JupyboxProvisioner(LocalProvisioner):
         for key in (getattr(self.kernel_spec, "env", None) or {}):
             if key in env:
                 out[key] = env[key]  # substituted by KernelProvisionerBase.pre_launch
+        out.update(self._packages_env())
         out.update(self._settings.get("env") or {})
         pythonpath = out.get("PYTHONPATH")
         out["PYTHONPATH"] = INSIDE_PYTHON + (os.pathsep + pythonpath if pythonpath else "")
@@ -379,11 +381,23 @@ class JupyboxProvisioner(LocalProvisioner):
             mounts += self._per_kernel_mounts(connection_file)
         package = os.path.dirname(os.path.realpath(errors.__file__))
         mounts.append(Mount(destination=f"{INSIDE_PYTHON}/jupybox", source=package, type="bind", readonly=True))
+        mounts += self._packages_mounts()
         km = self.parent
         if km is not None and km.transport == "ipc":
             ipc = os.path.dirname(str(km.ip))
             mounts.append(Mount(destination=ipc, source=ipc, type="bind"))
         return mounts, workdir
+
+    def _packages_env(self) -> dict:
+        """%pip install's writable prefix over the image's environment (jupybox.env.kernelpackages)."""
+        from ..env.kernelpackages import kernel_env
+
+        return kernel_env(self._settings)
+
+    def _packages_mounts(self) -> list:
+        from ..env.kernelpackages import kernel_mounts
+
+        return kernel_mounts(self._settings, str(getattr(self.parent, "kernel_name", "") or "kernel"))
 
     def _per_kernel_mounts(self, connection_file: str | None) -> list:
         """For a command the shim cannot wrap: the connection file and the info directory, mounted."""

@@ -7,7 +7,8 @@
     nat.py       one nftables table per jupybox root: masquerade, DNAT maps for published ports
     ports.py     docker's -p syntax, host port reservations held by the container's monitor
     etc.py       /etc/hosts (name resolution on user networks) and /etc/resolv.conf
-    manager.py   the state files, their lock, attach/detach/connect/prune
+    manager.py   the state files, their lock, create/remove/inspect/prune of networks
+    endpoints.py a container on its networks: attach/detach, connect/disconnect, hosts files
 
 How a bridge container starts (``Engine.start``): the sandbox's PID 1 exists in a new network
 namespace (made ahead of time by a prewarm, or now); under the lock the container gets an
@@ -22,7 +23,19 @@ never load it.
 
 from __future__ import annotations
 
+import re
+
 from .. import errors
+
+BUILTIN = ("bridge", "host", "none")
+DEFAULT = "bridge"
+NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name or ""):
+        raise errors.UsageError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name
 
 
 def networks(layout):
@@ -35,7 +48,6 @@ def check_spec(layout, spec, image_config: dict) -> list[dict]:
     """At create: the network exists, the options fit it; -> the ports to publish (with -P's)."""
     from . import etc
     from . import ports as portlib
-    from .manager import DEFAULT, check_name
 
     name = spec.network
     for item in spec.add_hosts or []:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ..errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
 from . import mediatypes as mt
 from .auth import DOCKER_HUB, Authenticator, normalize_registry, resolve_credentials, scope_for
+from .readers import CountingReader, LimitedReader
 from .transport import (CHUNK, HTTPTransport, Request, Response, Transport, TransportError, is_insecure_host,
                         send_with_retries)
 
@@ -424,7 +425,7 @@ class RegistryClient:
         try:
             loc = location or self.start_upload(repo)
             if size <= chunk_size:
-                body = _CountingReader(f, progress) if progress else f
+                body = CountingReader(f, progress) if progress else f
                 resp = self.request("PUT", _add_query(loc, digest=digest), scope=scope,
                                     headers={"Content-Type": "application/octet-stream",
                                              "Content-Length": str(size)}, body=body)
@@ -432,7 +433,7 @@ class RegistryClient:
                 offset = 0
                 while offset < size:
                     n = min(chunk_size, size - offset)
-                    body = _Limited(f, n, progress)
+                    body = LimitedReader(f, n, progress)
                     resp = self.request("PATCH", loc, scope=scope, body=body,
                                         headers={"Content-Type": "application/octet-stream",
                                                  "Content-Length": str(n),
@@ -465,52 +466,3 @@ class RegistryClient:
 
 def _add_query(url: str, **params) -> str:
     return url + ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
-
-
-class _CountingReader:
-    def __init__(self, f, progress):
-        self._f = f
-        self._progress = progress
-
-    def read(self, n=-1):
-        b = self._f.read(n)
-        if b:
-            self._progress(len(b))
-        return b
-
-    def seek(self, *a):
-        return self._f.seek(*a)
-
-    def tell(self):
-        return self._f.tell()
-
-    def seekable(self):
-        try:
-            return self._f.seekable()
-        except Exception:
-            return False
-
-
-class _Limited(_CountingReader):
-    """At most ``n`` bytes of ``f`` from its current position (rewindable)."""
-
-    def __init__(self, f, n, progress):
-        super().__init__(f, progress)
-        self._start = f.tell()
-        self._left = n
-        self._n = n
-
-    def read(self, k=-1):
-        if self._left <= 0:
-            return b""
-        k = self._left if k is None or k < 0 else min(k, self._left)
-        b = self._f.read(k)
-        self._left -= len(b)
-        if b and self._progress:
-            self._progress(len(b))
-        return b
-
-    def seek(self, pos, whence=0):
-        self._f.seek(pos, whence)
-        self._left = self._n - (self._f.tell() - self._start)
-        return self._f.tell()

@@ -19,7 +19,15 @@ FIXTURES = [
     ("Debian + python3", lambda c: debian_tarball(c, include=("python3",))),
     ("Debian + python3 + ipykernel", lambda c: debian_tarball(c, include=("python3", "python3-ipykernel"))),
     ("Debian + redis-server", lambda c: debian_tarball(c, include=("redis-server",))),
+    ("Debian + python3-pip", lambda c: debian_tarball(c, include=("python3", "python3-pip"))),
+    ("wheels of the environments' package index", lambda c: _env_wheels(c)),
 ]
+
+
+def _env_wheels(cache):
+    from .pipindex import ENV_INDEX, pip_wheels
+
+    return [pip_wheels(cache, name, reqs) for name, reqs in ENV_INDEX.items()][0]
 
 
 def main() -> int:

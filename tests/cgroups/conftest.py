@@ -15,7 +15,7 @@ from jupybox.cgroups import _fs, open_driver
 
 _counter = itertools.count()
 
-# -- real cgroups (whatever this machine has: v1/hybrid here, v2 in the v2 guest, tests/v2guest) ----------
+# -- real cgroups (whatever the host has: v1 or hybrid on a hybrid VM, v2 in the v2 guest, tests/v2guest) ---
 
 
 def _real_skip_reason() -> str | None:

@@ -1,4 +1,4 @@
-"""The v2 driver against a v2-shaped tree in tmp_path (this machine's cgroup2 has no controllers)."""
+"""The v2 driver against a v2-shaped tree in tmp_path (a hybrid host's cgroup2 has no controllers)."""
 
 from __future__ import annotations
 

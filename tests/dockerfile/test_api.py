@@ -1,4 +1,4 @@
-"""The Python API as a notebook uses it: per-step events, the launcher daemon runs RUN steps."""
+"""The Python API as a notebook uses it: per-step events, the store's service runs RUN steps."""
 
 from __future__ import annotations
 

@@ -180,5 +180,5 @@ def test_daemon_runner_failure_cleans_up(bb):
 
     with pytest.raises(BuildError, match="non-zero code: 4"):
         bb.build("FROM busybox\nRUN echo x > /x; exit 4\n", runner="daemon")
-    # (the launcher daemon keeps one half-made record staged for its next container: not a container)
+    # (the store's service keeps one half-made record staged for its next container: not a container)
     assert Engine(bb.root).records.all() == []

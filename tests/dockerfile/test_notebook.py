@@ -1,4 +1,4 @@
-"""notebooks/07-dockerfile.ipynb runs top to bottom in a real kernel (the magics, the API, the daemon)."""
+"""notebooks/08-dockerfile.ipynb runs top to bottom in a real kernel (the magics, the API, the daemon)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "07-dockerfile.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "08-dockerfile.ipynb"
 
 
 def test_dockerfile_notebook(jupybox_root, tmp_path):

@@ -69,6 +69,8 @@ def test_path_with_debians_own_python():
     assert host.host_path_env("/work/app/.venv", "/usr", "/work/app/.venv/bin/python3") == \
         "/work/app/.venv/bin:" + STANDARD
     assert host.host_path_env("/usr", "/usr", "/usr/bin/python3") == STANDARD  # no venv at all
+    # a Python built into /usr/local (docker's python images): its bin is a standard directory too
+    assert host.host_path_env("/app/.venv", "/usr/local", "/app/.venv/bin/python") == "/app/.venv/bin:" + STANDARD
 
 
 def test_path_with_a_pyenv_like_python():

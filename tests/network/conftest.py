@@ -106,7 +106,7 @@ class Net:
 
     @staticmethod
     def eventually(check, timeout: float = 5) -> bool:
-        """Poll ``check()`` until true: the launcher daemon cleans up after an exit it already
+        """Poll ``check()`` until true: the store's service cleans up after an exit it already
         reported, and may do so after its client has gone."""
         deadline = time.monotonic() + timeout
         while not check():

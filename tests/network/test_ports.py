@@ -94,7 +94,7 @@ def test_published_port_conflict_is_a_clear_error(net):
 
 
 def test_api_run_with_bridge_and_ports(net):
-    """jupybox.run through the launcher daemon, inside the namespace."""
+    """jupybox.run through the store's service, inside the namespace."""
     script = textwrap.dedent(f"""
         import json, tempfile, time, urllib.request
         import jupybox
@@ -138,7 +138,7 @@ def test_publish_all_exposed_ports(net, tmp_path):
 
 
 def test_api_rerun_with_the_same_port_right_after_the_exit(net):
-    """A re-run cell: the launcher daemon reports the exit before it cleans up; the same port must
+    """A re-run cell: the store's service reports the exit before it cleans up; the same port must
     be free for the next run at once."""
     script = textwrap.dedent(f"""
         import jupybox
