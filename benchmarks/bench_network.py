@@ -7,8 +7,9 @@ Everything runs inside a network namespace made for the run (`ip netns add jbxbe
 the bridge, its addresses and its NAT table exist only there; it is deleted at the end.
 
     api-none / api-bridge   jupybox.run(busybox, ["/bin/true"], network=..., remove=True).wait()
-                            in a worker process (one per case, each with its own launcher daemon,
-                            so the prewarm of one never guesses the other's network)
+                            in a worker process (one per case; both through the store's service,
+                            whose sandboxes made ahead serve either network: a bridge is plugged in
+                            after the namespace exists)
     cli-none / cli-bridge   `jupybox run --rm [--network bridge] busybox true` as a subprocess
 
 Prints the medians and the bridge - none difference for each pair; the issue's budget is 5 ms.

@@ -83,6 +83,10 @@ class Context:
         self._workers.clear()
         self.anchors.close_worker()
         notes += close_launchers()
+        if self._image_ready:
+            from jupybox.service import stop
+
+            stop(self.root)  # the store's service (and the sandboxes it made ahead)
         killed = kill_processes_under(self.root)
         notes += [f"process {p}: {c}" for p, c in killed.items()]
         cleanup_path(self.root)
@@ -94,12 +98,11 @@ class Context:
 def close_launchers(timeout: float = 5.0) -> list[str]:
     """Close this process's clients of the services, wait for our descendants to exit, kill stragglers."""
     api = sys.modules.get("jupybox.api")
-    closer = (getattr(api, "close_launchers", None) or getattr(api, "_close_launchers", None)) if api else None
-    if closer is not None:
+    if api is not None:
         try:
-            closer()
+            api.shutdown()  # our connections; the services themselves are stopped by Context.close
         except Exception as e:  # noqa: BLE001
-            print(f"closing the jupybox launchers failed: {e}", file=sys.stderr)
+            print(f"closing the jupybox connections failed: {e}", file=sys.stderr)
     deadline = time.monotonic() + timeout
     while True:
         left = children()
@@ -145,22 +148,20 @@ def api_case(ctx: Context, name: str = "jupybox-api") -> Case:
     return Case(name, run, note="in-process, memory 64m cpus 1", setup=setup)
 
 
-def cli_case(ctx: Context, name: str = "jupybox-cli", own_monitor: bool = False) -> Case:
-    """``own_monitor``: JUPYBOX_CLI_DAEMON=0, the CLI process starts and monitors the container
-    itself; else the store's launcher daemon does (runtime/service.py), as by default."""
+def cli_case(ctx: Context, name: str = "jupybox-cli") -> Case:
+    """`jupybox run --rm` as a shell user types it: the CLI asks the store's service, which starts
+    and watches the container (the CLI forks nothing)."""
     state: dict = {}
 
     def setup() -> None:
         image = ctx.jupybox_image()
-        env = dict(os.environ, JUPYBOX_ROOT=str(ctx.root), JUPYBOX_CLI_DAEMON="0" if own_monitor else "1")
         state["argv"] = ctx.jupybox_cli() + ["run", "--rm", "--network", "none", image, "true"]
-        state["env"] = env
+        state["env"] = dict(os.environ, JUPYBOX_ROOT=str(ctx.root))
 
     def run() -> None:
         run_command(state["argv"], env=state["env"])
 
-    note = "the CLI as its own monitor (JUPYBOX_CLI_DAEMON=0)" if own_monitor else "through the store's daemon"
-    return Case(name, run, note=f"jupybox run --rm, {note}", setup=setup)
+    return Case(name, run, note="jupybox run --rm, through the store's service", setup=setup)
 
 
 def python_startup_case() -> Case:
@@ -212,13 +213,12 @@ BENCHMARKS = [
               lambda ctx: [api_case(ctx), ctx.anchors.crun_case(limits=True), ctx.anchors.crun_case(limits=False)],
               "crun-limits", idle=IDLE_PAUSE),
     Benchmark("cli-run", "`jupybox run --rm IMAGE true` vs podman run --rm, crun, runc",
-              lambda ctx: [cli_case(ctx), cli_case(ctx, "jupybox-cli-own", own_monitor=True),
-                           ctx.anchors.podman_case(), ctx.anchors.crun_case(limits=False),
+              lambda ctx: [cli_case(ctx), ctx.anchors.podman_case(), ctx.anchors.crun_case(limits=False),
                            ctx.anchors.runc_case(), python_startup_case()],
               "podman"),
-    # 50 ms apart: the two workers each have a launcher daemon, and back to back one daemon's
-    # next sandbox is made while the other worker starts its container, which made both medians
-    # bimodal noise (p10 2.3 ms, p90 20 ms) rather than a measure of the parent's size
+    # 50 ms apart: the two workers share the store's service, and back to back the sandbox it
+    # makes ahead for one is made while the other starts its container, which made both medians
+    # bimodal noise rather than a measure of the parent's size
     Benchmark("fork-rss", "api-launch from a parent holding 50 MiB vs 4 GiB",
               lambda ctx: [held_api_case(ctx, SMALL_HOLD, "hold-50MiB"), held_api_case(ctx, BIG_HOLD, "hold-4GiB")],
               "hold-50MiB", idle=0.05, default_runs=20),
