@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from .errors import InvalidSize
 
@@ -100,3 +101,8 @@ def parse_duration(text, days: bool = False) -> int:
     if not s:
         raise ValueError(f"time: invalid duration {str(text)!r}")
     return sign * int(round(total))
+
+
+def now_iso() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"

@@ -20,3 +20,18 @@ def test_importing_jupybox_and_its_cli_stays_light():
             "'jupybox.registry', 'jupybox.image.layer', 'jupybox.jupyter.magics', 'pyroute2') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_the_api_functions_stay_callable_once_the_engine_is_imported(tmp_path, busybox_tar):
+    """``jupybox.image`` is a function of the API and the name of a subpackage: importing the
+    subpackage (every run does) must not turn the function into a module nobody can call."""
+    import jupybox
+    import jupybox.image.store  # noqa: F401 - what a run imports
+    import jupybox.runtime.engine  # noqa: F401
+    from jupybox.testing import import_image
+
+    import_image(tmp_path / "root", busybox_tar, "bb:1")
+    for name in jupybox.__all__:
+        if name[0].islower() and name not in ("load_ipython_extension", "unload_ipython_extension"):
+            assert callable(getattr(jupybox, name)), name
+    assert jupybox.image("bb:1", root=tmp_path / "root").id.startswith("sha256:")

@@ -5,8 +5,12 @@
     cg.set_limits(spec.limits); cg.attach(pid); cg.stats(); cg.remove(); drv.remove_parent_if_empty()
 """
 
-from .base import Cgroup, CgroupDriver, CgroupStats
-from .detect import detect_layout
-from .factory import open_driver, open_user_driver
+from .._lazy import lazy_exports
 
-__all__ = ["open_driver", "open_user_driver", "CgroupDriver", "Cgroup", "CgroupStats", "detect_layout"]
+__all__ = ["open_driver", "open_user_driver", "CgroupDriver", "Cgroup", "CgroupStats", "detect_layout", "Limits"]
+
+# imported on first use: a spec (which holds Limits) must not pay for the drivers
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Cgroup": "base", "CgroupDriver": "base", "CgroupStats": "base", "detect_layout": "detect",
+    "open_driver": "factory", "open_user_driver": "factory", "Limits": "limits",
+}, globals())

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import CgroupError
-from ..runtime.spec import Limits
+from .limits import Limits
 from . import _fs
 
 PROCS = "cgroup.procs"

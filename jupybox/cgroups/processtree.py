@@ -15,7 +15,7 @@ import resource
 import signal
 import time
 
-from ..runtime.spec import Limits
+from .limits import Limits
 from .base import Cgroup, CgroupDriver, CgroupStats
 
 WHY_NOT = ("no cgroup of its own is writable by this user (cgroup v2 delegation, as systemd gives user "

@@ -16,7 +16,8 @@ import os
 import time
 
 from .. import errors
-from ..runtime.state import pid_alive, proc_start_time, read_json, write_json_atomic
+from ..jsonfile import read_json, write_json_atomic
+from ..procs import pid_alive, proc_start_time
 from . import DEFAULT, etc, ipam, nat, netlink
 
 

@@ -29,7 +29,7 @@ import json
 import os
 
 from .. import errors
-from ..runtime.state import now_iso
+from ..units import now_iso
 from . import BUILTIN, DEFAULT, NAME, check_name, ipam, nat, netlink
 from .endpoints import Endpoints, alive, veth_name
 

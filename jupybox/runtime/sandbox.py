@@ -8,7 +8,7 @@
 
 A :class:`Sandbox` is made before the container's spec is known (the slow parts, off the
 critical path: the first write to a v1 cgroup.procs after an idle moment waits for an RCU grace
-period, 8-16 ms here); :meth:`Sandbox.send` then starts it with its plan. The service spawns the
+period, 8-16 ms on a 2-vCPU VM); :meth:`Sandbox.send` then starts it with its plan. The service spawns the
 init with a vfork-style clone and an exec of a sealed memfd (a few hundred microseconds of its
 own time), never a fork of itself.
 

@@ -1,7 +1,7 @@
 """Passing signals on to a container: what a monitor in the foreground does (docker's attached run).
 
-Kept apart from the engine so that the CLI's thin ``run --rm`` client (``runtime.service``) can use
-it without importing the runtime.
+Kept apart from the engine so that the CLI's foreground ``run`` (a client of the store's service)
+can use it without importing the runtime.
 """
 
 from __future__ import annotations

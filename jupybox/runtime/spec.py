@@ -3,86 +3,16 @@
 The CLI, the notebook magics, the builder's RUN steps and the kernel provisioner
 all fill a :class:`ContainerSpec`; only the runtime executes it. It is plain
 data (JSON round-trips through :meth:`ContainerSpec.to_dict`) so that it can be
-sent to the launcher process and stored in the container's state.
+sent to the store's service and stored in the container's record.
 
-The three classes are not dataclasses on purpose: ``import dataclasses`` pulls in ``inspect``
-and costs ~10 ms of every ``jupybox run`` (measured here: 22.8 ms for ``python -c 'import
-dataclasses'`` against 9.9 ms for ``python -c pass``), and all they need of it is keyword
-construction with defaults, equality, repr and ``to_dict`` (:class:`_Plain`).
+Its classes are plain data objects (:mod:`jupybox.plain`, not dataclasses: a cheaper import);
+:class:`Limits` is the cgroup layer's, re-exported here.
 """
 
 from __future__ import annotations
 
-REQUIRED = object()
-
-
-def _plain(value):
-    """Deep copy into dicts and lists (what dataclasses.asdict gives)."""
-    if isinstance(value, _Plain):
-        return value.to_dict()
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-class _Plain:
-    """Fields in ``FIELDS`` as (name, default); a class as default is a factory (list, dict...)."""
-
-    FIELDS: tuple[tuple[str, object], ...] = ()
-
-    def __init__(self, *args, **kw):
-        cls = type(self).__name__
-        if len(args) > len(self.FIELDS):
-            raise TypeError(f"{cls}() takes at most {len(self.FIELDS)} positional arguments")
-        for (name, _), value in zip(self.FIELDS, args):
-            if name in kw:
-                raise TypeError(f"{cls}() got multiple values for argument {name!r}")
-            kw[name] = value
-        for name, default in self.FIELDS:
-            if name in kw:
-                value = kw.pop(name)
-            elif default is REQUIRED:
-                raise TypeError(f"{cls}() missing required argument: {name!r}")
-            else:
-                value = default() if isinstance(default, type) else default
-            setattr(self, name, value)
-        if kw:
-            raise TypeError(f"{cls}() got an unexpected keyword argument {next(iter(kw))!r}")
-
-    def __eq__(self, other) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n, _ in self.FIELDS)
-
-    __hash__ = None  # mutable, like a dataclass with eq
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n, _ in self.FIELDS)})"
-
-    def to_dict(self) -> dict:
-        return {n: _plain(getattr(self, n)) for n, _ in self.FIELDS}
-
-
-class Limits(_Plain):
-    """Resource limits; None means unlimited / the kernel default."""
-
-    FIELDS = (
-        ("memory", None),  # bytes
-        ("memory_swap", None),  # bytes of memory+swap; -1 unlimited; None = same as memory (no swap)
-        ("cpus", None),  # e.g. 0.5 -> quota 50000 / period 100000
-        ("cpu_shares", None),  # v1 cpu.shares scale (2..262144, default 1024)
-        ("pids", None),
-    )
-    memory: int | None
-    memory_swap: int | None
-    cpus: float | None
-    cpu_shares: int | None
-    pids: int | None
-
-    def any(self) -> bool:
-        return any(getattr(self, n) is not None for n, _ in self.FIELDS)
+from ..cgroups.limits import Limits  # noqa: F401 - re-exported: part of a spec
+from ..plain import REQUIRED, _Plain
 
 
 class Mount(_Plain):

@@ -1,4 +1,4 @@
-"""The Python API through the launcher daemon: the path the notebook kernel takes (root only)."""
+"""The Python API through the store's service: the path the notebook kernel takes (root only)."""
 
 from __future__ import annotations
 

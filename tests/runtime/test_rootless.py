@@ -1,10 +1,10 @@
-"""Rootless mode, for real: an unprivileged user made by the test runs jupybox on this machine.
+"""Rootless mode, for real: an unprivileged user made by the test runs jupybox.
 
 Two users: one with /etc/subuid and /etc/subgid ranges (a full 65536-id map through newuidmap)
 and one without (only root is mapped). Each runs the CLI, the Python API and the magic with its
-default store (~/.local/share/jupybox). This machine's cgroups are hybrid (v1 is never
-delegated to users), so limits here are the rlimit/psutil kind: the v2 delegation is tested
-against a v2-shaped directory in tests/cgroups/test_user_driver.py.
+default store (~/.local/share/jupybox). On hybrid cgroups (v1 is never delegated to users)
+limits are the rlimit/psutil kind; the v2 delegation is tested against a v2-shaped directory in
+tests/cgroups/test_user_driver.py and for real in the v2 guest (tests/cgroups/test_cgroups_v2_delegated.py).
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def test_build_and_run(user):
 
 @pytest.fixture
 def fuse_for_users():
-    """/dev/fuse usable by users, as Debian's udev rule makes it (0666); this VM has it 0600.
+    """/dev/fuse usable by users, as Debian's udev rule makes it (0666); some machines have it 0600.
     Put back as it was afterwards."""
     st = os.stat("/dev/fuse")
     os.chmod("/dev/fuse", 0o666)

@@ -13,7 +13,7 @@ import signal
 import time
 
 from ...errors import CgroupError
-from ...runtime.spec import Limits
+from ..limits import Limits
 from ..base import Cgroup, CgroupDriver, CgroupStats, validate_limits
 from .cpu import Cpu
 from .cpuacct import CpuAcct

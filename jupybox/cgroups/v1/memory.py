@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from ...errors import CgroupError
-from ...runtime.spec import Limits
+from ..limits import Limits
 from .. import _fs
 from ..base import swap_total
 

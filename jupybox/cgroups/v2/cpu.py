@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-from ...runtime.spec import Limits
+from ..limits import Limits
 from .. import _fs
 from ..base import CPU_PERIOD_US, cpu_quota_us
 

@@ -21,7 +21,7 @@ import signal
 import time
 
 from ...errors import CgroupError
-from ...runtime.spec import Limits
+from ..limits import Limits
 from .. import _fs
 from ..base import PROCS, Cgroup, CgroupDriver, CgroupStats, validate_limits
 from .cpu import Cpu

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from ...errors import CgroupError
-from ...runtime.spec import Limits
+from ..limits import Limits
 from .. import _fs
 
 MAX = "memory.max"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ...runtime.spec import Limits
+from ..limits import Limits
 from .. import _fs
 
 MAX = "pids.max"  # "max" = unlimited
