@@ -74,10 +74,6 @@ KNOWN = {
                                      "of runtime/state.py into a neutral module"
        for m in ("jupybox.network.manager", "jupybox.network.endpoints")},
     ("jupybox.cli.info", "jupybox.linux.seccomp"): "`jupybox info` gets what it prints from the API (api.info)",
-    **{(m, "jupybox.env.hostbased"): "what an image built FROM host is (view_key, lower_dirs, check_portable, "
-                                     "host_state) moves to jupybox/image: the store, archives, push and the "
-                                     "builder then know no environments package"
-       for m in ("jupybox.image.store", "jupybox.image.archive", "jupybox.registry.push", "jupybox.dockerfile.builder")},
 }
 
 
