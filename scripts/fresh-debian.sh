@@ -86,8 +86,10 @@ if [ -s /root/.fresh-debian-enabled ]; then
 fi
 [ ! -e /usr/sbin/policy-rc.d ] || { echo "fresh-debian: /usr/sbin/policy-rc.d was left behind" >&2; exit 1; }
 if [ "$RUN_TESTS" = 1 ]; then
-    if [ -n "$TESTS" ]; then make test TESTS="$TESTS"; else make test; fi
-    step "make test${TESTS:+ ($TESTS)}"
+    rc=0
+    if [ -n "$TESTS" ]; then make test TESTS="$TESTS" || rc=$?; else make test || rc=$?; fi
+    step "make test${TESTS:+ ($TESTS)} (exit $rc)"
+    exit "$rc"
 fi
 '
 

@@ -69,10 +69,6 @@ CLIENTS = {"api", "jupybox", "dockerfile", "compose", "kube", "env", "hub", "cli
 # Known edges against MAY_IMPORT: (importer, imported) -> what removes it.
 KNOWN = {
     ("jupybox.cli.info", "jupybox.linux.seccomp"): "`jupybox info` gets what it prints from the API (api.info)",
-    **{(m, "jupybox.env.hostbased"): "what an image built FROM host is (view_key, lower_dirs, check_portable, "
-                                     "host_state) moves to jupybox/image: the store, archives, push and the "
-                                     "builder then know no environments package"
-       for m in ("jupybox.image.store", "jupybox.image.archive", "jupybox.registry.push", "jupybox.dockerfile.builder")},
 }
 
 

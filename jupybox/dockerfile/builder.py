@@ -180,9 +180,7 @@ class Builder:
                                              f"this one")
             img = bases.resolve_image(self, stage.from_instr, base)
             if img.is_host:
-                from ..env.hostbased import host_state  # this machine's environment under the layers
-
-                ctx.state = host_state(self, stage.from_instr, img)
+                ctx.state = bases.host_state(self, stage.from_instr, img)  # this machine's view under the layers
             else:
                 ctx.state = bases.state_of(self.store, img)
         cfg = ctx.state.config.setdefault("config", {})

@@ -5,8 +5,9 @@
   ``FILE:LINE`` errors; :mod:`.binder` turns them into a Dockerfile and builds it
   (``jupybox build --binder``) with pip's cache as a build cache mount, and :mod:`.pinning` pins
   what pip installed (exact versions and sha256 hashes) in a lock that rebuilds the same content.
-* :mod:`.hostview` and :mod:`.hostbased`: ``FROM host`` images, built over a snapshot of this
-  machine's environment; :mod:`.commit`: ``jupybox commit CONTAINER|host IMAGE``.
+* :mod:`.hostbased`: ``FROM host`` images made portable (``--materialize``; what such an image is,
+  and the view of this machine under it, live with the images: ``jupybox.image.hostbased``,
+  ``jupybox.image.hostview``); :mod:`.commit`: ``jupybox commit CONTAINER|host IMAGE``.
 * :mod:`.notebook` and :mod:`.pins`: the image digest each ``%%container`` cell ran, ``lock``,
   ``--locked``, and the images a notebook needs.
 * :mod:`.kernelpackages`: ``%pip install`` in a kernel that runs in a container.

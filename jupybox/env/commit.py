@@ -70,7 +70,7 @@ def commit(engine, container: str, ref: str | None = None, *, message: str | Non
     from ..dockerfile.upper import commit_upper
     from ..image import scratch
     from ..image.host import is_host_reference
-    from .hostbased import host_config
+    from ..image.hostbased import host_config
 
     store = engine.store
     if is_host_reference(container):
@@ -88,7 +88,7 @@ def commit(engine, container: str, ref: str | None = None, *, message: str | Non
         raise errors.ImageNotFound(f"container {rec.name}: its image {image.get('ref')} ({image['id'][:19]}) is "
                                    "no longer in the store") from None
     if base.is_host:
-        from . import hostview
+        from ..image import hostview
 
         key, _ = hostview.current(store.layout)
         cfg, layers = host_config(base, key), []
@@ -126,8 +126,9 @@ def commit_host(store, ref: str | None, *, message=None, author=None, changes=()
     """This machine's environment (the host image's view) as a portable one-layer image."""
     from ..dockerfile import apply_changes
     from ..image.host import host_image
-    from . import hostview
-    from .hostbased import _Progress, estimate, host_config, view_layer
+    from ..image import hostview
+    from ..image.hostbased import host_config
+    from .hostbased import _Progress, estimate, view_layer
 
     if not ref:
         raise errors.UsageError("commit host: name the image (jupybox commit host IMAGE)")

@@ -1,14 +1,9 @@
-"""Images built ``FROM host``: this machine's environment plus layers of their own.
+"""Making an image built ``FROM host`` portable: ``save/push --materialize`` and ``commit host``.
 
-``FROM host`` starts a stage from the host image's config (its PATH with the running Python's
-virtualenv first, its Cmd) and the view of this machine (:mod:`.hostview`) as the lowest lower
-directory; ``RUN pip install ...`` then writes an ordinary layer. The image carries the label
-``io.jupybox.host-view=<key>``: the store puts that view under its layers wherever the image is
-used (a container, a RUN step, a ``COPY``), see :func:`lower_dirs`.
-
-Such an image runs only where the view exists: ``save`` and ``push`` refuse it in one line, or
-with ``--materialize`` first make it portable (:func:`materialize`): the view becomes a real
-first layer (the size of the machine's environment: said before, with a progress bar).
+What such an image is (its label, the view under its layers, the refusal to save it as it is)
+lives with the images: :mod:`jupybox.image.hostbased` and :mod:`jupybox.image.hostview`. Here the
+view becomes a real first layer (the size of the machine's environment: said before, with a
+progress bar): :func:`materialize`, and :func:`view_layer` for ``jupybox commit host``.
 """
 
 from __future__ import annotations
@@ -19,76 +14,7 @@ import sys
 
 from .. import errors
 
-LABEL = "io.jupybox.host-view"
-HOST_LABEL = "io.jupybox.image.host"  # the built-in host image's own label (not inherited)
-
-
-def view_key(config: dict | None) -> str | None:
-    """The host view an image config is built on, or None for an ordinary image."""
-    labels = ((config or {}).get("config") or {}).get("Labels") or {}
-    key = labels.get(LABEL)
-    return key if isinstance(key, str) and key else None
-
-
-def lower_dirs(layout, config: dict, relative: bool = False) -> list[str]:
-    """The lower directories an image's layers sit on: [its host view] or []. A view that is gone
-    (removed, or an image loaded on another machine) is made again from the machine as it is."""
-    key = view_key(config)
-    if key is None:
-        return []
-    from . import hostview
-
-    path = hostview.path_of(layout, key)
-    if path is None:
-        _, path = hostview.current(layout)
-    if relative:
-        return [os.path.relpath(path, layout.layers)]
-    return [str(path)]
-
-
-def host_config(host_img, key: str | None) -> dict:
-    """The host image's config as an ordinary image's: no layers yet, on the view ``key`` (None: no
-    view, the view becomes its first layer)."""
-    cfg = copy.deepcopy(host_img.config)
-    section = cfg.setdefault("config", {})
-    labels = dict(section.get("Labels") or {})
-    labels.pop(HOST_LABEL, None)
-    if key is not None:
-        labels[LABEL] = key
-    section["Labels"] = labels
-    cfg["rootfs"] = {"type": "layers", "diff_ids": []}
-    cfg["history"] = [] if key is None else [
-        {"created": cfg.get("created", ""), "created_by": f"jupybox: this machine's environment (host view "
-         f"{key[:12]})", "empty_layer": True}]
-    return cfg
-
-
-def host_state(builder, instr, img):
-    """The build state ``FROM host`` starts from: the host image's config on the current view."""
-    from ..dockerfile.state import State
-    from . import hostview
-
-    builder.emit(kind="info", message="FROM host: a view of this machine's environment (hard links, made once "
-                                      "per state of the machine)")
-    try:
-        key, _ = hostview.current(builder.store.layout)
-    except OSError as e:
-        raise instr.error(f"{instr.text}: cannot make the view of this machine: {e.strerror or e}") from None
-    return State(host_config(img, key), [])
-
-
-def check_portable(img, verb: str) -> None:
-    """Refuse to ``save``/``push`` an image that needs this machine's view, in one line."""
-    if getattr(img, "is_host", False):
-        raise errors.UsageError(f"{verb}: the built-in host image is this machine itself: make a portable image of "
-                                f"it with `jupybox commit host IMAGE`")
-    key = view_key(img.config)
-    if key is not None:
-        name = img.refs[0] if img.refs else img.short_id
-        raise errors.UsageError(f"{verb}: {name} is built FROM host (its lowest layer is this machine's "
-                                f"environment, view {key[:12]}): run `jupybox {verb} --materialize` to make it "
-                                "a real layer first")
-
+from ..image.hostbased import LABEL, view_key
 
 def estimate(path: str) -> tuple[int, int]:
     """(bytes, files) of a view's regular files, each inode once."""
@@ -175,6 +101,8 @@ def materialize(store, ref: str, out=None, tag: bool = True):
     if key is None:
         return img
     out = out or sys.stderr
+    from ..image.hostbased import lower_dirs
+
     [view] = lower_dirs(store.layout, img.config)
     size, files = estimate(view)
     from ..units import human_size_si

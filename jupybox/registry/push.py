@@ -118,7 +118,7 @@ def push(store, ref: str, *, source: str | None = None, progress: ProgressCallba
         image = store.resolve(source or ref, hint=False)
     except ImageNotFound:
         raise ImageNotFound(f"An image does not exist locally with the tag: {source or ref}") from None
-    from ..env.hostbased import check_portable
+    from ..image.hostbased import check_portable
 
     check_portable(image, "push")  # FROM host: this machine's view is no layer a registry can hold
     mdigest = image.manifest_digest

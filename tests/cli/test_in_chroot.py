@@ -13,14 +13,14 @@ container, not in the namespace's root (the machine's own root: its hosts file, 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from jbx_cli_helpers import one_line, our_cgroups
 
 from jupybox.testing import import_image
-from jupybox.testing.leaks import cgroups, kill_processes_under, processes_rooted_under, stop_services
+from jupybox.testing.leaks import kill_processes_under, processes_rooted_under, stop_services
 
 pytestmark = [pytest.mark.root]
 
@@ -61,17 +61,6 @@ def chroot_session(tmp_path, jupybox_root, busybox_tar):
 def ok(r: subprocess.CompletedProcess) -> str:
     assert r.returncode == 0, (r.args, r.stderr)
     return r.stdout
-
-
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    return lines[0]
-
-
-def our_cgroups() -> set[str]:
-    parent = os.environ["JUPYBOX_CGROUP_PARENT"]
-    return {c for c in cgroups(keyword=parent) if os.path.basename(c) != parent}
 
 
 @pytest.mark.parametrize("rm", [True, False])

@@ -16,7 +16,7 @@ import sys
 import psutil
 import pytest
 
-from jupybox.testing.leaks import cgroups
+from jbx_cli_helpers import one_line, our_cgroups
 
 pytestmark = [pytest.mark.root]
 
@@ -30,17 +30,6 @@ def jb(root, *args, confined=True, env=None, **kw):
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
     return subprocess.run(argv, env={**os.environ, **(env or {})}, timeout=120, **kw)
-
-
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    return lines[0]
-
-
-def our_cgroups() -> set[str]:
-    parent = os.environ["JUPYBOX_CGROUP_PARENT"]
-    return {c for c in cgroups(keyword=parent) if os.path.basename(c) != parent}
 
 
 def test_the_filter_really_forbids_namespaces_even_to_root():

@@ -36,7 +36,6 @@ pytestmark = pytest.mark.root
     ("FROM busybox\nENV A=${B\n", 2, "ENV A=${B: failed to process"),
     ("FROM busybox\nEXPOSE 99999\n", 2, "invalid range specified for port"),
     ("FROM busybox\nSTOPSIGNAL SIGNOPE\n", 2, "invalid signal: SIGNOPE"),
-    ("FROM host\n", 1, "cannot be a base image"),
     ("FROM --platform=linux/s390x busybox\n", 1, "only the host platform"),
     ("FROM busybox\nWORKDIR /bin/busybox\n", 2, "exists and is not a directory"),
     ("FROM busybox\nADD git@github.com:x/y.git /\n", 2, "ADD of a git source is not supported"),

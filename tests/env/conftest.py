@@ -104,7 +104,13 @@ def kernel(name: str, cwd=None):
                 if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
                     return reply["content"]
 
+        def restart() -> None:
+            """A restart (a fresh container), then wait until the new kernel answers."""
+            km.restart_kernel(now=True)
+            kc.wait_for_ready(timeout=REPLY_TIMEOUT)
+
         run.usage = usage
+        run.restart = restart
         run.km = km
         yield run
     finally:

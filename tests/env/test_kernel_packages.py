@@ -31,7 +31,7 @@ def test_pip_install_in_a_boxed_kernel_and_its_usage(env_root, tmp_path, jpath):
         assert usage["container"]["memory_limit"] == 300 * MiB
         assert usage["container"]["id"] == run.km.provisioner.container_id
         cid = run.km.provisioner.container_id
-        run.km.restart_kernel(now=True)
+        run.restart()
         # a restart is a fresh container: what %pip installed went with the old one
         text, reply = run("import importlib.util; print(importlib.util.find_spec('tabulate'))")
         assert text.strip() == "None" and run.km.provisioner.container_id != cid
@@ -52,7 +52,7 @@ def test_persist_packages_keeps_them_across_restarts(env_root, tmp_path, jpath):
             # copy is read-only and stays; the prefix comes first on sys.path)
             text, reply = run(f"%pip install --no-index --no-deps --ignore-installed {six}")
             assert "Successfully installed six-1.16.0" in text, text
-            run.km.restart_kernel(now=True)
+            run.restart()
             text, reply = run("import six, tabulate; print(six.__version__, tabulate.__version__)")
             assert reply["status"] == "ok" and text.split() == ["1.16.0", "0.9.0"], text
         assert "jupybox-packages-pip-persist" in cli(env_root, "volume", "ls", "-q").stdout.split()

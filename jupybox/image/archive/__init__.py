@@ -56,7 +56,7 @@ def _resolve_all(store, refs) -> list[tuple[object, str | None]]:
     seen = set()
     for ref in refs:
         image = store.resolve(ref, hint=False)
-        from ...env.hostbased import check_portable
+        from ..hostbased import check_portable
 
         check_portable(image, "save")  # FROM host: this machine's view is no layer an archive can hold
         tag = None
