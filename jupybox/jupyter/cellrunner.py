@@ -2,140 +2,81 @@
 
 How things travel (see the magic's docstring for the user's view):
 
-* **Python cells** (no COMMAND): a private temporary directory on the host (0700 parent) holds
-  ``cell.py``, a small ``runner.py`` and ``in.pkl``; it is bind-mounted read-write at
-  ``/run/jupybox-cell`` and the container runs ``python3 -u /run/jupybox-cell/runner.py``. The
-  runner unpickles the ``-i`` values into a fresh ``__main__``, executes the cell, and pickles the
-  ``-o`` values (each on its own, so a failure names the variable) into ``out.pkl``.
+* **Python cells** (no COMMAND): a directory under the store (``runtime.cellfiles``: 0700, named by
+  the container's labels, so it goes with the container: ``rm``, ``--rm``, ``prune``) holds
+  ``cell.py``, ``meta.json``, the runner (``inside/runner.py``) and the ``-i`` values
+  (``transfer``); it is bind-mounted at ``/run/jupybox-cell`` and the container runs
+  ``python3 /run/jupybox-cell/runner.py /run/jupybox-cell``. The runner talks back through a FIFO
+  in that directory (``cellchannel``): the last expression's value and matplotlib figures
+  (``richoutput``), the cell's traceback with the notebook cell's line numbers, the ``-o`` values.
 * **COMMAND cells** (``sh``, ``bash``, ``python3``, ``Rscript``...): the cell is the program's
   stdin, like ``%%script``; ``-i`` values that are str/int/float/bool become environment variables.
 * stdout and stderr are two pipes read by two threads that write into the kernel's
   ``sys.stdout``/``sys.stderr`` (captured when the cell starts, with the cell's context), so the
-  output lands live in the right cell.
-* The container is started by the launcher daemon (``jupybox.run``): the kernel never forks.
+  output lands live in the right cell; ``--max-output`` caps what reaches it (``outputcap``).
+* The container is started by the store's service (``jupybox.run``): the kernel never forks.
 * **Fallback mode** (``mode.detect()``: no namespace can be made here, e.g. mybinder.org): the
-  same cell runs as a plain process (``runtime.unisolated``: rlimits, psutil stats for the same
-  chart), its files read from the host directory itself, and a notice that there is no isolation
-  is displayed above its output, on every such cell.
+  same cell runs as a plain process (``runtime.unisolated``), reading its directory where it is,
+  under a notice that there is no isolation, on every such cell.
 
 Interrupt: the kernel's SIGINT (KeyboardInterrupt in the main thread while we wait) sends SIGINT
 to the container, SIGKILL after ``grace`` seconds, waits for it and removes it; then
-KeyboardInterrupt is raised again. A SIGINT that arrives while the container is being started is
-held until its handle exists, so that even then nothing is left behind.
+KeyboardInterrupt is raised again, shown with the cell's own frames only. A SIGINT that arrives
+while the container is being started is held until its handle exists (a second one, or the
+first after ``HOLD_LIMIT`` seconds, is not), so that even then nothing is left behind.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
-import contextvars
+import json
 import os
-import pickle
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 from .. import errors
 from ..runtime.fdio import chunks
+from . import richoutput, transfer
+from .cellstatus import one_line, status_text
+from .chartsession import ChartSession, container_name
+from .transfer import TransferError
+
+__all__ = ["CellRun", "ChartSession", "TransferError", "container_name", "one_line", "status_text"]
 
 CELL_DIR = "/run/jupybox-cell"
-PICKLE_PROTOCOL = 4  # readable by any Python >= 3.4 inside an image
-
-RUNNER = r'''# jupybox %%container runner: executes cell.py as __main__ with the -i values, pickles the -o values.
-import os, pickle, sys, traceback, types
-
-
-def _main():
-    for stream in (sys.stdout, sys.stderr):
-        try:  # like a terminal: whole lines, as soon as they are complete
-            stream.reconfigure(line_buffering=True, write_through=False)
-        except Exception:
-            pass
-    d = sys.argv[1]
-    outputs = [n for n in (sys.argv[2] if len(sys.argv) > 2 else "").split(",") if n]
-    cell = os.path.join(d, "cell.py")
-    mod = types.ModuleType("__main__")
-    mod.__file__ = cell
-    mod.__builtins__ = __builtins__
-    sys.modules["__main__"] = mod  # classes defined in the cell pickle as __main__.X
-    ns = mod.__dict__
-    inp = os.path.join(d, "in.pkl")
-    if os.path.exists(inp):
-        with open(inp, "rb") as f:
-            values = pickle.load(f)
-        for name, data in values.items():
-            try:
-                ns[name] = pickle.loads(data)
-            except Exception as e:
-                sys.stderr.write("jupybox: -i %s: cannot be unpickled in the container: %s: %s\n"
-                                 % (name, type(e).__name__, e))
-                sys.exit(1)
-    with open(cell, "rb") as f:
-        code = compile(f.read(), cell, "exec")
-    sys.argv = [cell]
-    status = 0
-    try:
-        exec(code, ns)
-    except SystemExit as e:
-        status = e.code
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        et, ev, tb = sys.exc_info()
-        traceback.print_exception(et, ev, tb.tb_next)
-        sys.stderr.flush()
-        sys.exit(1)
-    if outputs and status in (None, 0):
-        values, errs = {}, {}
-        for name in outputs:
-            if name not in ns:
-                errs[name] = "the cell did not define it"
-                continue
-            try:
-                values[name] = pickle.dumps(ns[name], protocol=@PROTOCOL@)
-            except Exception as e:
-                errs[name] = "%s: %s" % (type(e).__name__, e)
-        tmp = os.path.join(d, "out.pkl.tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump({"values": values, "errors": errs}, f, protocol=@PROTOCOL@)
-        os.rename(tmp, os.path.join(d, "out.pkl"))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sys.exit(status)
-
-
-_main()
-'''.replace("@PROTOCOL@", str(PICKLE_PROTOCOL))
-
-
-class TransferError(errors.JupyboxError, pickle.PicklingError):
-    """A ``-i``/``-o`` value that cannot travel (unpicklable, undefined); the message names it."""
-
-
-def one_line(exc: BaseException) -> BaseException:
-    """Make IPython show a JupyboxError as one line (``ImageNotFound: No such image: x``), not a traceback.
-
-    The exception keeps its type: ``except jupybox.ContainerError`` works as usual.
-    """
-    if isinstance(exc, errors.JupyboxError):
-        line = f"{type(exc).__name__}: {exc}"
-        exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
-    return exc
+CELL_LABEL = "io.jupybox.cell"  # what ps shows as a cell container's COMMAND: "%%container In[7]: ..."
+HOLD_LIMIT = 1.5  # seconds an interrupt may wait for a start under way before it cuts it short
+RUNNER = Path(__file__).with_name("inside") / "runner.py"
 
 
 @contextlib.contextmanager
-def sigint_deferred():
-    """Hold a SIGINT that arrives inside the block; yields a function telling whether one came."""
+def sigint_deferred(limit: float | None = HOLD_LIMIT):
+    """Hold a SIGINT that arrives inside the block; yields a function telling whether one came.
+
+    A second SIGINT, or the first one still held ``limit`` seconds later (a start that hangs),
+    raises KeyboardInterrupt at once: an interrupt always returns control."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
     hit: list[int] = []
+    timers: list[threading.Timer] = []
 
     def handler(signum, frame):
         hit.append(signum)
+        if len(hit) > 1:
+            raise KeyboardInterrupt
+        if limit is not None:
+            import _thread
+
+            timers.append(threading.Timer(limit, _thread.interrupt_main))
+            timers[-1].daemon = True
+            timers[-1].start()
 
     try:
         old = signal.signal(signal.SIGINT, handler)
@@ -145,6 +86,8 @@ def sigint_deferred():
     try:
         yield lambda: bool(hit)
     finally:
+        for t in timers:
+            t.cancel()
         signal.signal(signal.SIGINT, old)
 
 
@@ -157,7 +100,8 @@ def _pump(fd: int, stream, tee: str | os.PathLike | None = None) -> None:
     too (a kept container's ``stdout.log``, so that ``%container logs`` shows them later).
     """
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    autoflush = getattr(stream, "pub_thread", None) is None
+    target = getattr(stream, "stream", stream)  # under a Capped, the kernel's stream
+    autoflush = getattr(target, "pub_thread", None) is None
     log = None
     if tee is not None:
         try:
@@ -180,73 +124,32 @@ def _pump(fd: int, stream, tee: str | os.PathLike | None = None) -> None:
         text = decoder.decode(b"", final=True)
         if text:
             stream.write(text)
-            stream.flush()
+        if hasattr(stream, "end"):  # a Capped stream: its marker and tail
+            stream.end()
+        stream.flush()
     finally:
         os.close(fd)
         if log is not None:
             log.close()
 
 
-def status_text(result: dict, interrupted: bool = False) -> tuple[str, bool]:
-    code = result.get("exit_code")
-    if result.get("oom_killed"):
-        return f"OOM-killed (exit {code})", False
-    if interrupted:
-        return f"interrupted (exit {code})", False
-    if code == 0:
-        return "exited 0", True
-    if code is not None and code > 128:
-        try:
-            name = signal.Signals(code - 128).name
-        except ValueError:
-            name = f"signal {code - 128}"
-        return f"killed by {name} (exit {code})", False
-    return f"exited {code}", False
-
-
-def pickle_inputs(names: list[str], user_ns: dict) -> dict[str, bytes]:
-    out = {}
-    for name in names:
-        if name not in user_ns:
-            raise TransferError(f"-i {name}: no variable named {name!r} in the notebook")
-        try:
-            out[name] = pickle.dumps(user_ns[name], protocol=PICKLE_PROTOCOL)
-        except Exception as e:  # noqa: BLE001 - any pickling failure is reported the same way
-            raise TransferError(f"-i {name}: cannot pickle {type(user_ns[name]).__name__} value "
-                                f"({type(e).__name__}: {e}); values travel into the container with pickle") from None
-    return out
-
-
-def env_inputs(names: list[str], user_ns: dict) -> list[str]:
-    """-i for a COMMAND cell: simple values become environment variables."""
-    out = []
-    for name in names:
-        if name not in user_ns:
-            raise TransferError(f"-i {name}: no variable named {name!r} in the notebook")
-        v = user_ns[name]
-        if not isinstance(v, (str, int, float, bool)):
-            raise TransferError(f"-i {name}: a COMMAND cell gets -i values as environment variables "
-                                f"(str, int, float or bool), not {type(v).__name__}; "
-                                f"run the cell as Python (no COMMAND) to pass any picklable value")
-        out.append(f"{name}={v}")
-    return out
-
-
 class CellRun:
-    """One run of a ``%%container`` cell. ``run()`` returns the Container (``--bg``) or None."""
+    """One run of a ``%%container`` cell. ``run()`` returns the Container (``--bg``), the last
+    expression's value as the container displayed it, or None."""
 
     def __init__(self, *, image: str, command: list[str], cell: str | None, options: dict, user_ns: dict,
                  inputs=(), outputs=(), bg: bool = False, raise_error: bool = True, keep: bool = False,
                  chart: bool = True, live: bool = False, summary: bool = True, rate: float = 4.0,
                  grace: float = 2.0, python: str = "python3", root=None, stdout=None, stderr=None,
-                 isolation=None):
+                 isolation=None, label: str | None = None, cell_name: str | None = None,
+                 header: list[str] | None = None, chart_after: float = 0.0, max_output: int = 0):
         self.image = image
         self.command = list(command)
         self.cell = cell
         self.options = dict(options)
         self.user_ns = user_ns
-        self.inputs = list(inputs)
-        self.outputs = list(outputs)
+        self.inputs = list(dict.fromkeys(inputs))
+        self.outputs = list(dict.fromkeys(outputs))
         self.bg = bg
         self.raise_error = raise_error
         self.keep = keep
@@ -259,17 +162,40 @@ class CellRun:
         self.root = root
         self.stdout = stdout if stdout is not None else sys.stdout
         self.stderr = stderr if stderr is not None else sys.stderr
+        self.label = label  # "In[7]: first line", for ps
+        self.cell_name = cell_name  # "Cell In[7]", as IPython names the cell in tracebacks
+        self.header = list(header or [])  # the notebook cell's lines above the body (the %%container line)
+        self.chart_after = chart_after
+        self.max_output = max_output
         # a Python cell (no COMMAND); a script for COMMAND (the cell is its stdin); or, with cell=None
         # (``%container run``), the command alone with /dev/null as stdin
         self.mode = "plain" if cell is None else "script" if self.command else "python"
         self.python_mode = self.mode == "python"
-        self.tmp: str | None = None
+        self.files: Path | None = None  # the cell's directory (Python cells)
+        self.input_sizes: dict[str, int] = {}
+        self.channel = None
         self.container = None
         self.result: dict | None = None
+        self.value = None  # the last expression, as displayed (a RichResult)
         self.series = None
+        self.session = None
         self.wall = 0.0
         self.isolation = isolation  # a runtime.mode.Mode; None: detected when the cell runs
         self.fallback = None  # that Mode when it says there is no isolation here
+        self.capped: list = []
+
+    @property
+    def tmp(self) -> str | None:  # the cell's directory while it exists (older name)
+        return str(self.files) if self.files is not None and self.files.exists() else None
+
+    @property
+    def summary_line(self) -> str | None:
+        s = getattr(self.session, "summary_obj", None)
+        return s.text() if s is not None else None
+
+    def __repr__(self) -> str:
+        name = container_name(self.container) if self.container is not None else "not started"
+        return f"<CellRun {name}: {self.summary_line or status_text(self.result or {})[0]}>"
 
     # -- preparing ---------------------------------------------------------------------------
     def _check(self) -> None:
@@ -295,34 +221,17 @@ class CellRun:
         env = list(opts.get("env") or [])
         if not any(e.split("=", 1)[0] == "PYTHONUNBUFFERED" for e in env):
             env.append("PYTHONUNBUFFERED=1")  # print() reaches the cell as it happens
+        labels = dict(opts.get("labels") or {})
+        if self.label:
+            labels[CELL_LABEL] = self.label[:200]
+        stdin = None
         if self.python_mode:
-            payload = pickle_inputs(self.inputs, self.user_ns) if self.inputs else None
-            self.tmp = tempfile.mkdtemp(prefix="jupybox-cell-")
-            d = os.path.join(self.tmp, "cell")
-            os.mkdir(d)
-            # a --user other than root must be able to read the cell and write out.pkl
-            os.chmod(d, 0o777 if opts.get("user") else 0o755)
-            # without isolation the process reads the directory where it is; else it is mounted
-            cell_dir = d if self.fallback is not None else CELL_DIR
-            with open(os.path.join(d, "cell.py"), "w", encoding="utf-8") as f:
-                f.write(self.cell)
-            with open(os.path.join(d, "runner.py"), "w", encoding="utf-8") as f:
-                f.write(RUNNER)
-            if payload is not None:
-                with open(os.path.join(d, "in.pkl"), "wb") as f:
-                    pickle.dump(payload, f, protocol=PICKLE_PROTOCOL)
-            for name in os.listdir(d):
-                os.chmod(os.path.join(d, name), 0o644)
-            if self.fallback is None:
-                opts["volumes"] = list(opts.get("volumes") or []) + [f"{d}:{CELL_DIR}"]
-            command = [self.python, f"{cell_dir}/runner.py", cell_dir, ",".join(self.outputs)]
-            stdin = None
+            command = self._write_files(opts, labels)
         elif self.mode == "plain":
             command = self.command
-            stdin = None
         else:
             if self.inputs:
-                env += env_inputs(self.inputs, self.user_ns)
+                env += transfer.env_inputs(self.inputs, self.user_ns)
             # the cell is the program's stdin, like %%script: an unlinked temporary file
             f = tempfile.TemporaryFile(prefix="jupybox-cell-")
             f.write(self.cell.encode())
@@ -332,20 +241,62 @@ class CellRun:
             f.close()
             command = self.command
         opts["env"] = env
+        if labels:
+            opts["labels"] = labels
         if not self.bg:
             opts["remove"] = not self.keep
         return command, stdin
 
+    def _write_files(self, opts: dict, labels: dict) -> list[str]:
+        from ..paths import Layout
+        from ..runtime import cellfiles
+
+        self.files = cellfiles.make(Layout(self.root).ensure())
+        d = self.files / "cell"
+        d.mkdir()
+        # a --user other than root must be able to read the cell (the store's 0700 keeps others out)
+        os.chmod(d, 0o777 if opts.get("user") else 0o755)
+        inside = str(d) if self.fallback is not None else CELL_DIR  # without isolation: where it is
+        display = not self.bg
+        meta = {"inputs": self.inputs, "outputs": self.outputs, "display": display, "channel": display,
+                "filename": self.cell_name, "offset": len(self.header), "header": self.header,
+                "lib": (os.path.dirname(transfer.library_dir()) if self.fallback is not None else transfer.INSIDE_LIB)
+                if self.inputs or self.outputs else None}
+        (d / "cell.py").write_text(self.cell, encoding="utf-8")
+        (d / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        shutil.copyfile(RUNNER, d / "runner.py")
+        if self.inputs:
+            self.input_sizes = transfer.write_inputs(str(d / "in.pkl"), self.inputs, self.user_ns)
+        for name in os.listdir(d):
+            os.chmod(d / name, 0o644)
+        if display:
+            self.channel = self._open_channel(str(d))
+        if self.fallback is None:
+            volumes = list(opts.get("volumes") or []) + [f"{d}:{CELL_DIR}"]
+            if self.inputs or self.outputs:
+                volumes.append(f"{transfer.library_dir()}:{transfer.INSIDE_LIB}/cloudpickle:ro")
+            opts["volumes"] = volumes
+            labels[cellfiles.LABEL] = self.files.name  # the directory goes with the container
+        return [self.python, f"{inside}/runner.py", inside]
+
+    def _open_channel(self, directory: str):
+        from .cellchannel import CellChannel
+
+        return CellChannel(directory, on_display=richoutput.show)
+
     def cleanup(self) -> None:
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self.tmp = None
+        """The cell's directory, when no container owns it (fallback mode, a start that failed)."""
+        if self.channel is not None:
+            self.channel.finish()
+        if self.files is not None:
+            shutil.rmtree(self.files, ignore_errors=True)
+            self.files = None
 
     # -- running -----------------------------------------------------------------------------
     def _starter(self, command):
         """The one place that says how the cell's process starts: ``start(stdin, stdout, stderr)``.
 
-        In a container through the launcher daemon; in fallback mode as a plain process, checked
+        In a container through the store's service; in fallback mode as a plain process, checked
         first (what cannot be honoured is an error) and announced by the notice."""
         if self.fallback is None:
             import jupybox
@@ -366,17 +317,65 @@ class CellRun:
         stdin = None
         try:
             command, stdin = self._prepare()
-            start = self._starter(command) if not self.bg else None
+            if self.bg:
+                from .cellbg import start_bg
+
+                return start_bg(self, command, stdin)
+            start = self._starter(command)
         except BaseException:
             if stdin is not None:
                 os.close(stdin)
             self.cleanup()
             raise
-        if self.bg:
-            return self._run_bg(command, stdin)
+        return self._run_fg(start, stdin)
+
+    def _session(self):
+        if not (self.chart or self.summary):
+            return None
+        try:
+            from ..api import launcher
+
+            if self.fallback is None:
+                launcher(self.root)  # connected (the service spawned) before the clock starts
+            return ChartSession.for_options(None, self.image, self.options, chart=self.chart, live=self.live,
+                                            summary=self.summary, rate=self.rate, after=self.chart_after)
+        except Exception as e:  # noqa: BLE001 - no chart is no reason to lose the cell
+            print(f"jupybox: no chart: {type(e).__name__}: {e}", file=self.stderr)
+            return None
+
+    def _streams(self):
+        from .outputcap import SAVED, Capped
+
+        if not self.max_output:
+            return self.stdout, self.stderr
+        kept = not self.options.get("remove") and self.fallback is None
+        spill_dir: list[str] = []
+
+        def spill(which):
+            def open_log():
+                if kept:
+                    return None  # the container's own log files have it all
+                if not spill_dir:
+                    spill_dir.append(SAVED.make(self.root, self._name()))
+                return open(os.path.join(spill_dir[0], f"{which}.log"), "wb")  # noqa: SIM115
+            return open_log
+
+        self.capped = [Capped(self.stdout, self.max_output, spill("stdout"), self._name),
+                       Capped(self.stderr, self.max_output, spill("stderr"), self._name)]
+        return tuple(self.capped)
+
+    def _name(self) -> str:
+        return container_name(self.container) if self.container is not None else "cell"
+
+    def _run_fg(self, start, stdin):
+        import contextvars
+
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        display = self.session = self._session()  # armed: it samples from the moment the start returns
         t0 = time.monotonic()
+        if display is not None:
+            display.start_clock(t0)
         # a SIGINT while the container starts is held until it runs with its readers and chart
         # (then it is handled like any other interrupt: nothing is left behind)
         with sigint_deferred() as interrupted_early:
@@ -385,30 +384,28 @@ class CellRun:
             except BaseException:
                 os.close(out_r)
                 os.close(err_r)
+                if display is not None:
+                    display.stop()
                 self.cleanup()
                 raise
             finally:
                 for fd in (out_w, err_w) + ((stdin,) if stdin is not None else ()):
                     os.close(fd)
             self.container = c
+            if display is not None:
+                display.attach(c)
             ctx = contextvars.copy_context()
             tees = (None, None)
             if not self.options.get("remove") and self.fallback is None:
                 rec = c._record  # noqa: SLF001 - a kept container's log files, for %container logs
                 tees = (rec.stdout_log, rec.stderr_log)
+            streams = self._streams()
             readers = [threading.Thread(target=ctx.copy().run, args=(_pump, fd, stream, tee), daemon=True,
                                         name=f"jupybox-{which}")
-                       for fd, stream, tee, which in ((out_r, self.stdout, tees[0], "stdout"),
-                                                      (err_r, self.stderr, tees[1], "stderr"))]
+                       for fd, stream, tee, which in ((out_r, streams[0], tees[0], "stdout"),
+                                                      (err_r, streams[1], tees[1], "stderr"))]
             for t in readers:
                 t.start()
-            display = None
-            if self.chart or self.summary:
-                try:
-                    display = ChartSession.for_options(c, self.image, self.options, chart=self.chart,
-                                                       live=self.live, summary=self.summary, rate=self.rate, t0=t0)
-                except Exception as e:  # noqa: BLE001 - no chart is no reason to lose the container
-                    print(f"jupybox: no chart: {type(e).__name__}: {e}", file=self.stderr)
         interrupted = False
         try:
             if interrupted_early():
@@ -418,30 +415,37 @@ class CellRun:
             interrupted = True
             self._interrupt(c)
         finally:
-            self.wall = time.monotonic() - t0
-            for t in readers:
-                t.join(30)
-            if display is not None:
-                self.series = display.stop()
-            try:
-                self.result = c.result()
-            except errors.JupyboxError:
-                self.result = {"exit_code": None, "oom_killed": False, "extra": {}}
-            try:
-                if display is not None:
-                    display.finish(self.result, wall=self.wall, status=status_text(self.result, interrupted))
-            finally:
-                try:
-                    if interrupted and not self.keep and self.fallback is None:
-                        _remove_quietly(c)
-                    values = self._collect_outputs() if not interrupted else {}
-                finally:
-                    self.cleanup()
+            self._finish(c, display, readers, t0, interrupted)
         if interrupted:
-            raise KeyboardInterrupt
+            err = self.channel.error if self.channel is not None else None
+            raise richoutput.with_traceback(KeyboardInterrupt(), err["traceback"] if err and err.get("interrupt")
+                                            else ["KeyboardInterrupt"])
         self._raise_for_status(c)
+        values = self._collect_outputs()
         self.user_ns.update(values)
-        return None
+        self.value = richoutput.result(self.channel.result if self.channel is not None else None)
+        return self.value
+
+    def _finish(self, c, display, readers, t0, interrupted) -> None:
+        self.wall = time.monotonic() - t0
+        for t in readers:
+            t.join(30)
+        if self.channel is not None:
+            self.channel.finish()
+        if display is not None:
+            self.series = display.stop()
+        try:
+            self.result = c.result()
+        except errors.JupyboxError:
+            self.result = {"exit_code": None, "oom_killed": False, "extra": {}}
+        try:
+            if display is not None:
+                display.finish(self.result, wall=self.wall, status=status_text(self.result, interrupted))
+        finally:
+            if interrupted and not self.keep and self.fallback is None:
+                _remove_quietly(c)
+            if self.fallback is not None:
+                self.cleanup()
 
     def _wait(self, c) -> int:
         while True:
@@ -481,42 +485,14 @@ class CellRun:
                 continue  # we are already killing it
 
     def _collect_outputs(self) -> dict:
-        if not self.outputs or not self.tmp or (self.result or {}).get("exit_code") != 0:
+        if not self.outputs or (self.result or {}).get("exit_code") != 0:
             return {}
-        path = os.path.join(self.tmp, "cell", "out.pkl")
-        try:
-            with open(path, "rb") as f:
-                data = pickle.load(f)
-        except FileNotFoundError:
-            raise TransferError(f"-o {','.join(self.outputs)}: the cell ended without returning its values") from None
-        values = {}
-        for name in self.outputs:
-            if name in data["errors"]:
-                raise TransferError(f"-o {name}: {data['errors'][name]}"
-                                    + ("" if "did not define" in data["errors"][name] else
-                                       "; values travel out of the container with pickle"))
-            try:
-                values[name] = pickle.loads(data["values"][name])
-            except Exception as e:  # noqa: BLE001
-                raise TransferError(f"-o {name}: cannot be unpickled in the notebook: {type(e).__name__}: {e}") from None
-        return values
+        return transfer.read_outputs(self.outputs, *(self.channel.outputs or (None, None)))
 
     def _raise_for_status(self, c) -> None:
-        res = self.result or {}
-        code = res.get("exit_code")
-        if not self.raise_error:
-            return
-        from ..units import human_size
+        from .cellerrors import raise_for_status
 
-        extra = res.get("extra") or {}
-        if res.get("oom_killed"):
-            limit = extra.get("memory_limit") or self.options_limit("memory")
-            peak = extra.get("memory_peak") or (self.series.mem_peak if self.series else None)
-            raise errors.ContainerOOMError(
-                f"container {container_name(c)} was killed by the OOM killer: memory limit {human_size(limit)}, "
-                f"peak {human_size(peak)} (exit {code})", code if code is not None else 137, c, limit, peak)
-        if code not in (0, None):
-            raise errors.ContainerError(f"container {container_name(c)} exited with code {code}", code, c)
+        raise_for_status(self, c)
 
     def options_limit(self, key: str):
         from ..units import parse_size
@@ -527,32 +503,6 @@ class CellRun:
             except errors.JupyboxError:
                 return None
         return self.options.get(key)
-
-    def _run_bg(self, command, stdin):
-        import jupybox
-
-        try:
-            c = jupybox.run(self.image, command, root=self.root, stdin=stdin, detach=True, **self.options)
-        except BaseException:
-            self.cleanup()
-            raise
-        finally:
-            if stdin is not None:
-                os.close(stdin)
-        self.container = c
-        print(container_name(c), file=self.stdout)
-        if self.tmp:
-            tmp, self.tmp = self.tmp, None
-
-            def reap():  # the cell's files live as long as the container
-                try:
-                    c.wait()
-                except Exception:  # noqa: BLE001
-                    pass
-                shutil.rmtree(tmp, ignore_errors=True)
-
-            threading.Thread(target=reap, name="jupybox-bg-reaper", daemon=True).start()
-        return c
 
 
 _LIMITS_SAID = False
@@ -585,8 +535,8 @@ def show_notice(reason: str, limits: str = "") -> None:
 
 
 def _remove_quietly(c, timeout: float = 10.0) -> None:
-    """The container is gone when this returns: --rm's removal (which the launcher daemon finishes
-    just after it reports the exit) is waited for, else the container is removed here."""
+    """The container is gone when this returns: --rm's removal (which the service finishes just
+    after it reports the exit) is waited for, else the container is removed here."""
     rec = c._record  # noqa: SLF001
     deadline = time.monotonic() + timeout
     while rec.dir.exists() and time.monotonic() < deadline:
@@ -600,117 +550,3 @@ def _remove_quietly(c, timeout: float = 10.0) -> None:
         c.remove(force=True)
     except errors.JupyboxError:
         pass  # removed meanwhile
-
-
-def container_name(c) -> str:
-    try:
-        return c.name
-    except errors.JupyboxError:
-        return c.short_id
-
-
-class ChartSession:
-    """What a cell shows around a container's run: the live widget (when asked), then the static
-    PNG of the whole run and the one-line summary. Also used by ``%container monitor``."""
-
-    def __init__(self, container, *, image: str, limits, chart: bool = True, live: bool = False,
-                 summary: bool = True, rate: float = 4.0, t0: float | None = None):
-        from .chart import Recorder
-
-        self.c = container
-        self.image = image
-        self.limits = limits
-        self.chart = chart
-        self.summary = summary
-        self.live = None
-        self.handle = None
-        on_sample = None
-        if chart and live:
-            try:
-                from IPython.display import display
-
-                from .chart import LiveChart
-
-                self.live = LiveChart(self.title(), self.limits)
-                self.handle = display(self.live.widget, display_id=True)
-                on_sample = self.live.draw
-            except ImportError:
-                self.live = None
-        self.recorder = Recorder(container, rate=rate, on_sample=on_sample, t0=t0).start() if chart else None
-
-    @classmethod
-    def for_options(cls, container, image: str, options: dict, **kw) -> "ChartSession":
-        from ..runtime.options import make_spec
-        from .chart import ChartLimits
-
-        if getattr(container, "isolated", True) is False:  # a plain process: only what it enforces
-            lim = container.limits
-            return cls(container, image=image, limits=ChartLimits(memory=lim.memory, pids=lim.pids), **kw)
-        try:
-            lim = make_spec(image, None, **options).limits
-            limits = ChartLimits(memory=lim.memory, cpus=lim.cpus, pids=lim.pids)
-        except errors.JupyboxError:
-            limits = ChartLimits()
-        return cls(container, image=image, limits=limits, **kw)
-
-    def title(self) -> str:
-        lim = []
-        if self.limits.memory:
-            from ..units import human_size
-
-            lim.append(f"-m {human_size(self.limits.memory)}")
-        if self.limits.cpus:
-            lim.append(f"--cpus {self.limits.cpus:g}")
-        if self.limits.pids:
-            lim.append(f"--pids-limit {self.limits.pids}")
-        return f"{container_name(self.c)} · {self.image}" + (f" · {' '.join(lim)}" if lim else "")
-
-    def stop(self):
-        if self.recorder is not None:
-            self.recorder.stop()
-            return self.recorder.series
-        return None
-
-    def finish(self, result: dict | None, *, wall: float, status: tuple[str, bool] | None = None) -> None:
-        """Replace the widget by the PNG (or show the PNG) and show the summary.
-
-        ``result`` is ``Container.result()``'s dict; ``status`` overrides its text (e.g. still running).
-        """
-        from IPython.display import display
-
-        from .chart import ChartImage, ChartLimits, render_png
-        from .display import Summary
-
-        result = result or {}
-        extra = result.get("extra") or {}
-        text, ok = status if status is not None else status_text(result)
-        series = self.recorder.series if self.recorder else None
-        limits = self.limits
-        if self.recorder is not None and self.recorder.first is not None:
-            limits = ChartLimits.from_stats(self.recorder.first, self.limits)
-        cpu_ns = extra.get("cpu_usage_ns") or (series.cpu_ns if series else None)
-        summary = Summary(
-            container_name(self.c), status=text, ok=ok, wall=wall,
-            cpu_seconds=cpu_ns / 1e9 if cpu_ns is not None else None,
-            memory_peak=extra.get("memory_peak") or (series.mem_peak if series else None),
-            memory_limit=extra.get("memory_limit") or limits.memory,
-            pids_peak=series.pids_peak if series else None, cpus=limits.cpus, image=self.image)
-        self.summary_obj = summary
-        image = None
-        if self.recorder is not None:
-            oom = bool(result.get("oom_killed"))
-            if oom and series.oom_at is None and series.t:
-                series.oom_at = series.t[-1]
-            png = render_png(series, limits, self.title(), end=wall, oom=oom)
-            image = ChartImage(png, f"[chart of {summary.name}: {len(series)} samples]")
-        self.image_obj = image
-        if self.handle is not None:
-            self.handle.update(image if image is not None else summary)
-            self.live.close()
-            if image is not None and self.summary:
-                display(summary)
-        else:
-            if image is not None:
-                display(image)
-            if self.summary:
-                display(summary)

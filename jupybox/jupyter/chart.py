@@ -87,8 +87,8 @@ class Recorder:
     ``self.error`` and end the drawing, never the sampling.
     """
 
-    def __init__(self, container, rate: float = 4.0, on_sample=None, t0: float | None = None):
-        self.container = container
+    def __init__(self, container=None, rate: float = 4.0, on_sample=None, t0: float | None = None):
+        self.container = container  # None: armed, sampling from the moment attach() names it
         self.interval = 1.0 / max(0.1, float(rate))
         self.on_sample = on_sample
         self.series = Series()
@@ -96,6 +96,9 @@ class Recorder:
         self._prev = None
         self._t0 = t0  # time.monotonic() at the start (CgroupStats.timestamp's clock); default: the first sample
         self._stop = threading.Event()
+        self._attached = threading.Event()
+        if container is not None:
+            self._attached.set()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.lock = threading.Lock()
@@ -106,10 +109,17 @@ class Recorder:
         self._thread.start()
         return self
 
+    def attach(self, container) -> None:
+        """The container to sample (started a moment ago): the first sample is taken at once."""
+        self.container = container
+        self._attached.set()
+
     def sample_once(self) -> bool:
         """Take one sample; False when the container is no longer running."""
         from ..errors import JupyboxError
 
+        if self.container is None:
+            return False
         try:
             st = self.container.stats()
         except (JupyboxError, OSError, ValueError):
@@ -144,6 +154,7 @@ class Recorder:
         self._prev = st
 
     def _loop(self) -> None:
+        self._attached.wait()
         next_at = time.monotonic()
         while not self._stop.is_set():
             if not self.sample_once():
@@ -166,6 +177,7 @@ class Recorder:
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()
+        self._attached.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -235,8 +247,6 @@ class LiveChart:
     JPEG frames redrawn by blitting (see the module's note)."""
 
     def __init__(self, title: str, limits: ChartLimits, width: float = 7.0, height: float = 4.4, dpi: int = 85):
-        import ipywidgets as w
-
         self.title = title
         self.limits = limits
         self.fig, self.axes = _figure(width, height, dpi)
@@ -255,15 +265,22 @@ class LiveChart:
         self._bg = None
         self.frames = 0
         self.full_draws = 0
-        px = int(width * dpi)
-        self.image = w.Image(format="jpeg", layout=w.Layout(width=f"{px}px", max_width="100%"))
+        self._px = int(width * dpi)
+        self.image = self.status = self.widget = None
+        self._status_at = 0.0
+        self.closed = False
+
+    def make_widget(self):
+        """The widgets (made when the chart is first shown: a quick cell makes none)."""
+        import ipywidgets as w
+
+        self.image = w.Image(format="jpeg", layout=w.Layout(width=f"{self._px}px", max_width="100%"))
         self.image.add_class("jupybox-live-chart")
         # the live numbers, as text: drawing them into the frame would cost more than the frame
         # (glyph rendering); sent at most once a second
         self.status = w.HTML(f"<span style='{_STATUS_CSS}'>starting…</span>")
         self.widget = w.VBox([self.status, self.image])
-        self._status_at = 0.0
-        self.closed = False
+        return self.widget
 
     def _full_draw(self) -> None:
         for ax, top in zip(self.axes, self.tops):
@@ -321,7 +338,7 @@ class LiveChart:
         return txt + (" · OOM kill!" if s.oom_at is not None else "")
 
     def draw(self, s: Series) -> None:
-        if self.closed:
+        if self.closed or self.widget is None:
             return
         self.image.value = self.render(s)
         now = time.monotonic()
@@ -331,32 +348,37 @@ class LiveChart:
 
     def close(self) -> None:
         """Drop the widgets (and the last frame, so no notebook stores it as widget state)."""
+        from .widgets import close_all
+
         self.closed = True
+        if self.widget is None:
+            return
         try:
             self.image.value = b""
         except Exception:  # noqa: BLE001
             pass
-        for wdg in (self.image, self.status, self.widget):
-            try:
-                wdg.close()
-            except Exception:  # noqa: BLE001
-                pass
+        close_all(self.widget)
 
 
 class ChartImage:
     """The static PNG of a whole run: image/png for notebooks, a line of text for terminals."""
 
-    def __init__(self, png: bytes, text: str, width: int | None = None, height: int | None = None):
+    def __init__(self, png: bytes, text: str, width: int | None = None, height: int | None = None,
+                 alt: str | None = None):
         self.png = png
         self.text = text
         self.width = width
         self.height = height
+        self.alt = alt  # what the chart shows, for screen readers (nbconvert writes it as the alt text)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         import base64
 
-        meta = {"image/png": {"width": self.width, "height": self.height}} if self.width else {}
-        return {"image/png": base64.b64encode(self.png).decode("ascii"), "text/plain": self.text}, meta
+        meta = {"width": self.width, "height": self.height} if self.width else {}
+        if self.alt:
+            meta["alt"] = self.alt
+        return ({"image/png": base64.b64encode(self.png).decode("ascii"), "text/plain": self.text},
+                {"image/png": meta} if meta else {})
 
     def __repr__(self) -> str:
         return self.text

@@ -23,6 +23,9 @@ _TABLE_CSS = (
     "table.jupybox{border-collapse:collapse;font-family:var(--jp-code-font-family,monospace);font-size:12px}"
     "table.jupybox th{text-align:left;border-bottom:1px solid #999;padding:2px 10px 2px 0}"
     "table.jupybox td{text-align:left;padding:2px 10px 2px 0;vertical-align:top;white-space:nowrap}"
+    # a clipped column (a command, an image reference) ends in an ellipsis; its title has it all
+    "table.jupybox div.jbx-clip{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}"
+    "table.jupybox{max-width:100%}"
     "details.jupybox-json summary{cursor:pointer}"
     "details.jupybox-json{font-family:var(--jp-code-font-family,monospace);font-size:12px;margin-left:1em}"
     "</style>"
@@ -41,10 +44,16 @@ def in_kernel(shell=None) -> bool:
 
 
 # -- tables --------------------------------------------------------------------------------------
-def text_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
-    """``columns`` are (key, HEADER) pairs; docker's column layout (three spaces between)."""
-    headers = [h for _, h in columns]
-    body = [["" if r.get(k) is None else str(r.get(k)) for k, _ in columns] for r in rows]
+def _cell(row: dict, key: str) -> str:
+    value = row.get(key)
+    return "" if value is None else str(value)
+
+
+def text_table(rows: list[dict], columns: list[tuple]) -> str:
+    """``columns`` are (key, HEADER) pairs, or (key, HEADER, WIDTH) for a column clipped to WIDTH
+    characters; docker's column layout (three spaces between)."""
+    headers = [c[1] for c in columns]
+    body = [[_clip(_cell(r, c[0]), c[2] if len(c) > 2 else None) for c in columns] for r in rows]
     widths = [len(h) for h in headers]
     for row in body:
         for i, cell in enumerate(row):
@@ -54,21 +63,34 @@ def text_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def html_table(rows: list[dict], columns: list[tuple[str, str]], empty: str = "(none)") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+def _clip(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def _html_cell(text: str, width: int | None) -> str:
+    if width is None:
+        return f"<td>{html.escape(text)}</td>"
+    # clipped by the browser (a table cell ignores max-width: a block inside it does not), the
+    # whole text in the tooltip
+    return (f'<td title="{html.escape(text, quote=True)}"><div class="jbx-clip" style="max-width:{width}ch">'
+            f"{html.escape(text)}</div></td>")
+
+
+def html_table(rows: list[dict], columns: list[tuple], empty: str = "(none)") -> str:
+    head = "".join(f"<th>{html.escape(c[1])}</th>" for c in columns)
     if not rows:
         body = f'<tr><td colspan="{len(columns)}"><i>{html.escape(empty)}</i></td></tr>'
     else:
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape('' if r.get(k) is None else str(r.get(k)))}</td>" for k, _ in columns)
-            + "</tr>" for r in rows)
+            "<tr>" + "".join(_html_cell(_cell(r, c[0]), c[2] if len(c) > 2 else None) for c in columns) + "</tr>"
+            for r in rows)
     return f'{_TABLE_CSS}<table class="jupybox"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 class Table(list):
     """A list of row dicts that displays as an HTML table (text/plain: docker's table)."""
 
-    def __init__(self, rows, columns: list[tuple[str, str]], empty: str = "(none)"):
+    def __init__(self, rows, columns: list[tuple], empty: str = "(none)"):
         super().__init__(rows)
         self.columns = columns
         self.empty = empty
@@ -89,7 +111,7 @@ class ObjectList(list):
     ``%container ps`` returns one: ``cs = %container ps -a`` then ``cs[0].logs()``.
     """
 
-    def __init__(self, items, rows: list[dict], columns: list[tuple[str, str]], empty: str = "(none)"):
+    def __init__(self, items, rows: list[dict], columns: list[tuple], empty: str = "(none)"):
         super().__init__(items)
         self.table = Table(rows, columns, empty)
 
@@ -297,11 +319,10 @@ class WidgetProgress:
     def close(self) -> None:
         from IPython.display import HTML
 
+        from .widgets import close_all
+
         self.handle.update(HTML(f"<span style='font-family:monospace;font-size:12px'>{html.escape(self.text())}</span>"))
-        self.box.close()
-        for bar, label in self.bars.values():
-            bar.close()
-            label.close()
+        close_all(self.box)  # the bars, labels, their layouts and styles
 
 
 def pull_progress(title: str, quiet: bool = False):

@@ -21,8 +21,11 @@ Options are parsed by the CLI's own parser (``jupybox.cli.run.add_run_options``)
 the kernel lives on); other jupybox errors keep their type and show as one line.
 
 Settings (``%config JupyboxMagics.default_image = "busybox"``, or ``c.JupyboxMagics....`` in a
-config file): default_image, default_memory, default_cpus, default_pids_limit, chart, live_chart,
-chart_rate, summary, interrupt_grace, python, root.
+config file): default_image, default_memory, default_cpus, default_pids_limit, chart, chart_after,
+live_chart, chart_rate, summary, max_output, interrupt_grace, python, root.
+
+``%container last`` (or ``jupybox.jupyter.last()``) is the last cell's run: its container,
+result, chart samples and summary.
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
 from .. import errors
 from .cellrunner import CellRun, ChartSession, TransferError, container_name, one_line, status_text
+from . import cell_identity
 
 __all__ = ["JupyboxMagics", "TransferError", "load_ipython_extension", "unload_ipython_extension", "cell_parser"]
 
 CELL_HELP = """\
-%%container [run options] [--bg] [-i VAR[,VAR]] [-o VAR[,VAR]] [--no-raise-error] [--keep]
-            [--no-chart] [IMAGE [COMMAND ...]]
+usage: %%container [run options] [--bg] [-i VAR[,VAR]] [-o VAR[,VAR]] [--no-raise-error] [--keep]
+                   [--no-chart] [--max-output N] [IMAGE [COMMAND ...]]
 
 Without COMMAND the cell is Python, run by the image's python3 (for the default image `host`,
 the kernel's own interpreter, read-only view of this machine). With COMMAND (sh, bash, python3,
@@ -53,14 +57,22 @@ Rscript...) the cell is that program's script (its stdin), like %%script. IMAGE 
 before a COMMAND: a first word that names no image but a program (`%%container sh -c 'ls /'`)
 is the COMMAND, run in the default image.
 
-  -i VAR[,VAR]      copy notebook variables into the container (pickle); for a COMMAND cell,
-                    str/int/float/bool values become environment variables
-  -o VAR[,VAR]      copy variables back into the notebook when the cell succeeds (Python cells)
+  -i VAR[,VAR]      copy notebook variables into the container (cloudpickle: functions and classes
+                    too); for a COMMAND cell, str/int/float/bool values become environment variables
+  -o VAR[,VAR]      copy variables back into the notebook when the cell succeeds (Python cells;
+                    unpickled in the kernel: trust the cell and its image as the kernel's own code)
   --bg, -d          run detached: returns the Container (see %container logs/exec/stop/monitor)
   --no-raise-error  do not raise ContainerError / ContainerOOMError on a failure
   --keep            keep the stopped container (default: removed when the cell ends)
-  --no-chart        no chart (the one-line summary stays); --chart forces it on
+  --no-chart        no chart (the one-line summary stays); --chart draws it even for a quick cell
+                    (by default it appears once a cell runs JupyboxMagics.chart_after seconds)
   --rate HZ         samples per second for the chart (default JupyboxMagics.chart_rate)
+  --max-output N    show at most N lines of each stream, head and tail (default
+                    JupyboxMagics.max_output; 0: all); the full log stays for %container logs NAME
+
+A Python cell behaves like an IPython cell: its last expression is displayed (rich: HTML,
+images), matplotlib figures appear at plt.show() and at the end, and a traceback shows the
+notebook cell's own lines.
 
 Where no container can run (no namespace can be made, as on mybinder.org), the cell runs as a
 plain process on this machine, with rlimits for -m and --pids-limit, under a NO ISOLATION notice;
@@ -100,11 +112,12 @@ def cell_parser():
     from ..cli.parser import Parser
     from ..cli.run import add_run_options
 
+    # argparse %-formats a usage string: "%%" in it would print as "%"
     p = Parser(prog="%%container", add_help=False, conflict_handler="resolve",
-               usage="%%container [options] [IMAGE [COMMAND ...]]")
+               usage="%%%%container [options] [IMAGE [COMMAND ...]]")
     add_run_options(p)
     _add_pin_options(p)
-    p.add_argument("--help", action="help", help="show this help")
+    p.add_argument("--help", action="store_true", help="show this help")
     # -i is docker's --interactive; in the magic -i/-o move values, as in rpy2's %%R
     p.add_argument("-i", "--input", action="append", default=[], metavar="VAR[,VAR]",
                    help="notebook variables to copy into the container")
@@ -116,6 +129,7 @@ def cell_parser():
     p.add_argument("--chart", dest="chart", action="store_true", default=None, help="draw the chart")
     p.add_argument("--no-chart", dest="chart", action="store_false", help="no chart, only the summary")
     p.add_argument("--rate", type=float, help="chart samples per second")
+    p.add_argument("--max-output", type=int, metavar="N", help="lines of each stream shown (head and tail; 0: all)")
     p.add_argument("image", nargs="?", help="image (default: JupyboxMagics.default_image)")
     return p
 
@@ -125,7 +139,7 @@ def dockerfile_parser():
     from ..cli.build import add_build_options
     from ..cli.parser import Parser
 
-    p = Parser(prog="%%dockerfile", add_help=False, usage="%%dockerfile [options] NAME[:TAG]")
+    p = Parser(prog="%%dockerfile", add_help=False, usage="%%%%dockerfile [options] NAME[:TAG]")
     add_build_options(p)
     p.add_argument("--context", default=None, help="build context (default: the notebook's directory)")
     p.add_argument("--help", action="help", help="show this help")
@@ -160,6 +174,10 @@ class JupyboxMagics(Magics):
     default_cpus = Float(None, allow_none=True, help="default --cpus for %%container").tag(config=True)
     default_pids_limit = Int(None, allow_none=True, help="default --pids-limit for %%container").tag(config=True)
     chart = Bool(True, help="chart CPU, memory and pids of %%container cells").tag(config=True)
+    chart_after = Float(1.0, help="seconds a cell runs before its chart appears (a quicker cell shows only "
+                                  "its summary; --chart draws it anyway)").tag(config=True)
+    max_output = Int(10000, help="lines of each stream a cell shows, its head and tail (0: all); the full "
+                                 "output stays readable with %container logs NAME").tag(config=True)
     live_chart = CaselessStrEnum(
         ["auto", "always", "never"], "auto",
         help="the live widget: 'auto' shows it in interactive front ends (JupyterLab, Notebook, VS Code), "
@@ -219,7 +237,7 @@ class JupyboxMagics(Magics):
             raise IPythonUsageError(f"%%container: {e}") from None
         head, command = split_command(parser, words, positionals=1)
         args = _parse(parser, head)
-        if args is None:  # --help
+        if args is None or args.help:
             print(CELL_HELP + parser.format_help().split("\n", 2)[-1])
             return None
         options = options_from_args(args)
@@ -236,13 +254,17 @@ class JupyboxMagics(Magics):
         if image is not None and self._is_command(image):
             image, command = self.default_image, [image] + command
         image = self._pin(image or self.default_image, options, args)
+        if args.max_output is not None and args.max_output < 0:
+            raise IPythonUsageError(f"--max-output {args.max_output}: a number of lines, 0 for all")
         run = CellRun(
             image=image, command=command, cell=cell, options=options,
             user_ns=self._user_ns(local_ns), inputs=_names(args.input, "-i"), outputs=_names(args.output, "-o"),
             bg=bg, raise_error=not args.no_raise_error, keep=args.keep,
             chart=self.chart if args.chart is None else args.chart, live=self._live() if args.chart is not False else False,
             summary=self.summary, rate=args.rate or self.chart_rate, grace=self.interrupt_grace,
-            python=self.python, root=self.root)
+            python=self.python, root=self.root, chart_after=0.0 if args.chart else self.chart_after,
+            max_output=self.max_output if args.max_output is None else args.max_output,
+            **cell_identity(self.shell, line, cell))
         self.last = run
         return run.run()
 
@@ -293,6 +315,8 @@ class JupyboxMagics(Magics):
             return self._monitor(words[1:], root)
         if words and words[0] == "self":
             return self._self(words[1:])
+        if words and words[0] == "last":
+            return self.last
         from ..cli.parser import _HelpShown, build, parse
 
         parser = build(prog="%container")
@@ -358,14 +382,23 @@ class JupyboxMagics(Magics):
         for r in rows:
             r["ShortID"] = r["ID"] if args.no_trunc else r["ID"][:12]
             r["Created"] = f"{r['RunningFor']} ago"
-        items = []
+        from .cellrunner import CELL_LABEL
+
+        items, shown = [], []
         for r in rows:
             try:
-                items.append(self._handle(r["ID"], root))
+                c = self._handle(r["ID"], root)
+                label = (c.config["spec"].get("labels") or {}).get(CELL_LABEL)
             except errors.JupyboxError:
                 continue
-        cols = [("ShortID", "CONTAINER ID"), ("Image", "IMAGE"), ("Command", "COMMAND"), ("Created", "CREATED"),
-                ("Status", "STATUS"), ("Names", "NAMES")]
+            if label:  # a cell's container: the cell, not the runner's command line
+                r["Command"] = label
+            items.append(c)
+            shown.append(r)
+        rows = shown
+        # a notebook is narrow: long columns are clipped (the whole text in their tooltip), names never
+        cols = [("ShortID", "CONTAINER ID"), ("Image", "IMAGE", 24), ("Command", "COMMAND", 32),
+                ("Created", "CREATED"), ("Status", "STATUS", 28), ("Names", "NAMES")]
         return ObjectList(items, rows, cols, empty="no containers" + ("" if args.all else " running (ps -a: all)"))
 
     def _v_images(self, args, root, words):
@@ -545,11 +578,19 @@ class JupyboxMagics(Magics):
         return None
 
     def _v_logs(self, args, root, words):
-        c = self._handle(args.container, root)
-        rec = c._record  # noqa: SLF001 - the log paths
+        from .outputcap import SAVED
+
+        try:
+            c = self._handle(args.container, root)
+            paths = c.log_paths()
+        except errors.ContainerNotFound:
+            paths = SAVED.paths(args.container)  # a capped cell's full output, its container gone
+            if paths is None:
+                raise
+            c = None
         tail = None if args.tail == "all" else int(args.tail)
         files = []
-        for path, stream in ((rec.stdout_log, sys.stdout), (rec.stderr_log, sys.stderr)):
+        for path, stream in zip(paths, (sys.stdout, sys.stderr)):
             try:
                 f = open(path, "rb")  # noqa: SIM115
             except FileNotFoundError:
@@ -562,7 +603,7 @@ class JupyboxMagics(Magics):
             stream.flush()
             files.append((f, stream))
         try:
-            while args.follow:
+            while args.follow and c is not None:
                 moved = False
                 for f, stream in files:
                     data = f.read()

@@ -67,7 +67,8 @@ def error_of(fn, *a):
     try:
         fn(*a)
     except BaseException as e:
-        return [type(e).__name__, str(e)]
+        shown = getattr(e, "_render_traceback_", None)  # a cell's own traceback (ContainerError)
+        return [type(e).__name__, str(e)] + (["\n".join(shown())] if type(e).__name__ == "ContainerError" else [])
     return None
 '''
 
@@ -105,7 +106,7 @@ def test_a_python_cell_streams_moves_values_and_shows_the_notice(tmp_path, jupyb
         with capture_output(stdout=False) as cap:
             sys.stdout = stream
             try:
-                ip.run_cell_magic("container", "-m 512m -i data -o result,pid,ns", (
+                ip.run_cell_magic("container", "-m 512m --chart -i data -o result,pid,ns", (
                     "import os, time\\n"
                     "ballast = bytearray(32 << 20)\\n"
                     "for i in range(0, len(ballast), 4096): ballast[i] = 1\\n"
@@ -190,8 +191,8 @@ def test_failures_raise_and_no_raise_error_turns_it_off(tmp_path, jupybox_root):
     ''')
     assert got["exit3"][0] == "ContainerError" and got["exit3"][1].endswith("exited with code 3")
     assert got["quiet"] is None and got["quiet_code"] == 3
-    # the memory limit holds: the allocation fails inside the cell
-    assert got["memory"][0] == "ContainerError" and "MemoryError" in got["stderr"]
+    # the memory limit holds: the allocation fails inside the cell, whose traceback is the error shown
+    assert got["memory"][0] == "ContainerError" and "MemoryError" in got["memory"][2]
 
 
 def test_what_needs_a_container_is_refused_in_one_line(tmp_path, jupybox_root):

@@ -376,7 +376,7 @@ def test_summary_and_png_without_widgets(ip):
     ip._jupybox_magics.chart = True
     ip._jupybox_magics.summary = True
     with capture_output() as cap:
-        ip.run_cell_magic("container", "-m 128m --cpus 0.5", "x = sum(range(10**6))\n")
+        ip.run_cell_magic("container", "-m 128m --cpus 0.5 --chart", "x = sum(range(10**6))\n")
     kinds = [sorted(o.data) for o in cap.outputs]
     assert ["image/png", "text/plain"] in kinds
     summary = [o.data["text/plain"] for o in cap.outputs if "exited 0" in o.data["text/plain"]]

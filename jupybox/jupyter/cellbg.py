@@ -1,0 +1,71 @@
+"""``%%container --bg``: start the cell detached and hand its Container to the user.
+
+An interrupt while it starts either lets the start complete (the user gets the container) or
+leaves nothing: the container is created, then started, with the interrupt held meanwhile
+(``sigint_deferred``; a second one, or a start that hangs, cuts it short); a held interrupt
+removes what was made (the cell's files go with it: they are named by its labels) and raises
+KeyboardInterrupt. Its output goes to its log files (``%container logs NAME``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import errors
+from .chartsession import container_name
+
+
+def _log_fds(c) -> tuple[int, int]:
+    out_path, err_path = c.log_paths()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    out = os.open(out_path, flags, 0o640)
+    try:
+        return out, os.open(err_path, flags, 0o640)
+    except BaseException:
+        os.close(out)
+        raise
+
+
+def _start(c, stdin) -> None:
+    if stdin is None:
+        c.start()  # /dev/null and its log files
+        return
+    out, err = _log_fds(c)  # the script on stdin, the output in its logs (as the service does)
+    try:
+        c.start(stdin=stdin, stdout=out, stderr=err)
+    finally:
+        os.close(out)
+        os.close(err)
+
+
+def _remove(c) -> None:
+    try:
+        c.remove(force=True)
+    except errors.JupyboxError:
+        pass
+
+
+def start_bg(run, command: list[str], stdin: int | None):
+    import jupybox
+
+    from .cellrunner import sigint_deferred
+
+    c = None
+    try:
+        with sigint_deferred() as interrupted:
+            try:
+                c = jupybox.create(run.image, command, root=run.root, **run.options)
+                _start(c, stdin)
+            finally:
+                if stdin is not None:
+                    os.close(stdin)
+            if interrupted():
+                raise KeyboardInterrupt
+    except BaseException:
+        if c is not None:
+            _remove(c)
+        run.cleanup()
+        raise
+    run.container = c
+    print(container_name(c), file=run.stdout)
+    return c
