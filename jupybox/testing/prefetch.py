@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 import time
 
-from .rootfs import busybox_tarball, cache_dir, debian_tarball
+from . import cache_dir
+from .rootfs import busybox_tarball, debian_tarball
 
 # (what, how): each returns a path, or None when its tool is missing (the tests then skip)
 FIXTURES = [
