@@ -142,10 +142,9 @@ class ConfigureMixin:
                  "is_dir": os.path.isdir(src)}
                 for src, dst in hr.binds
             ]
-            masks = [
-                {"type": "bind", "source": "/dev/null", "destination": p, "readonly": True, "is_dir": False}
-                for p in hr.masks
-            ]
+            # covered by the container's own /dev/null: a bind of the host's would be made nodev
+            # like every other bind of a container (its reads would fail instead of being empty)
+            masks = [{"type": "mask", "destination": p, "readonly": True, "is_dir": False} for p in hr.masks]
             hidden = [{"type": "tmpfs", "destination": d, "readonly": True, "options": ["size=0"]} for d in hr.hidden_dirs]
             return {"lowers": [skel], "mounts": binds + masks + hidden}
         lowers = self.store.layer_dirs(image)
