@@ -142,8 +142,9 @@ class CellRun:
                  chart: bool = True, live: bool = False, summary: bool = True, rate: float = 4.0,
                  grace: float = 2.0, python: str = "python3", root=None, stdout=None, stderr=None,
                  isolation=None, label: str | None = None, cell_name: str | None = None,
-                 header: list[str] | None = None, chart_after: float = 0.0, max_output: int = 0):
+                 header: list[str] | None = None, chart_after: float = 0.0, max_output: int = 0, pin=None):
         self.image = image
+        self.pin = pin  # image -> what to start (env.pins), called once the cell is known to be runnable
         self.command = list(command)
         self.cell = cell
         self.options = dict(options)
@@ -206,6 +207,12 @@ class CellRun:
         if self.fallback is not None and self.bg:
             raise errors.UsageError("--bg needs isolation: without it a cell runs as a plain process, in the "
                                     f"foreground only ({self.fallback.reason})")
+        if self.fallback is not None:
+            from ..runtime import unisolated
+
+            # what a plain process cannot honour (an image other than the host's, a volume...) is
+            # the real reason such a cell cannot run: said before the image is looked up
+            unisolated.prepare(self.image, self.command or [self.python], **self.options)
 
     def _detect(self) -> None:
         if self.isolation is None:
@@ -314,13 +321,15 @@ class CellRun:
     def run(self):
         self._detect()
         self._check()
+        if self.pin is not None:
+            self.image = self.pin(self.image)
+        if self.bg:
+            from .cellbg import start_bg
+
+            return start_bg(self)
         stdin = None
         try:
             command, stdin = self._prepare()
-            if self.bg:
-                from .cellbg import start_bg
-
-                return start_bg(self, command, stdin)
             start = self._starter(command)
         except BaseException:
             if stdin is not None:

@@ -253,7 +253,7 @@ class JupyboxMagics(Magics):
         image = args.image
         if image is not None and self._is_command(image):
             image, command = self.default_image, [image] + command
-        image = self._pin(image or self.default_image, options, args)
+        image = image or self.default_image
         if args.max_output is not None and args.max_output < 0:
             raise IPythonUsageError(f"--max-output {args.max_output}: a number of lines, 0 for all")
         run = CellRun(
@@ -264,7 +264,7 @@ class JupyboxMagics(Magics):
             summary=self.summary, rate=args.rate or self.chart_rate, grace=self.interrupt_grace,
             python=self.python, root=self.root, chart_after=0.0 if args.chart else self.chart_after,
             max_output=self.max_output if args.max_output is None else args.max_output,
-            **cell_identity(self.shell, line, cell))
+            pin=lambda image: self._pin(image, options, args), **cell_identity(self.shell, line, cell))
         self.last = run
         return run.run()
 
