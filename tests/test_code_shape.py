@@ -188,7 +188,6 @@ MAX_LINES = 500
 KNOWN_LARGE = {
     "jupyter/magics.py": "the cell magic vs the line verbs vs the configuration",
     "jupyter/cellrunner.py": "the in-container runner and -i/-o transfer vs CellRun vs ChartSession",
-    "jupyter/provisioner.py": "helpers (ports, the stderr tail) vs the kernel's spec vs its start/stop",
 }
 
 
