@@ -183,10 +183,14 @@ def _user_kernel(box: Path, env: dict, user) -> Path:
     spec = box / "kernels" / "share" / "jupyter" / "kernels" / "python3-user"
     spec.mkdir(parents=True)
     conn = user.home / "kernel.json"
-    tmp = user.home / "tmp"
-    tmp.mkdir()
-    os.chown(tmp, user.uid, user.gid)
-    user_env = user.env(TMPDIR=str(tmp), JUPYBOX_TEST_CACHE=str(user.home / ".cache" / "jupybox-tests"))
+    tmp, run = user.home / "tmp", user.home / "run"
+    for d in (tmp, run):
+        d.mkdir(mode=0o700)
+        os.chown(d, user.uid, user.gid)
+    # $XDG_RUNTIME_DIR as a login session sets it (skopeo and podman look for their auth file
+    # there; without it they try /run/containers/UID, which a root podman may have made root's)
+    user_env = user.env(TMPDIR=str(tmp), XDG_RUNTIME_DIR=str(run),
+                        JUPYBOX_TEST_CACHE=str(user.home / ".cache" / "jupybox-tests"))
     drop = shlex.join(["env", "-i", *(f"{k}={v}" for k, v in user_env.items()),
                        *user.argv([sys.executable, "-m", "ipykernel_launcher", "-f", str(conn)])])
     script = (f"install -o {user.uid} -g {user.gid} -m 600 {{connection_file}} {shlex.quote(str(conn))} "
@@ -230,6 +234,7 @@ def test_notebook_rootless(path: Path, tmp_path: Path, artifacts_dir: Path, requ
         _kill(left)
         left_files = sorted(_files(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(user.home / "run", ignore_errors=True)
         (user.home / "kernel.json").unlink(missing_ok=True)
     texts = _texts(nb)
     assert any(t.startswith("mode: rootless") for t in texts), "not run in the rootless mode"
