@@ -142,9 +142,11 @@ def test_rootless_binds_the_host_nodes_and_refuses_mknod(busybox_tar):
     with unprivileged_user(subids=True) as user:
         tar = user.give(busybox_tar, "busybox.tar.gz")
         assert user.run([jupybox, "import", str(tar), "busybox"]).returncode == 0
-        out = user.run([jupybox, "run", "--rm", "busybox", "sh", "-c",
+        out = user.run([jupybox, "run", "--rm", "--device", "/dev/zero:/dev/myzero", "busybox", "sh", "-c",
                         "mknod /tmp/k c 1 11 && echo MADE; echo x > /dev/null && echo null-ok; "
-                        "head -c 2 /dev/zero | od -An -tx1; (echo x > /dev/full) 2>&1; true"])
+                        "head -c 2 /dev/zero | od -An -tx1; (echo x > /dev/full) 2>&1; "
+                        "head -c 3 /dev/myzero | od -An -tx1; true"])
     assert out.returncode == 0, out.stderr
-    assert "MADE" not in out.stdout and "null-ok" in out.stdout and " 00 00" in out.stdout, out
+    assert "MADE" not in out.stdout and "null-ok" in out.stdout and " 00 00\n" in out.stdout, out
     assert "No space left on device" in out.stdout
+    assert " 00 00 00" in out.stdout  # --device: the host's node, bound
