@@ -150,3 +150,24 @@ def test_rootless_binds_the_host_nodes_and_refuses_mknod(busybox_tar):
     assert "MADE" not in out.stdout and "null-ok" in out.stdout and " 00 00\n" in out.stdout, out
     assert "No space left on device" in out.stdout
     assert " 00 00 00" in out.stdout  # --device: the host's node, bound
+
+
+def test_a_device_node_carried_by_an_image_cannot_be_opened(store, tmp_path):
+    """A hostile image ships /kmsg (c 1 11) in its layer: whether the import keeps the node or not,
+    the container cannot write through it."""
+    import tarfile
+
+    from jupybox.testing import busybox_tarball, cache_dir, import_image
+
+    path = tmp_path / "hostile.tar"
+    with tarfile.open(busybox_tarball(cache_dir())) as src, tarfile.open(path, "w") as out:
+        for m in src.getmembers():
+            out.addfile(m, src.extractfile(m) if m.isfile() else None)
+        node = tarfile.TarInfo("kmsg")
+        node.type, node.devmajor, node.devminor, node.mode = tarfile.CHRTYPE, 1, 11, 0o666
+        out.addfile(node)
+    import_image(store, str(path), "hostile-dev:1")
+    marker = f"jupybox-kmsg-probe-{uuid.uuid4().hex}"
+    out = jb(store, "run", "--rm", "hostile-dev:1", "sh", "-c", f"ls -l /kmsg; echo {marker} > /kmsg; echo rc=$?")
+    assert "rc=1" in out.stdout, out
+    assert marker not in _host_kernel_log()
