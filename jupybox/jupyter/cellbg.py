@@ -50,7 +50,7 @@ def start_bg(run):
     """Prepare, create and start the cell detached, the interrupt held throughout; its Container."""
     import jupybox
 
-    from .cellrunner import sigint_deferred
+    from .cellinterrupt import sigint_deferred
 
     c = stdin = None
     try:

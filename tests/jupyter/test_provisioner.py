@@ -264,8 +264,8 @@ def test_container_self_charts_the_kernels_own_cgroup(spec, kroot):
     name = spec("jbx-self", memory="300m", cpus=0.5)
     with kernel(name) as k:
         text, reply = k.run("%load_ext jupybox\n"
-                            "from jupybox.jupyter.magics import _OwnCgroup\n"
-                            "st = _OwnCgroup().stats()\n"
+                            "from jupybox.jupyter.monitor import OwnCgroup\n"
+                            "st = OwnCgroup().stats()\n"
                             "print(st.memory_limit, st.cpu_quota)\n"
                             "%container self --for 0.6")
         assert reply["status"] == "ok", reply
