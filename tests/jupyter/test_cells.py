@@ -351,3 +351,85 @@ def test_runner_source_is_standalone():
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "jupybox" not in names
+
+
+# -- 25.5: a killed kernel leaves no cell files that nothing collects -----------------------------
+def _kernel(root):
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", env=dict(os.environ, JUPYBOX_ROOT=str(root)))
+    reply = kc.execute_interactive("%load_ext jupybox\n%config JupyboxMagics.chart = False\n"
+                                   "%config JupyboxMagics.summary = False\nsecret = 's3cret' * 1000", timeout=120)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return km, kc
+
+
+def _until_printed(kc, msg_id: str, text: str) -> None:
+    """iopub until ``text`` appears in the output of request ``msg_id``."""
+    seen = ""
+    while text not in seen:
+        msg = kc.get_iopub_msg(timeout=120)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            seen += msg["content"]["text"]
+        assert not (msg["msg_type"] == "error" and msg["parent_header"].get("msg_id") == msg_id), msg["content"]
+
+
+@pytest.mark.slow
+def test_a_killed_kernels_cell_files_go(module_root, tmp_path):
+    """restart_kernel(now=True) and kill -9 of a kernel during Python cells (issue 25.5): the cells'
+    files (cell.py, the pickled -i values) go with their containers (a --bg container keeps its
+    own until it is removed), and a directory whose kernel died before any container named it is
+    collected by `jupybox prune`. Nothing stays."""
+    root = tmp_path / "store"
+    km, kc = _kernel(root)
+    try:
+        msg_id = kc.execute("%%container --bg --name keeps -i secret\nimport time\ntime.sleep(600)\n")
+        _until_printed(kc, msg_id, "keeps")
+        msg_id = kc.execute("%%container -i secret\nprint('started', flush=True)\nimport time\ntime.sleep(600)\n")
+        _until_printed(kc, msg_id, "started")
+        assert len(cell_dirs(root)) == 2
+        km.restart_kernel(now=True)  # SIGKILL: the kernel has no say
+        kc.wait_for_ready(timeout=120)
+        keeps = jupybox.container("keeps", root=root)
+        wait_for(lambda: [c.id for c in jupybox.containers(all=True, root=root)] == [keeps.id],
+                 "the attached cell's container stayed")
+        wait_for(lambda: cell_dirs(root) == [keeps.config["spec"]["labels"]["jupybox.cell-files"]],
+                 "the attached cell's files stayed")
+        keeps.remove(force=True)
+        assert cell_dirs(root) == []
+
+        # kill -9 while the cell is being prepared or started: either its container took the files
+        # (and goes with them) or none did yet (prune collects them: their maker is gone)
+        reply = kc.execute_interactive("%load_ext jupybox\n%config JupyboxMagics.chart = False\n"
+                                       "big = b'x' * (200 << 20)", timeout=120)
+        assert reply["content"]["status"] == "ok"
+        kc.execute("%%container -i big\nimport time\ntime.sleep(600)\n")
+        wait_for(lambda: cell_dirs(root), "no cell directory was made")
+        os.kill(km.provisioner.pid, 9)
+        wait_for(lambda: not km.is_alive(), "the kernel survived kill -9")
+        wait_for(lambda: jupybox.containers(all=True, root=root) == [], "the killed kernel's container stayed")
+        jupybox.prune(root=root)
+        assert cell_dirs(root) == []
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        from jupybox import api
+        from jupybox.testing.leaks import kill_processes_under, stop_services
+
+        client = api._clients.pop(api._key(str(root)), None)  # noqa: SLF001 - this process's connection
+        if client is not None:
+            client.close()
+        stop_services(root)
+        kill_processes_under(root)
+
+
+# -- 25.7: the service client keeps a bounded number of exits -------------------------------------
+def test_the_clients_exits_stay_bounded(ip, module_root, monkeypatch):
+    from jupybox import api
+    from jupybox.service import client as service_client
+
+    monkeypatch.setattr(service_client, "KEPT_EXITS", 4)
+    for _ in range(8):
+        ip.run_cell_magic("container", "--no-chart sh", "true\n")
+    client = api.launcher(str(module_root))
+    assert 0 < len(client._exits) <= 4  # noqa: SLF001 - what grew for ever (issue 25.7)
