@@ -224,7 +224,11 @@ def test_inspect_shows_them_as_docker_names_them(cli, tmp_path):
     assert host["Ulimits"] == [{"Name": "nofile", "Soft": 100, "Hard": 200}]
     assert host["SecurityOpt"][0] == "no-new-privileges=true"
     assert json.loads(host["SecurityOpt"][1].partition("=")[2]) == PROFILE  # the profile, as docker keeps it
-    defaults = json.loads(ok(cli("inspect", ok(cli("create", "busybox", "true")).strip())))[0]["HostConfig"]
+    cid = ok(cli("create", "busybox", "true")).strip()
+    try:
+        defaults = json.loads(ok(cli("inspect", cid)))[0]["HostConfig"]
+    finally:
+        cli("rm", "-f", cid)
     assert defaults["ShmSize"] == 64 << 20 and defaults["Devices"] == [] and defaults["SecurityOpt"] is None
 
 
