@@ -1,4 +1,4 @@
-"""Issue 19 (cells that feel like IPython cells) and issue 25 (the launcher under chaos), through a
+"""Issue 19 (cells that feel like IPython cells) and issue 25 (the store's service under chaos), through a
 real IPython shell and real containers on the built-in ``host`` image (root needed).
 
 Interrupts are sent by handshakes (a line reaching the cell) or at offsets drawn with a fixed

@@ -137,7 +137,7 @@ def test_a_python_cell_streams_moves_values_and_shows_the_notice(tmp_path, jupyb
     ''')
     assert got["stdout"] == "ready\ndone\n"
     assert got["result"] == 90
-    assert got["pid"] > 1 and got["ns"] == got["our_ns"]  # really a plain process of this machine
+    assert got["pid"] > 1 and got["ns"] == got["our_ns"]  # really a plain process of the host
     # the notice: HTML banner and a text line saying why, before anything else of the cell
     assert len(got["notices"]) == 1
     notice = got["notices"][0]

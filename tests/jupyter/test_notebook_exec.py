@@ -106,8 +106,8 @@ def test_quickstart_notebook(jupybox_root, tmp_path):
 def test_interrupt_through_the_kernel_manager_leaves_nothing(jupybox_root):
     """The stop button: SIGINT to the kernel during ``%%container sh -c 'sleep 60'``.
 
-    cgroups are machine-wide (other sessions' containers show up there), so the cgroups checked
-    are those of this kernel: named by the ids of its container and of the launcher daemon's
+    cgroups are host-wide (other stores' containers show up there), so the cgroups checked
+    are those of this kernel: named by the ids of its container and of the store's service's
     prewarmed sandboxes, whose directories appear under this test's store."""
     from jupyter_client.manager import start_new_kernel
 
@@ -144,7 +144,7 @@ def test_interrupt_through_the_kernel_manager_leaves_nothing(jupybox_root):
         assert jupybox.containers(all=True) == []  # stopped and removed before the cell returned
         left = ours()
         assert cid not in left
-        assert len(left) <= 2  # while the kernel lives, its launcher daemon keeps a pool of two prewarmed sandboxes
+        assert len(left) <= 2  # while the kernel lives, the store's service keeps a pool of two prewarmed sandboxes
         reply = kc.execute_interactive("print('kernel alive')", timeout=60)
         assert reply["content"]["status"] == "ok"
     finally:

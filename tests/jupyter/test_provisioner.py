@@ -1,7 +1,7 @@
 """The kernel provisioner, for real: jupyter_client's KernelManager starts kernels in containers.
 
 Every kernel here runs in a container of a store made for this module; after each test the
-store must hold no container, and no cgroup may hold a process of ours (the launcher daemon's
+store must hold no container, and no cgroup may hold a process of ours (the store's service's
 one prewarmed sandbox excepted while it lives).
 """
 
@@ -45,7 +45,7 @@ REPLY_TIMEOUT = 60  # generous bounds on waits; nothing here asserts a duration
 # -- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def kroot(tmp_path_factory):
-    """A store for this module's kernels; its launcher daemon is closed at the end."""
+    """A store for this module's kernels; its service is stopped at the end."""
     root = tmp_path_factory.mktemp("jbx-kernels")
     yield root
     close_launcher(root)
