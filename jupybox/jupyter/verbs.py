@@ -373,33 +373,32 @@ class Verbs:
                 f.close()
         return None
 
-    def _v_pull(self, args, root, words):
-        from ..registry import pull
+    def _with_progress(self, verb: str, args, root, transfer):
+        """``transfer(store, progress)`` under a progress display of ``verb`` (pull, push)."""
         from .display import pull_progress
 
-        store = self._engine(root).store
-        progress = pull_progress(f"pull {args.reference}", args.quiet)
+        progress = pull_progress(f"{verb} {args.reference}", args.quiet)
         try:
-            img = pull(store, args.reference, platform=args.platform, progress=progress, authfile=args.authfile,
-                       insecure_registries=args.insecure_registry)
+            return transfer(self._engine(root).store, progress)
         finally:
             if hasattr(progress, "close"):
                 progress.close()
+
+    def _v_pull(self, args, root, words):
+        from ..registry import pull
+
+        img = self._with_progress("pull", args, root, lambda store, progress: pull(
+            store, args.reference, platform=args.platform, progress=progress, authfile=args.authfile,
+            insecure_registries=args.insecure_registry))
         print(f"Status: Downloaded image for {args.reference} ({img.manifest_digest})")
         return img
 
     def _v_push(self, args, root, words):
         from ..registry import push
-        from .display import pull_progress
 
-        store = self._engine(root).store
-        progress = pull_progress(f"push {args.reference}", args.quiet)
-        try:
-            digest = push(store, args.reference, progress=progress, authfile=args.authfile,
-                          insecure_registries=args.insecure_registry)
-        finally:
-            if hasattr(progress, "close"):
-                progress.close()
+        digest = self._with_progress("push", args, root, lambda store, progress: push(
+            store, args.reference, progress=progress, authfile=args.authfile,
+            insecure_registries=args.insecure_registry))
         print(f"{args.reference}: digest: {digest}")
         return digest
 

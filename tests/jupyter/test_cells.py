@@ -30,24 +30,6 @@ from jupybox.jupyter.chartsession import container_name  # noqa: E402
 MiB = 1 << 20
 
 
-@pytest.fixture(scope="module")
-def module_root(tmp_path_factory):
-    from jupybox.testing.leaks import cleanup_mounts_under, kill_processes_under, stop_services
-
-    root = tmp_path_factory.mktemp("jbx-cells")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYBOX_ROOT", str(root))
-        yield root
-    from jupybox import api
-
-    client = api._clients.pop(api._key(str(root)), None)  # noqa: SLF001 - this process's connection
-    if client is not None:
-        client.close()
-    stop_services(root)
-    kill_processes_under(root)
-    cleanup_mounts_under(root)
-
-
 @pytest.fixture
 def ip(module_root):
     from IPython.testing.globalipapp import get_ipython

@@ -6,6 +6,7 @@ checked by handshakes through a bind-mounted directory, never by timing.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import threading
@@ -25,25 +26,6 @@ from jupybox import errors  # noqa: E402
 
 
 # -- fixtures ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def module_root(tmp_path_factory):
-    """One store (and so one service) for the module; removed with everything in it."""
-    from jupybox.testing.leaks import cleanup_mounts_under, kill_processes_under, stop_services
-
-    root = tmp_path_factory.mktemp("jbx-magics")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYBOX_ROOT", str(root))
-        yield root
-    from jupybox import api
-
-    client = api._clients.pop(api._key(str(root)), None)  # noqa: SLF001 - this process's connection
-    if client is not None:
-        client.close()
-    stop_services(root)
-    kill_processes_under(root)
-    cleanup_mounts_under(root)
-
-
 @pytest.fixture
 def ip(module_root):
     from IPython.testing.globalipapp import get_ipython
@@ -443,3 +425,20 @@ def test_dockerfile_magic_parses_and_says_what_it_needs(ip):
         res = ip.run_cell("%%dockerfile demo:1 --build-arg A=1\nFROM host\n")
         assert isinstance(res.error_in_exec, errors.JupyboxError)
         assert "jupybox.dockerfile.build()" in str(res.error_in_exec)
+
+
+def test_push_and_pull_through_the_magic(ip, module_root, busybox_tar, registry, monkeypatch):
+    """%container push / pull: the registry verbs with their progress display, the image returned."""
+    from jupybox.testing import import_image
+
+    import_image(module_root, busybox_tar, "bbmagic:1")
+    ref = f"{registry.host}/bbmagic:1"
+    ip.run_line_magic("container", f"tag bbmagic:1 {ref}")
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    digest = ip.run_line_magic("container", f"push -q --insecure-registry {registry.host} {ref}")
+    assert digest.startswith("sha256:") and out.getvalue().endswith(f"{ref}: digest: {digest}\n")
+    ip.run_line_magic("container", f"rmi {ref} bbmagic:1")
+    img = ip.run_line_magic("container", f"pull -q --insecure-registry {registry.host} {ref}")
+    assert img.manifest_digest == digest
+    assert f"Status: Downloaded image for {ref} ({digest})" in out.getvalue()
