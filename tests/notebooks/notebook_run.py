@@ -3,9 +3,9 @@
     python -m tests.notebooks.notebook_run --write [NOTEBOOK...]     # what `make notebooks` runs
     python -m tests.notebooks.notebook_run --check [NOTEBOOK...]     # fresh outputs == committed?
 
-executes each notebook (all of them by default) with nbclient in a fresh sandbox ($TMPDIR and
-$JUPYBOX_ROOT in a directory of its own, the kernel's cwd notebooks/ as in Jupyter) and, with
-``--write``, stores it back with its outputs: the committed outputs are those of a run as root
+executes each notebook (all of them by default) with nbclient in a fresh sandbox ($JUPYBOX_ROOT,
+and without ``--write`` $TMPDIR, in a directory of its own; the kernel's cwd notebooks/ as in
+Jupyter) and, with ``--write``, stores it back with its outputs: the committed outputs are those of a run as root
 with the current code, which ``test_notebook`` checks (tests/notebooks/notebook_outputs.py says
 what may differ between two runs). A notebook that fails is not written; the exit status says so.
 """
@@ -78,6 +78,10 @@ def run_one(path: Path, write: bool, check: bool = False, keep_failed: Path | No
     base = Path(tempfile.mkdtemp(prefix="jupybox-notebooks-"))
     try:
         _, env = sandbox(base)
+        if write:
+            # the paths a reader sees are those of a plain run (/tmp/jupybox-nb03-.../store), not
+            # nested in a sandbox; the tests run in one, and check that nothing is left there
+            del env["TMPDIR"]
         committed = read(path)
         nb = read(path)
         t0 = time.monotonic()

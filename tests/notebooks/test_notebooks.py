@@ -30,6 +30,7 @@ import shutil
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,21 @@ def _files(directory: Path, skip_notebooks: bool = False) -> set[str]:
             if not (skip_notebooks and (p.suffix == ".ipynb" or ".ipynb_checkpoints" in p.parts))}
 
 
+@contextmanager
+def _kept(nb, path: Path, artifacts_dir: Path):
+    """Times the run in the block; the executed notebook (as far as it ran) and its time are kept
+    in the artifacts, whatever happens."""
+    took = {"seconds": 0.0}
+    t0 = time.monotonic()
+    try:
+        yield took
+    finally:
+        took["seconds"] = time.monotonic() - t0
+        nbformat.write(nb, artifacts_dir / path.name)
+        (artifacts_dir / "time.json").write_text(json.dumps({"notebook": path.name,
+                                                             "seconds": round(took["seconds"], 1)}))
+
+
 # -- as root: the committed outputs ---------------------------------------------------------------
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(path: Path, tmp_path: Path, artifacts_dir: Path):
@@ -144,20 +160,17 @@ def test_notebook(path: Path, tmp_path: Path, artifacts_dir: Path):
     notebooks_before = _files(NOTEBOOK_DIR, skip_notebooks=True)  # (others may be edited meanwhile)
     cgroups_before = cgroups()
     nb = read(path)
-    t0 = time.monotonic()
     try:
-        execute(nb, env=env)
+        with _kept(nb, path, artifacts_dir) as took:
+            execute(nb, env=env)
     finally:
-        elapsed = time.monotonic() - t0
-        nbformat.write(nb, artifacts_dir / path.name)
-        (artifacts_dir / "time.json").write_text(json.dumps({"notebook": path.name, "seconds": round(elapsed, 1)}))
         left = _wait_gone(box)
         # whatever happened, the next test starts clean
         _kill(left)
         kill_processes_under(box)
         unmounted = cleanup_mounts_under(box)
 
-    print(f"{path.name}: {elapsed:.1f} s")
+    print(f"{path.name}: {took['seconds']:.1f} s")
     assert not left, f"{path.name} left processes running: {left}"
     assert not unmounted, f"{path.name} left mounts: {unmounted}"
     assert new_cgroups(cgroups_before, settle=5.0) == set(), f"{path.name} left cgroups"
@@ -224,12 +237,9 @@ def test_notebook_rootless(path: Path, tmp_path: Path, artifacts_dir: Path, requ
     box, env = sandbox(tmp_path)
     tmp = _user_kernel(box, env, user)
     try:
-        t0 = time.monotonic()
-        execute(nb, kernel_name="python3-user", env=env)
+        with _kept(nb, path, artifacts_dir) as took:
+            execute(nb, kernel_name="python3-user", env=env)
     finally:
-        elapsed = time.monotonic() - t0
-        nbformat.write(nb, artifacts_dir / path.name)
-        (artifacts_dir / "time.json").write_text(json.dumps({"notebook": path.name, "seconds": round(elapsed, 1)}))
         left = _wait_gone(tmp)
         _kill(left)
         left_files = sorted(_files(tmp))
@@ -241,7 +251,7 @@ def test_notebook_rootless(path: Path, tmp_path: Path, artifacts_dir: Path, requ
     skipped = [t for t in texts if t.startswith("(skipped in rootless mode: this cell needs ")]
     code = [c for c in nb.cells if c.cell_type == "code"]
     ran = len(code) - len(skipped)
-    print(f"{path.name}: {ran} of {len(code)} code cells ran rootless, in {elapsed:.1f} s")
+    print(f"{path.name}: {ran} of {len(code)} code cells ran rootless, in {took['seconds']:.1f} s")
     assert ran >= 3, f"only {ran} cells ran rootless: rootless runs what it supports"
     assert len(skipped) <= sum(c.source.startswith("# needs:") for c in code)
     assert not left, f"{path.name} left processes running: {left}"
