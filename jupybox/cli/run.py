@@ -233,14 +233,15 @@ def _foreground(ctx, op: str, stdin: int, tee: bool, **request) -> int:
 
     try:
         with forwarding_signals(forward):
-            reply = conn.call(op, fds=stdio, attached=True, **request)
+            removing = bool(request.get("spec", {}).get("remove"))
+            reply = conn.call(op, fds=stdio, attached=True, **request, **({"awaits_removal": True} if removing else {}))
             pid = reply["pid"]
             if logtee is not None:
                 logtee.start(ctx.engine.records.get(reply["id"]))
             for signum in held:
                 forward(signum)
             event = conn.event("exit", "id", reply["id"])
-        if request.get("spec", {}).get("remove"):
+        if removing:
             _removed(conn, reply["id"])
         code = event.get("exit_code")
         return 255 if code is None else code
