@@ -13,6 +13,7 @@ import os
 import sys
 
 from .. import errors
+from .status import container_status
 
 RUN_HELP = "Create and run a new container from an image"
 
@@ -371,6 +372,7 @@ def _warn_unenforced(ctx, spec) -> None:
         print(f"jupybox: warning: {notice}", file=sys.stderr)
 
 
+@container_status
 def cmd_start(args, ctx) -> int:
     try:
         return _start(args, ctx)
@@ -401,6 +403,7 @@ def _start(args, ctx) -> int:
     return code
 
 
+@container_status
 def cmd_exec(args, ctx) -> int:
     from ..runtime.options import parse_env, read_env_file
     from ..runtime.signals import forwarding_signals
