@@ -3,6 +3,7 @@
 #   make deps-demo  only what the demo needs: jupybox's own Debian packages + .venv with jupybox[demo]
 #   make test    the test suite (non-zero exit on any failure)
 #   make demo    the quickstart notebook, then a short CLI tour, on the built-in `host` image
+#   make notebooks  execute notebooks/ and store their outputs (the tests check they are current)
 #   make bench   jupybox against its anchors (crun, runc, podman, unshare), interleaved
 
 SHELL := /bin/bash
@@ -32,10 +33,10 @@ BENCH_ARGS  ?=
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help deps deps-demo apt-deps apt-core venv bytecode bytecode-demo test test-v2 test-fixtures demo bench clean
+.PHONY: help deps deps-demo apt-deps apt-core venv bytecode bytecode-demo test test-v2 test-fixtures demo notebooks bench clean
 
 help:
-	@echo "make deps | test | test-v2 | demo | bench | clean"
+	@echo "make deps | test | test-v2 | demo | notebooks | bench | clean"
 
 # --- dependencies -------------------------------------------------------------
 deps: apt-deps $(STAMP) bytecode
@@ -109,6 +110,14 @@ test-fixtures: deps
 demo: deps-demo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VPY) scripts/demo.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
+
+# --- notebooks ----------------------------------------------------------------
+# executes every notebook as root (in a network namespace of its own, as the tests) and writes it
+# back with its outputs; NOTEBOOKS=notebooks/04-cgroups.ipynb for one. A notebook that fails is
+# not written. test_notebook checks that the committed outputs are those of the current code.
+NOTEBOOKS ?=
+notebooks: deps
+	$(IN_TEST_NETNS) $(VPY) -m tests.notebooks.notebook_run --write $(NOTEBOOKS)
 
 # --- benchmarks ---------------------------------------------------------------
 bench: deps

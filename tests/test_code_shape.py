@@ -185,11 +185,7 @@ def test_the_kernel_layer_imports_nothing_above_it():
 
 MAX_LINES = 500
 # modules still over MAX_LINES -> the seams to split them along
-KNOWN_LARGE = {
-    "jupyter/magics.py": "the cell magic vs the line verbs vs the configuration",
-    "jupyter/cellrunner.py": "the in-container runner and -i/-o transfer vs CellRun vs ChartSession",
-    "jupyter/provisioner.py": "helpers (ports, the stderr tail) vs the kernel's spec vs its start/stop",
-}
+KNOWN_LARGE = {}
 
 
 def test_modules_stay_under_500_lines():

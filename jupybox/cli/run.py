@@ -68,6 +68,14 @@ def add_run_options(p) -> None:
     p.add_argument("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
     p.add_argument("--stop-signal", help="signal to stop the container (default: the image's, else SIGTERM)")
     p.add_argument("--stop-timeout", type=int, help="seconds to wait at stop before SIGKILL (default 10)")
+    p.add_argument("--device", dest="devices", action="append", default=[], metavar="HOST[:CONTAINER][:PERMS]",
+                   help="give the container a host device node (PERMS rw or rwm: nothing else can be enforced)")
+    p.add_argument("--gpus", help="refused: jupybox has no GPU runtime (use --device /dev/nvidiaN ...)")
+    p.add_argument("--shm-size", help="size of /dev/shm (e.g. 64m, the default; 1g)")
+    p.add_argument("--ulimit", dest="ulimits", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                   help="a resource limit (nofile, nproc, stack, core, ...; -1 unlimited)")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json, apparmor=unconfined")
 
 
 def options_from_args(args) -> dict:
@@ -86,6 +94,8 @@ def options_from_args(args) -> dict:
         "dns": args.dns, "add_hosts": args.add_host,
         "restart": args.restart, "healthcheck": healthcheck_from_args(args),
         "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
+        "devices": args.devices, "gpus": args.gpus, "shm_size": args.shm_size, "ulimits": args.ulimits,
+        "security_opt": args.security_opt,
     }
 
 

@@ -1,7 +1,8 @@
 """``%%container --bg``: start the cell detached and hand its Container to the user.
 
-An interrupt while it starts either lets the start complete (the user gets the container) or
-leaves nothing: the container is created, then started, with the interrupt held meanwhile
+An interrupt while it starts either lets the start complete (the user gets the container, its
+name printed) or leaves nothing: the cell's files are written, the container created, then
+started, with the interrupt held meanwhile
 (``sigint_deferred``; a second one, or a start that hangs, cuts it short); a held interrupt
 removes what was made (the cell's files go with it: they are named by its labels) and raises
 KeyboardInterrupt. Its output goes to its log files (``%container logs NAME``).
@@ -45,15 +46,17 @@ def _remove(c) -> None:
         pass
 
 
-def start_bg(run, command: list[str], stdin: int | None):
+def start_bg(run):
+    """Prepare, create and start the cell detached, the interrupt held throughout; its Container."""
     import jupybox
 
-    from .cellrunner import sigint_deferred
+    from .cellinterrupt import sigint_deferred
 
-    c = None
+    c = stdin = None
     try:
         with sigint_deferred() as interrupted:
             try:
+                command, stdin = run._prepare()
                 c = jupybox.create(run.image, command, root=run.root, **run.options)
                 _start(c, stdin)
             finally:
@@ -61,11 +64,13 @@ def start_bg(run, command: list[str], stdin: int | None):
                     os.close(stdin)
             if interrupted():
                 raise KeyboardInterrupt
+            # handed over inside the held block: an interrupt after it finds the name printed
+            run.container = c
+            print(container_name(c), file=run.stdout)
     except BaseException:
         if c is not None:
             _remove(c)
+        run.container = None
         run.cleanup()
         raise
-    run.container = c
-    print(container_name(c), file=run.stdout)
     return c

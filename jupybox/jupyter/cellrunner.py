@@ -23,17 +23,15 @@ Interrupt: the kernel's SIGINT (KeyboardInterrupt in the main thread while we wa
 to the container, SIGKILL after ``grace`` seconds, waits for it and removes it; then
 KeyboardInterrupt is raised again, shown with the cell's own frames only. A SIGINT that arrives
 while the container is being started is held until its handle exists (a second one, or the
-first after ``HOLD_LIMIT`` seconds, is not), so that even then nothing is left behind.
+first after ``HOLD_LIMIT`` seconds, is not), so that even then nothing is left behind
+(``cellinterrupt``).
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -41,96 +39,19 @@ import time
 from pathlib import Path
 
 from .. import errors
-from ..runtime.fdio import chunks
 from . import richoutput, transfer
+from .cellinterrupt import HOLD_LIMIT, remove_quietly, sigint_deferred, stop_container
 from .cellstatus import one_line, status_text
+from .cellstreams import pump
 from .chartsession import ChartSession, container_name
 from .transfer import TransferError
 
-__all__ = ["CellRun", "ChartSession", "TransferError", "container_name", "one_line", "status_text"]
+__all__ = ["HOLD_LIMIT", "CellRun", "ChartSession", "TransferError", "container_name", "one_line", "sigint_deferred",
+           "status_text"]
 
 CELL_DIR = "/run/jupybox-cell"
 CELL_LABEL = "io.jupybox.cell"  # what ps shows as a cell container's COMMAND: "%%container In[7]: ..."
-HOLD_LIMIT = 1.5  # seconds an interrupt may wait for a start under way before it cuts it short
 RUNNER = Path(__file__).with_name("inside") / "runner.py"
-
-
-@contextlib.contextmanager
-def sigint_deferred(limit: float | None = HOLD_LIMIT):
-    """Hold a SIGINT that arrives inside the block; yields a function telling whether one came.
-
-    A second SIGINT, or the first one still held ``limit`` seconds later (a start that hangs),
-    raises KeyboardInterrupt at once: an interrupt always returns control."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    hit: list[int] = []
-    timers: list[threading.Timer] = []
-
-    def handler(signum, frame):
-        hit.append(signum)
-        if len(hit) > 1:
-            raise KeyboardInterrupt
-        if limit is not None:
-            import _thread
-
-            timers.append(threading.Timer(limit, _thread.interrupt_main))
-            timers[-1].daemon = True
-            timers[-1].start()
-
-    try:
-        old = signal.signal(signal.SIGINT, handler)
-    except ValueError:
-        yield lambda: False
-        return
-    try:
-        yield lambda: bool(hit)
-    finally:
-        for t in timers:
-            t.cancel()
-        signal.signal(signal.SIGINT, old)
-
-
-def _pump(fd: int, stream, tee: str | os.PathLike | None = None) -> None:
-    """Copy a pipe into a text stream as bytes arrive (incremental UTF-8 decoding).
-
-    An ipykernel stream publishes by itself within 0.2 s and merges what came meanwhile into one
-    output; flushing it at every chunk would split a saved notebook's output into fragments.
-    Other streams (a terminal) are flushed at every chunk. ``tee``: a log file that gets the bytes
-    too (a kept container's ``stdout.log``, so that ``%container logs`` shows them later).
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    target = getattr(stream, "stream", stream)  # under a Capped, the kernel's stream
-    autoflush = getattr(target, "pub_thread", None) is None
-    log = None
-    if tee is not None:
-        try:
-            log = open(tee, "ab")  # noqa: SIM115
-        except OSError:
-            log = None
-    try:
-        for data in chunks(fd):
-            if log is not None:
-                log.write(data)
-                log.flush()
-            text = decoder.decode(data)
-            if text:
-                try:
-                    stream.write(text)
-                    if autoflush:
-                        stream.flush()
-                except (ValueError, OSError):
-                    pass
-        text = decoder.decode(b"", final=True)
-        if text:
-            stream.write(text)
-        if hasattr(stream, "end"):  # a Capped stream: its marker and tail
-            stream.end()
-        stream.flush()
-    finally:
-        os.close(fd)
-        if log is not None:
-            log.close()
 
 
 class CellRun:
@@ -142,8 +63,9 @@ class CellRun:
                  chart: bool = True, live: bool = False, summary: bool = True, rate: float = 4.0,
                  grace: float = 2.0, python: str = "python3", root=None, stdout=None, stderr=None,
                  isolation=None, label: str | None = None, cell_name: str | None = None,
-                 header: list[str] | None = None, chart_after: float = 0.0, max_output: int = 0):
+                 header: list[str] | None = None, chart_after: float = 0.0, max_output: int = 0, pin=None):
         self.image = image
+        self.pin = pin  # image -> what to start (env.pins), called once the cell is known to be runnable
         self.command = list(command)
         self.cell = cell
         self.options = dict(options)
@@ -206,6 +128,12 @@ class CellRun:
         if self.fallback is not None and self.bg:
             raise errors.UsageError("--bg needs isolation: without it a cell runs as a plain process, in the "
                                     f"foreground only ({self.fallback.reason})")
+        if self.fallback is not None:
+            from ..runtime import unisolated
+
+            # what a plain process cannot honour (an image other than the host's, a volume...) is
+            # the real reason such a cell cannot run: said before the image is looked up
+            unisolated.prepare(self.image, self.command or [self.python], **self.options)
 
     def _detect(self) -> None:
         if self.isolation is None:
@@ -314,13 +242,15 @@ class CellRun:
     def run(self):
         self._detect()
         self._check()
+        if self.pin is not None:
+            self.image = self.pin(self.image)
+        if self.bg:
+            from .cellbg import start_bg
+
+            return start_bg(self)
         stdin = None
         try:
             command, stdin = self._prepare()
-            if self.bg:
-                from .cellbg import start_bg
-
-                return start_bg(self, command, stdin)
             start = self._starter(command)
         except BaseException:
             if stdin is not None:
@@ -400,7 +330,7 @@ class CellRun:
                 rec = c._record  # noqa: SLF001 - a kept container's log files, for %container logs
                 tees = (rec.stdout_log, rec.stderr_log)
             streams = self._streams()
-            readers = [threading.Thread(target=ctx.copy().run, args=(_pump, fd, stream, tee), daemon=True,
+            readers = [threading.Thread(target=ctx.copy().run, args=(pump, fd, stream, tee), daemon=True,
                                         name=f"jupybox-{which}")
                        for fd, stream, tee, which in ((out_r, streams[0], tees[0], "stdout"),
                                                       (err_r, streams[1], tees[1], "stderr"))]
@@ -413,7 +343,7 @@ class CellRun:
             self._wait(c)
         except KeyboardInterrupt:
             interrupted = True
-            self._interrupt(c)
+            stop_container(c, self.grace)
         finally:
             self._finish(c, display, readers, t0, interrupted)
         if interrupted:
@@ -443,7 +373,7 @@ class CellRun:
                 display.finish(self.result, wall=self.wall, status=status_text(self.result, interrupted))
         finally:
             if interrupted and not self.keep and self.fallback is None:
-                _remove_quietly(c)
+                remove_quietly(c)
             if self.fallback is not None:
                 self.cleanup()
 
@@ -453,36 +383,6 @@ class CellRun:
                 return c.wait(timeout=0.25)
             except TimeoutError:
                 continue
-
-    def _interrupt(self, c) -> None:
-        """SIGINT, SIGKILL after the grace period, wait: the container is gone when this returns."""
-        try:
-            try:
-                c.kill(signal.SIGINT)
-            except errors.JupyboxError:
-                pass
-            deadline = time.monotonic() + self.grace
-            while True:
-                try:
-                    c.wait(timeout=max(0.0, min(0.25, deadline - time.monotonic())))
-                    return
-                except TimeoutError:
-                    if time.monotonic() >= deadline:
-                        break
-        except KeyboardInterrupt:
-            pass  # a second interrupt: no more grace
-        while True:
-            try:
-                try:
-                    c.kill(signal.SIGKILL)
-                except errors.JupyboxError:
-                    pass
-                c.wait(timeout=30)
-                return
-            except TimeoutError:
-                raise errors.RuntimeFailure(f"container {container_name(c)} did not die after SIGKILL") from None
-            except KeyboardInterrupt:
-                continue  # we are already killing it
 
     def _collect_outputs(self) -> dict:
         if not self.outputs or (self.result or {}).get("exit_code") != 0:
@@ -532,21 +432,3 @@ def show_notice(reason: str, limits: str = "") -> None:
     from .display import NoIsolationNotice
 
     display(NoIsolationNotice(reason, limits))
-
-
-def _remove_quietly(c, timeout: float = 10.0) -> None:
-    """The container is gone when this returns: --rm's removal (which the service finishes just
-    after it reports the exit) is waited for, else the container is removed here."""
-    rec = c._record  # noqa: SLF001
-    deadline = time.monotonic() + timeout
-    while rec.dir.exists() and time.monotonic() < deadline:
-        try:
-            if not rec.config["spec"].get("remove"):
-                break
-        except errors.JupyboxError:
-            return
-        time.sleep(0.01)
-    try:
-        c.remove(force=True)
-    except errors.JupyboxError:
-        pass  # removed meanwhile

@@ -242,7 +242,7 @@ class NoIsolationNotice(_TextRepr):
 
     def lines(self) -> list[str]:
         return [f"{self.reason}.",
-                f"This cell runs as a plain process on this machine, not in a container, as {self._who()}: it can "
+                f"This cell runs as a plain process on the host, not in a container, as {self._who()}: it can "
                 f"read and change everything that user can (files, network, other processes).",
                 ] + ([self.limits[0].upper() + self.limits[1:] + "."] if self.limits else [])
 

@@ -188,9 +188,19 @@ def _export_container_id(wait: float = 2.0) -> None:
 def load_ipython_extension(ipython) -> None:
     _export_container_id()
     _packages_prefix()
+    _tell_previous_death(ipython)
     kernel = getattr(ipython, "kernel", None)
     if kernel is not None and hasattr(kernel, "control_handlers"):
         install(kernel)
+
+
+def _tell_previous_death(ipython) -> None:
+    """Why the kernel before this one died (the provisioner saw it: jupybox.jupyter.kernelend)."""
+    from .kernelend import PREVIOUS_KERNEL_ENV, tell_once
+
+    reason = os.environ.pop(PREVIOUS_KERNEL_ENV, None)
+    if reason and getattr(ipython, "events", None) is not None:
+        tell_once(ipython, reason)
 
 
 def _packages_prefix() -> None:

@@ -276,7 +276,9 @@ struct plan {
     int new_netns, privileged, readonly_rootfs, rootfs_ready;
     struct strv cgroup_mounts;  /* pairs: host dir, name */
     struct strv mounts;         /* records: kind, source, destination, ro, is_dir, flags, options */
+    struct strv devices;        /* records: path inside, type (c/b), major, minor, mode, uid, gid, host path */
     struct strv masked, readonly;
+    long long shm_size;         /* bytes; 0: docker's 64m */
     /* the process */
     char *hostname, *user, *cwd, *userns;
     struct strv argv, env;
@@ -305,6 +307,7 @@ static void parse_plan(const struct msg *m, struct plan *pl)
     memset(pl, 0, sizeof *pl);
     pl->init = 1;
     pl->last_cap = 40;
+    pl->no_new_privs = -1; /* the mode's default: set unless privileged */
     uint32_t pos = 1;
     struct field f;
     int r;
@@ -318,6 +321,8 @@ static void parse_plan(const struct msg *m, struct plan *pl)
         case 'n': pl->new_netns = (int)num(f.val); break;
         case 'g': push_parts(&pl->cgroup_mounts, &f, 2); break;
         case 'M': push_parts(&pl->mounts, &f, 7); break;
+        case 'v': push_parts(&pl->devices, &f, 8); break;
+        case 'z': pl->shm_size = num(f.val); break;
         case 'k': strv_push(&pl->masked, f.val); break;
         case 'K': strv_push(&pl->readonly, f.val); break;
         case 'V': pl->privileged = (int)num(f.val); break;
@@ -494,45 +499,236 @@ static int bind_mount(const char *src, const char *dst, int readonly, int recurs
     return mnt(NULL, dst, NULL, flags, NULL);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * device files. CAP_MKNOD is in docker's default set, and jupybox has no device cgroup (docker's
+ * refuses the open of a node it does not list): so no mount of a non-privileged container allows
+ * device files (nodev), and the nodes it is given on purpose are bind mounts of their own, which
+ * keep the flags of the mount they come from, not those of the nodev mount they land on. */
+
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define NR_MOUNT_SETATTR 442 /* the same number on every architecture */
+#define ATTR_NODEV 0x4       /* MOUNT_ATTR_NODEV */
+#define MAX_MOUNTINFO (64 << 20)
+
+struct mount_attr_v0 {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* A whole /proc file (stat gives no size there), NUL-terminated; NULL with errno on failure. */
+static char *read_proc(const char *path, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 65536, got = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (got + 1 >= cap) {
+            char *more = cap < max ? realloc(buf, cap * 2) : NULL;
+            if (!more) {
+                free(buf);
+                buf = NULL;
+                errno = EFBIG;
+                break;
+            }
+            buf = more;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + got, cap - got - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        if (n == 0) {
+            buf[got] = '\0';
+            break;
+        }
+        got += (size_t)n;
+    }
+    int e = errno;
+    close(fd);
+    errno = e;
+    return buf;
+}
+
+/* A mount point as mountinfo writes it (\040 for a space, \011, \012, \134) decoded in place. */
+static void unescape_octal(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+            *o++ = (char)(((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
+            p += 3;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+/* Without mount_setattr (kernels before 5.12, or a seccomp filter older than the call): every mount
+ * at or under `target` remounted with nodev added to the flags it has (a remount must keep those
+ * a user namespace locked). A mount hidden under another at the same place is out of reach, as it
+ * is for the container. */
+static int nodev_by_mountinfo(const char *target)
+{
+    char real[PATH_MAX];
+    if (!realpath(target, real))
+        return failf(125, "setting up the root filesystem: %s: %s", target, strerror(errno));
+    size_t tl = strlen(real);
+    char *data = read_proc("/proc/self/mountinfo", MAX_MOUNTINFO);
+    if (!data)
+        return failf(125, "setting up the root filesystem: reading /proc/self/mountinfo: %s", strerror(errno));
+    int rc = 0;
+    for (char *line = data; rc == 0 && line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        /* id parent major:minor root mount-point mount-options ... */
+        char *f[6];
+        int n = 0;
+        for (char *p = line; p && n < 6;) {
+            f[n++] = p;
+            p = strchr(p, ' ');
+            if (p)
+                *p++ = '\0';
+        }
+        if (n == 6) {
+            unescape_octal(f[4]);
+            if (!strncmp(f[4], real, tl) && (f[4][tl] == '\0' || f[4][tl] == '/')) {
+                unsigned long flags = MS_BIND | MS_REMOUNT | MS_NODEV;
+                int atime = 0;
+                char *save = NULL;
+                for (char *o = strtok_r(f[5], ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+                    if (!strcmp(o, "ro"))
+                        flags |= MS_RDONLY;
+                    else if (!strcmp(o, "nosuid"))
+                        flags |= MS_NOSUID;
+                    else if (!strcmp(o, "noexec"))
+                        flags |= MS_NOEXEC;
+                    else if (!strcmp(o, "nodiratime"))
+                        flags |= MS_NODIRATIME;
+                    else if (!strcmp(o, "noatime"))
+                        flags |= MS_NOATIME, atime = 1;
+                    else if (!strcmp(o, "relatime"))
+                        flags |= MS_RELATIME, atime = 1;
+                }
+                rc = mnt(NULL, f[4], NULL, flags | (atime ? 0 : MS_STRICTATIME), NULL);
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(data);
+    return rc;
+}
+
+/* nodev on `target` and on every mount under it (a recursive bind brings its source's submounts). */
+static int nodev_tree(const char *target)
+{
+    struct mount_attr_v0 attr = {ATTR_NODEV, 0, 0, 0};
+    if (syscall(NR_MOUNT_SETATTR, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) == 0)
+        return 0;
+    if (errno != ENOSYS && errno != EPERM)
+        return failf(125, "setting up the root filesystem: nodev on %s: %s", target, strerror(errno));
+    return nodev_by_mountinfo(target);
+}
+
+/* A mount destination must not lead into /proc (runc's checkProcMount): a bind there could hide
+ * or replace what the kernel shows the container about itself. */
+static int inside_proc(const char *root, const char *target)
+{
+    size_t rl = strlen(root);
+    return !strncmp(target, root, rl) && !strncmp(target + rl, "/proc", 5) &&
+           (target[rl + 5] == '\0' || target[rl + 5] == '/');
+}
+
+struct node {
+    const char *path;           /* inside the container */
+    mode_t mode;                /* type and permissions */
+    dev_t rdev;
+    long long uid, gid;         /* its owner (-1: root) */
+    const char *host;           /* the host's node: bound instead in a user namespace */
+};
+
+/* Device nodes at their places in the container (before pivot_root).
+ * In a user namespace, where mknod of a device is refused, the host's nodes are bound (podman's
+ * way). Else fresh nodes: made in a scratch tmpfs mounted without nodev, each bound onto an empty
+ * file at its place, then the scratch is detached. Never the host's own inodes in root mode: the
+ * container's root could change their mode or owner. */
+static int make_nodes(const char *root, const struct node *nodes, size_t n, int in_userns)
+{
+    char scratch[PATH_MAX * 2], src[PATH_MAX * 2 + 32], target[PATH_MAX * 2];
+    if (!n)
+        return 0;
+    snprintf(scratch, sizeof scratch, "%s/dev/.jupybox-nodes", root);
+    if (!in_userns) {
+        if (mkdir(scratch, 0700) != 0)
+            return failf(125, "setting up the root filesystem: mkdir %s: %s", scratch, strerror(errno));
+        if (mnt("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=700,size=4k") != 0)
+            return -1;
+    }
+    mode_t old = umask(0);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = ensure_path(root, nodes[i].path, 0, target, sizeof target);
+        if (rc == 0 && inside_proc(root, target))
+            rc = failf(125, "invalid device path %s: it resolves into /proc", nodes[i].path);
+        if (rc != 0)
+            break;
+        if (in_userns) {
+            rc = bind_mount(nodes[i].host, target, 0, 0, 0);
+            continue;
+        }
+        snprintf(src, sizeof src, "%s/%zu", scratch, i);
+        if (mknod(src, nodes[i].mode, nodes[i].rdev) != 0)
+            rc = failf(125, "setting up the root filesystem: mknod %s: %s", nodes[i].path, strerror(errno));
+        else if (nodes[i].uid >= 0 && chown(src, (uid_t)nodes[i].uid, (gid_t)nodes[i].gid) != 0)
+            rc = failf(125, "setting up the root filesystem: chown %s: %s", nodes[i].path, strerror(errno));
+        else
+            rc = bind_mount(src, target, 0, 0, 0);
+    }
+    umask(old);
+    if (!in_userns && (umount2(scratch, MNT_DETACH) != 0 || rmdir(scratch) != 0) && rc == 0)
+        rc = failf(125, "setting up the root filesystem: detaching %s: %s", scratch, strerror(errno));
+    return rc;
+}
+
+static int in_userns(const char *userns)
+{
+    return userns && *userns && strcmp(userns, "none") != 0;
+}
+
 static const struct {
     const char *name;
     unsigned maj, min;
 } DEVICES[] = {
     {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 };
+#define NDEVICES (sizeof DEVICES / sizeof *DEVICES)
 
 static const char *const DEV_LINKS[][2] = {
     {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
     {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},
 };
 
-static int setup_dev(const char *root, const char *userns)
+#define SHM_SIZE (64LL << 20) /* docker's default --shm-size */
+
+static int setup_dev(const char *root, struct plan *pl)
 {
     char dev[PATH_MAX * 2], path[PATH_MAX * 2];
+    const char *userns = pl->dev_userns;
+    /* --privileged keeps device files usable everywhere, and its nodes made in place */
+    int privileged = pl->privileged, userns_nodes = in_userns(userns);
     if (ensure_path(root, "/dev", 1, dev, sizeof dev) != 0)
         return -1;
-    if (mnt("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") != 0)
+    if (mnt("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME | (privileged ? 0 : MS_NODEV), "mode=755,size=65536k") != 0)
         return -1;
     mode_t old = umask(0);
-    int in_userns = userns && *userns && strcmp(userns, "none") != 0;
-    for (size_t i = 0; i < sizeof DEVICES / sizeof *DEVICES; i++) {
-        snprintf(path, sizeof path, "%s/%s", dev, DEVICES[i].name);
-        if (in_userns) {
-            /* mknod of a device is refused in a user namespace: the host's node, bound (podman's way) */
-            int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
-            if (fd >= 0)
-                close(fd);
-            char host[64];
-            snprintf(host, sizeof host, "/dev/%s", DEVICES[i].name);
-            if (mount(host, path, NULL, MS_BIND, NULL) != 0) {
-                umask(old);
-                return failf(125, "setting up the root filesystem: bind %s: %s", host, strerror(errno));
-            }
-        } else if (mknod(path, S_IFCHR | 0666, makedev(DEVICES[i].maj, DEVICES[i].min)) != 0) {
-            umask(old);
-            return failf(125, "setting up the root filesystem: mknod %s: %s", path, strerror(errno));
-        }
-    }
     for (size_t i = 0; i < sizeof DEV_LINKS / sizeof *DEV_LINKS; i++) {
         snprintf(path, sizeof path, "%s/%s", dev, DEV_LINKS[i][0]);
         symlink(DEV_LINKS[i][1], path);
@@ -542,18 +738,64 @@ static int setup_dev(const char *root, const char *userns)
         snprintf(path, sizeof path, "%s/%s", dev, subs[i]);
         mkdir(path, 0755);
     }
-    umask(old);
+    if (privileged && !userns_nodes) {
+        for (size_t i = 0; i < NDEVICES; i++) {
+            snprintf(path, sizeof path, "%s/%s", dev, DEVICES[i].name);
+            if (mknod(path, S_IFCHR | 0666, makedev(DEVICES[i].maj, DEVICES[i].min)) != 0) {
+                umask(old);
+                return failf(125, "setting up the root filesystem: mknod %s: %s", path, strerror(errno));
+            }
+        }
+        umask(old);
+    } else {
+        umask(old);
+        struct node nodes[NDEVICES];
+        char names[NDEVICES][2][32];
+        for (size_t i = 0; i < NDEVICES; i++) {
+            snprintf(names[i][0], sizeof names[i][0], "/dev/%s", DEVICES[i].name);
+            nodes[i] = (struct node){names[i][0], S_IFCHR | 0666, makedev(DEVICES[i].maj, DEVICES[i].min), -1, -1,
+                                     names[i][0]};
+        }
+        if (make_nodes(root, nodes, NDEVICES, userns_nodes) != 0)
+            return -1;
+    }
     /* gid 5 (tty) exists inside unless only root is mapped */
     const char *pts_opts = (userns && !strcmp(userns, "single")) ? "newinstance,ptmxmode=0666,mode=0620"
                                                                  : "newinstance,ptmxmode=0666,mode=0620,gid=5";
     snprintf(path, sizeof path, "%s/pts", dev);
     if (mnt("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, pts_opts) != 0)
         return -1;
+    char shm_opts[64];
+    snprintf(shm_opts, sizeof shm_opts, "mode=1777,size=%lld", pl->shm_size > 0 ? pl->shm_size : SHM_SIZE);
     snprintf(path, sizeof path, "%s/shm", dev);
-    if (mnt("shm", path, "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k") != 0)
+    if (mnt("shm", path, "tmpfs", NOSUID_NODEV_NOEXEC, shm_opts) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/mqueue", dev);
     return mnt("mqueue", path, "mqueue", NOSUID_NODEV_NOEXEC, NULL);
+}
+
+/* --device: the host's nodes, each as a fresh node of the same type, numbers, mode and owner (or
+ * the host's node itself, bound, in a user namespace); made after the other mounts, as runc does. */
+static int setup_devices(const char *root, struct plan *pl)
+{
+    size_t n = pl->devices.n / 8;
+    if (!n)
+        return 0;
+    struct node *nodes = calloc(n, sizeof *nodes);
+    if (!nodes)
+        return failf(125, "setting up the root filesystem: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        char **v = pl->devices.v + 8 * i;
+        if (strcmp(v[1], "c") && strcmp(v[1], "b")) {
+            free(nodes);
+            return failf(125, "starting the container: a malformed device in its plan: %.40s", v[1]);
+        }
+        nodes[i] = (struct node){v[0], (v[1][0] == 'b' ? S_IFBLK : S_IFCHR) | ((mode_t)num(v[4]) & 0777),
+                                 makedev((unsigned)num(v[2]), (unsigned)num(v[3])), num(v[5]), num(v[6]), v[7]};
+    }
+    int rc = make_nodes(root, nodes, n, in_userns(pl->dev_userns));
+    free(nodes);
+    return rc;
 }
 
 static int setup_sys(const char *root, struct plan *pl)
@@ -564,7 +806,7 @@ static int setup_sys(const char *root, struct plan *pl)
     if (pl->new_netns) {
         if (mnt("sysfs", sys, "sysfs", NOSUID_NODEV_NOEXEC | MS_RDONLY, NULL) != 0)
             return -1;
-    } else if (bind_mount("/sys", sys, 1, 1, 0) != 0) {
+    } else if (bind_mount("/sys", sys, 1, 1, 0) != 0 || (!pl->privileged && nodev_tree(sys) != 0)) {
         /* sysfs shows the network namespace of its mounter: with the host's network, bind it */
         return -1;
     }
@@ -600,7 +842,7 @@ static int mask_paths(const char *root, struct plan *pl)
         if (lstat(target, &st) != 0)
             continue;
         if (S_ISDIR(st.st_mode)) {
-            if (mnt("tmpfs", target, "tmpfs", MS_RDONLY, "size=0") != 0)
+            if (mnt("tmpfs", target, "tmpfs", MS_RDONLY | NOSUID_NODEV_NOEXEC, "size=0") != 0)
                 return -1;
         } else if (bind_mount(devnull, target, 0, 0, 0) != 0) {
             return -1;
@@ -705,15 +947,6 @@ static int pivot(const char *root)
     return 0;
 }
 
-/* A mount destination must not lead into /proc (runc's checkProcMount): a bind there could hide
- * or replace what the kernel shows the container about itself. */
-static int inside_proc(const char *root, const char *target)
-{
-    size_t rl = strlen(root);
-    return !strncmp(target, root, rl) && !strncmp(target + rl, "/proc", 5) &&
-           (target[rl + 5] == '\0' || target[rl + 5] == '/');
-}
-
 static int setup_rootfs(struct plan *pl)
 {
     const char *root = pl->rootfs;
@@ -734,9 +967,11 @@ static int setup_rootfs(struct plan *pl)
     if (pl->fuse_overlayfs) {
         if (fuse_overlayfs(pl->fuse_overlayfs, root) != 0)
             return -1;
-    } else if (mnt("overlay", root, "overlay", 0, pl->overlay) != 0) {
+    } else if (mnt("overlay", root, "overlay", pl->privileged ? 0 : MS_NODEV, pl->overlay) != 0) {
         return -1;
     }
+    if (pl->fuse_overlayfs && !pl->privileged && nodev_tree(root) != 0)
+        return -1;
     if (chdir("/") != 0)
         return failf(125, "setting up the root filesystem: chdir /: %s", strerror(errno));
     /* /proc, /dev and /sys are jupybox's to make: an image that makes one of them a symlink
@@ -753,7 +988,7 @@ static int setup_rootfs(struct plan *pl)
     if (ensure_path(root, "/proc", 1, target, sizeof target) != 0 ||
         mnt("proc", target, "proc", NOSUID_NODEV_NOEXEC, NULL) != 0)
         return -1;
-    if (setup_dev(root, pl->dev_userns) != 0 || setup_sys(root, pl) != 0)
+    if (setup_dev(root, pl) != 0 || setup_sys(root, pl) != 0)
         return -1;
     char **v = pl->mounts.v;
     for (size_t i = 0; i + 7 <= pl->mounts.n; i += 7) {
@@ -769,13 +1004,22 @@ static int setup_rootfs(struct plan *pl)
             if (mnt("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0),
                     *options ? options : "mode=1777") != 0)
                 return -1;
-        } else if (bind_mount(src, target, ro, 1, extra) != 0) {
+        } else if (!strcmp(kind, "mask")) {
+            /* a secret file covered by the container's own /dev/null */
+            char devnull[PATH_MAX * 2];
+            snprintf(devnull, sizeof devnull, "%s/dev/null", root);
+            if (bind_mount(devnull, target, ro, 0, 0) != 0)
+                return -1;
+        } else if (bind_mount(src, target, ro, 1, extra) != 0 || (!pl->privileged && nodev_tree(target) != 0)) {
             return -1;
         }
     }
+    if (setup_devices(root, pl) != 0)
+        return -1;
     if (!pl->privileged && mask_paths(root, pl) != 0)
         return -1;
-    if (pl->readonly_rootfs && mnt(NULL, root, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0)
+    if (pl->readonly_rootfs &&
+        mnt(NULL, root, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | (pl->privileged ? 0 : MS_NODEV), NULL) != 0)
         return -1;
     return pivot(root);
 }
@@ -976,26 +1220,36 @@ static int make_job(struct plan *pl, struct user *u, struct job *j, int code)
     if (u->uid != 0)
         j->uid = u->uid; /* setuid away from root clears the effective capabilities */
     for (size_t i = 0; i < pl->rlimits.n && j->nrlimits < MAX_RLIMITS; i++) {
+        /* "resource soft hard" (--ulimit; RLIM_INFINITY as -1) or "resource value" (both) */
         int res;
-        unsigned long long value;
-        if (sscanf(pl->rlimits.v[i], "%d %llu", &res, &value) != 2)
+        long long soft, hard;
+        int got = sscanf(pl->rlimits.v[i], "%d %lld %lld", &res, &soft, &hard);
+        if (got < 2)
             continue;
-        /* never above the hard limit we were given: raising one needs CAP_SYS_RESOURCE */
+        if (got == 2)
+            hard = soft;
+        rlim_t s = soft < 0 ? RLIM_INFINITY : (rlim_t)soft, h = hard < 0 ? RLIM_INFINITY : (rlim_t)hard;
+        /* never above the hard limit we were given: raising one needs CAP_SYS_RESOURCE (the
+         * service refuses such a --ulimit; the limits that stand in for cgroups are clamped) */
         struct rlimit cur;
-        if (getrlimit(res, &cur) == 0 && cur.rlim_max != RLIM_INFINITY && value > cur.rlim_max)
-            value = cur.rlim_max;
+        if (getrlimit(res, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {
+            if (h > cur.rlim_max)
+                h = cur.rlim_max;
+            if (s > h)
+                s = h;
+        }
         j->rl_resource[j->nrlimits] = res;
-        j->rl_value[j->nrlimits].rlim_cur = j->rl_value[j->nrlimits].rlim_max = (rlim_t)value;
+        j->rl_value[j->nrlimits].rlim_cur = s;
+        j->rl_value[j->nrlimits].rlim_max = h;
         j->nrlimits++;
     }
-    if (!pl->privileged) {
-        j->no_new_privs = 1;
-        if (pl->seccomp_len) {
-            j->prog.len = (unsigned short)(pl->seccomp_len / sizeof(struct sock_filter));
-            j->prog.filter = (struct sock_filter *)pl->seccomp;
-        }
-    } else {
-        j->no_new_privs = pl->no_new_privs;
+    /* no_new_privs: set unless privileged, or as --security-opt no-new-privileges says */
+    j->no_new_privs = pl->no_new_privs >= 0 ? pl->no_new_privs : !pl->privileged;
+    if (!pl->privileged && pl->seccomp_len) {
+        j->prog.len = (unsigned short)(pl->seccomp_len / sizeof(struct sock_filter));
+        j->prog.filter = (struct sock_filter *)pl->seccomp;
+        /* without no_new_privs loading a filter takes CAP_SYS_ADMIN: before the capabilities go */
+        j->seccomp_first = !j->no_new_privs;
     }
     return 0;
 }

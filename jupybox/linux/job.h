@@ -4,7 +4,8 @@
  * The order is runc's: signals to their defaults, stdio, supplementary groups and gid, rlimits,
  * the capability sets (the bounding set is dropped while CAP_SETPCAP is still held), uid (setuid
  * away from root clears the permitted and effective sets), no_new_privs, seccomp last (its filter
- * may refuse the calls before it), the working directory, execve. Every descriptor above 2 is
+ * may refuse the calls before it; without no_new_privs first, while CAP_SYS_ADMIN is still held),
+ * the working directory, execve. Every descriptor above 2 is
  * marked close-on-exec, so a launcher's error pipe reads EOF when the exec succeeds.
  *
  * Only raw system calls and the job's own memory are used from job_credentials() on: the code may
@@ -69,6 +70,7 @@ struct job {
     int last_cap;
     int no_new_privs;
     struct sock_fprog prog;     /* len 0: no filter */
+    int seccomp_first;          /* the filter before the credentials (runc's order without no_new_privs) */
     /* written by the child, read by the parent after the vfork returns */
     volatile int failed_step;
     volatile int failed_errno;
@@ -179,6 +181,8 @@ static int job_rlimits(struct job *j)
 /* groups, gid, (rlimits), capabilities, uid, no_new_privs, seccomp: who the process is */
 static int job_credentials(struct job *j, int with_rlimits)
 {
+    if (j->seccomp_first && j->prog.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &j->prog, 0, 0) != 0)
+        return job_fail(j, STEP_SECCOMP);
     if (j->set_groups && syscall(SYS_setgroups, j->ngroups, j->groups) != 0)
         return job_fail(j, STEP_SETGROUPS);
     if (j->gid >= 0 && syscall(SYS_setresgid, (gid_t)j->gid, (gid_t)j->gid, (gid_t)j->gid) != 0)
@@ -191,7 +195,7 @@ static int job_credentials(struct job *j, int with_rlimits)
         return job_fail(j, STEP_SETUID);
     if (j->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return job_fail(j, STEP_NO_NEW_PRIVS);
-    if (j->prog.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &j->prog, 0, 0) != 0)
+    if (!j->seccomp_first && j->prog.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &j->prog, 0, 0) != 0)
         return job_fail(j, STEP_SECCOMP);
     return 0;
 }

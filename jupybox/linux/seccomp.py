@@ -28,7 +28,7 @@ from jupybox.linux.syscalls import MACHINE, PR_SET_SECCOMP, _get_errno, _prctl, 
 __all__ = [
     "SECCOMP_MODE_FILTER", "BPF_MAXINSNS", "set_cache_dir", "get_cache_dir", "filter_for", "compile_filter",
     "load_filter", "cache_key", "libseccomp_version", "unknown_syscalls", "clear_memory_cache",
-    "resolve_syscall", "arch_token", "OPTIMIZE",
+    "resolve_syscall", "arch_token", "OPTIMIZE", "compile_rules", "applicable",
 ]
 
 SECCOMP_MODE_FILTER = 2
@@ -188,9 +188,24 @@ def compile_filter(caps, *, optimize: int | None = None) -> bytes:
     are skipped and remembered (``unknown_syscalls()``). ``optimize`` defaults to ``OPTIMIZE``; a
     libseccomp older than 2.5 ignores it.
     """
-    lib = _libseccomp()
     _, applies = _selected(caps)
-    default = _action(profile.DEFAULT_ACTION, profile.DEFAULT_ERRNO_RET)
+    entries = [e for e, ok in zip(profile.SYSCALLS, applies) if ok]
+    return compile_rules(profile.DEFAULT_ACTION, profile.DEFAULT_ERRNO_RET,
+                         profile.ARCH_MAP.get(MACHINE, (MACHINE,)), entries, optimize=optimize)
+
+
+def applicable(entries, caps) -> list[dict]:
+    """The entries of a profile (docker's ``syscalls`` list) that apply with ``caps`` here."""
+    capnames = _cap_names(caps)
+    goarch, kver = profile.GOARCH.get(MACHINE, MACHINE), _kernel_version()
+    return [e for e in entries if _applies(e, capnames, goarch, kver)]
+
+
+def compile_rules(default_action: str, default_errno, arches, entries, *, optimize: int | None = None) -> bytes:
+    """BPF bytes for a profile's parts: its default action, the libseccomp names of the
+    architectures it covers and the entries that apply (docker's JSON form of each)."""
+    lib = _libseccomp()
+    default = _action(default_action, default_errno)
     ctx = lib.seccomp_init(default)
     if not ctx:
         raise OSError(12, "seccomp_init failed")
@@ -198,7 +213,7 @@ def compile_filter(caps, *, optimize: int | None = None) -> bytes:
         level = OPTIMIZE if optimize is None else optimize
         if level != 1:
             lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_OPTIMIZE, level)  # < 2.5: unsupported, keep default
-        for arch in profile.ARCH_MAP.get(MACHINE, (MACHINE,)):
+        for arch in arches:
             token = lib.seccomp_arch_resolve_name(arch.encode())
             if token == _ARCH_NATIVE_ERROR:
                 continue  # this libseccomp does not know the arch
@@ -207,9 +222,7 @@ def compile_filter(caps, *, optimize: int | None = None) -> bytes:
             rc = lib.seccomp_arch_add(ctx, token)
             if rc < 0 and rc != -17:  # EEXIST
                 raise OSError(-rc, f"seccomp_arch_add {arch}: {_strerror(-rc)}")
-        for entry, ok in zip(profile.SYSCALLS, applies):
-            if not ok:
-                continue
+        for entry in entries:
             action = _action(entry["action"], entry.get("errnoRet"))
             if action == default:
                 continue  # libseccomp refuses rules equal to the default action; they change nothing

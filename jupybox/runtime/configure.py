@@ -15,6 +15,8 @@ from pathlib import Path
 from .. import errors
 from ..linux import caps as lcaps
 from ..linux import seccomp as lseccomp
+from . import devices as ldevices
+from . import security_opt, ulimits
 from .options import check_user
 from .records import Record
 from .spec import ContainerSpec, Mount
@@ -65,6 +67,10 @@ class ConfigureMixin:
             raise errors.UsageError("invalid pids limit 0: use -1 for unlimited")
         if limits.cpus is not None and limits.cpus < 0:
             raise errors.UsageError(f"invalid cpus {limits.cpus}: must be positive")
+        # --device, --ulimit, --security-opt checked again here: a spec may come from the wire
+        devices = ldevices.resolve(spec.devices)
+        ulimits.check(spec.ulimits)
+        security_opt.parse(spec.security_opt)
 
         if rootfs is None:  # after the checks above: this may unpack layers
             rootfs = self._image_rootfs_of(spec.image, image)
@@ -84,6 +90,8 @@ class ConfigureMixin:
         }
         if ports:
             config["ports"] = ports
+        if devices:
+            config["devices"] = devices
         return config
 
     def _hide_service(self, config: dict) -> list[dict]:
@@ -142,10 +150,9 @@ class ConfigureMixin:
                  "is_dir": os.path.isdir(src)}
                 for src, dst in hr.binds
             ]
-            masks = [
-                {"type": "bind", "source": "/dev/null", "destination": p, "readonly": True, "is_dir": False}
-                for p in hr.masks
-            ]
+            # covered by the container's own /dev/null: a bind of the host's would be made nodev
+            # like every other bind of a container (its reads would fail instead of being empty)
+            masks = [{"type": "mask", "destination": p, "readonly": True, "is_dir": False} for p in hr.masks]
             hidden = [{"type": "tmpfs", "destination": d, "readonly": True, "options": ["size=0"]} for d in hr.hidden_dirs]
             return {"lowers": [skel], "mounts": binds + masks + hidden}
         lowers = self.store.layer_dirs(image)
@@ -188,7 +195,7 @@ class ConfigureMixin:
         """What the root filesystem of a container depends on: equal keys, interchangeable roots."""
         spec = config["spec"]
         return json.dumps([config["rootfs"], config["mounts"], spec["network"], spec["readonly_rootfs"],
-                           spec["privileged"]], sort_keys=True)
+                           spec["privileged"], config.get("devices"), spec.get("shm_size")], sort_keys=True)
 
     def rootfs_plan(self, config: dict, cdir: Path, cgroup) -> dict:
         """The mounts of a container whose directory is ``cdir`` (see ``rootfs.setup``)."""
@@ -216,6 +223,8 @@ class ConfigureMixin:
             "cgroup_mounts": cgroup.mounts_for_container() if cgroup is not None else [],
             "userns": self._userns_kind(),
             "fuse_overlayfs": self.rootless and self.overlay == "fuse-overlayfs",
+            "devices": ldevices.plan_records(config.get("devices") or []),
+            "shm_size": spec.get("shm_size"),
         }
 
     def _userns_kind(self) -> str | None:
@@ -223,12 +232,29 @@ class ConfigureMixin:
             return None
         return "full" if self.idmap.full else "single"
 
-    def _rlimits(self, limits) -> list:
+    def _rlimits(self, spec: dict) -> list:
+        """(resource, soft, hard): --ulimit, and where cgroups are missing, what stands in for them."""
         from ..cgroups.processtree import ProcessTreeDriver, rlimits_for
 
-        if not self.rootless or not isinstance(self.cgroups, ProcessTreeDriver):
-            return []
-        return sorted(rlimits_for(limits).items())
+        standins = []
+        if self.rootless and isinstance(self.cgroups, ProcessTreeDriver):
+            standins = sorted(rlimits_for(ContainerSpec.from_dict(spec).limits).items())
+        return ulimits.merged(spec.get("ulimits") or [], standins)
+
+    def security_plan(self, cfg: dict, privileged: bool) -> dict:
+        """seccomp, no_new_privs and rlimits of a container's processes (its command, and exec's)."""
+        spec = cfg["spec"]
+        caps = frozenset(cfg["caps"])
+        no_new_privs, profile = security_opt.effective(spec.get("security_opt") or [])
+        if privileged or profile == "unconfined":
+            seccomp = None
+        elif profile == "default":
+            seccomp = lseccomp.filter_for(caps)
+        else:
+            from ..linux import seccomp_docker
+
+            seccomp = seccomp_docker.filter_for(profile, caps)
+        return {"seccomp": seccomp, "no_new_privs": no_new_privs, "rlimits": self._rlimits(spec)}
 
     def plan(self, rec: Record, cgroup, rootfs_ready: bool = False) -> dict:
         """Everything PID 1 and the main process need; without the mounts when they are made."""
@@ -248,9 +274,8 @@ class ConfigureMixin:
             "cwd": cfg["cwd"],
             "user": cfg["user"],
             "caps": caps,
-            "seccomp": None if spec["privileged"] else lseccomp.filter_for(caps),
             "userns": self._userns_kind(),
-            "rlimits": self._rlimits(ContainerSpec.from_dict(spec).limits),
+            **self.security_plan(cfg, spec["privileged"]),
         }
         if not rootfs_ready:
             plan.update(self.rootfs_plan(cfg, cdir, cgroup))

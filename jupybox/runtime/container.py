@@ -329,6 +329,11 @@ def inspect_record(engine: Engine, rec: Record) -> dict:
             "PublishAllPorts": bool(spec.get("publish_all")),
             "Dns": spec.get("dns") or [],
             "ExtraHosts": spec.get("add_hosts") or None,
+            "Devices": [{"PathOnHost": d["path_on_host"], "PathInContainer": d.get("path_in_container") or d["path_on_host"],
+                         "CgroupPermissions": d.get("permissions") or "rwm"} for d in spec.get("devices") or []],
+            "ShmSize": spec.get("shm_size") or 64 << 20,
+            "Ulimits": [{"Name": u["name"], "Soft": u["soft"], "Hard": u["hard"]} for u in spec.get("ulimits") or []],
+            "SecurityOpt": spec.get("security_opt") or None,
         },
         "NetworkSettings": network_settings(engine, rec),
         "GraphDriver": {

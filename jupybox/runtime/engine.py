@@ -376,9 +376,8 @@ class Engine(ConfigureMixin, GarbageMixin):
             "user": cfg["user"] if user is None else user,
             "caps": caps,
             "privileged": priv,
-            "seccomp": None if priv else lseccomp.filter_for(caps),
             "userns": self._userns_kind(),
-            "rlimits": self._rlimits(ContainerSpec.from_dict(spec).limits),
+            **self.security_plan(cfg, priv),
         }
 
     def exec_start(self, rec: Record, pid1: int, argv: list[str], *, env=None, workdir=None, user=None,

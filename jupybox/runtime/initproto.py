@@ -34,7 +34,7 @@ PLAN_TAGS = {
     "privileged": b"V", "readonly_rootfs": b"Y", "rootfs_ready": b"Q", "hostname": b"h", "user": b"x",
     "argv": b"a", "env": b"e", "cwd": b"W", "init": b"i", "caps": b"c", "last_cap": b"L",
     "no_new_privs": b"Z", "seccomp": b"S", "rlimit": b"l", "linger": b"y", "userns": b"t",
-    "namespace": b"j",
+    "namespace": b"j", "device": b"v", "shm_size": b"z",
 }
 
 MAX_FDS = 16  # the init reads at most this many descriptors with one message
@@ -107,6 +107,9 @@ def rootfs_fields(plan: dict) -> list:
         fields.append((t["mount"], (m["type"], m.get("source", ""), m["destination"], bool(m.get("readonly")),
                                     bool(m.get("is_dir", True)), int(m.get("flags", 0)),
                                     ",".join(m.get("options") or ()))))
+    fields += [(t["device"], tuple(d)) for d in plan.get("devices") or ()]
+    if plan.get("shm_size"):
+        fields.append((t["shm_size"], plan["shm_size"]))
     if not plan.get("privileged"):
         from .rootfs import MASKED_PATHS, READONLY_PATHS
 
@@ -129,5 +132,7 @@ def process_fields(plan: dict) -> list:
     fields += [(t["env"], f"{k}={v}") for k, v in plan["env"].items()]
     if plan.get("seccomp"):
         fields.append((t["seccomp"], plan["seccomp"]))
-    fields += [(t["rlimit"], f"{res} {value}") for res, value in plan.get("rlimits") or ()]
+    if plan.get("no_new_privs") is not None:
+        fields.append((t["no_new_privs"], plan["no_new_privs"]))
+    fields += [(t["rlimit"], " ".join(map(str, r))) for r in plan.get("rlimits") or ()]
     return fields

@@ -20,6 +20,7 @@ RUN_OPTIONS = {
     "cap_add", "cap_drop", "remove", "interactive", "tty", "labels",
     "publish", "ports", "publish_all", "network_aliases", "dns", "add_hosts",
     "restart", "healthcheck", "stop_signal", "stop_timeout",
+    "devices", "gpus", "shm_size", "ulimits", "security_opt",
 }
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
 HEALTH_DEFAULTS = {"interval": 30.0, "timeout": 30.0, "retries": 3, "start_period": 0.0, "start_interval": 5.0}
@@ -194,7 +195,37 @@ def make_spec(image: str, command=None, **opts) -> ContainerSpec:
         healthcheck=parse_healthcheck(opts.get("healthcheck")),
         stop_signal=_stop_signal(opts.get("stop_signal")),
         stop_timeout=_stop_timeout(opts.get("stop_timeout")),
+        **host_options(opts),
     )
+
+
+def host_options(opts: dict) -> dict:
+    """--device, --gpus, --shm-size, --ulimit, --security-opt: checked, as a spec keeps them."""
+    from . import devices, security_opt, ulimits
+
+    if opts.get("gpus"):
+        raise UsageError(devices.GPUS_REFUSED)
+    shm = opts.get("shm_size")
+    if shm not in (None, ""):
+        shm = parse_size(shm, "--shm-size")
+        if shm < 0:
+            raise UsageError(f"invalid --shm-size {opts['shm_size']!r}: a size is expected (e.g. 64m, 1g)")
+    given = opts.get("ulimits")
+    if isinstance(given, dict) and "name" not in given:  # the API's {"nofile": "1024:2048"}
+        given = [f"{k}={v}" for k, v in given.items()]
+    return {
+        "devices": [devices.parse_device(d) for d in _items(opts.get("devices"))],
+        "shm_size": shm or None,  # 0: docker's default
+        "ulimits": ulimits.parse_ulimits(_items(given)),
+        "security_opt": security_opt.parse(_list(opts.get("security_opt")), read_file=security_opt.read_profile),
+    }
+
+
+def _items(value) -> list:
+    """One item (a string or a dict) or a list of them."""
+    if not value:
+        return []
+    return [value] if isinstance(value, (str, dict)) else list(value)
 
 
 MAX_ID = 2**31 - 1  # docker: uids and gids must be in range 0-2147483647 (beyond, they wrap to root)

@@ -63,6 +63,10 @@ class ContainerSpec(_Plain):
         ("healthcheck", None),  # {test, interval, timeout, retries, start_period, start_interval} in seconds
         ("stop_signal", None),  # None: the image's StopSignal, else SIGTERM
         ("stop_timeout", None),  # seconds `stop` waits before SIGKILL (None: 10)
+        ("devices", list),  # --device: {path_on_host, path_in_container, permissions}
+        ("shm_size", None),  # bytes of /dev/shm (None: docker's 64m)
+        ("ulimits", list),  # --ulimit: {name, soft, hard} (-1: unlimited)
+        ("security_opt", list),  # normalized --security-opt (seccomp=<a profile's JSON>)
     )
     image: str
     command: list[str]
@@ -93,6 +97,10 @@ class ContainerSpec(_Plain):
     healthcheck: dict | None
     stop_signal: str | None
     stop_timeout: int | None
+    devices: list[dict]
+    shm_size: int | None
+    ulimits: list[dict]
+    security_opt: list[str]
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerSpec":

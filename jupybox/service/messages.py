@@ -73,6 +73,16 @@ SPEC = {
             "test": _STRS, "interval": {"type": "number", "minimum": 0}, "timeout": {"type": "number", "minimum": 0},
             "retries": {"type": "integer", "minimum": 0, "maximum": 1 << 30},
             "start_period": {"type": "number", "minimum": 0}, "start_interval": {"type": "number", "minimum": 0}}},
+        "devices": {"type": "array", "maxItems": 128, "items": {
+            "type": "object", "additionalProperties": False, "required": ["path_on_host"],
+            "properties": {"path_on_host": _STR, "path_in_container": _STR,
+                           "permissions": {"type": "string", "maxLength": 3}}}},
+        "shm_size": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
+        "ulimits": {"type": "array", "maxItems": 64, "items": {
+            "type": "object", "additionalProperties": False, "required": ["name", "soft", "hard"],
+            "properties": {"name": {"type": "string", "maxLength": 32}, "soft": _INT, "hard": _INT}}},
+        # a seccomp profile travels as its JSON (seccomp=...), checked again by the runtime
+        "security_opt": {"type": "array", "maxItems": 16, "items": {"type": "string", "maxLength": 1 << 20}},
     },
 }
 

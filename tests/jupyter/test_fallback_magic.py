@@ -137,12 +137,12 @@ def test_a_python_cell_streams_moves_values_and_shows_the_notice(tmp_path, jupyb
     ''')
     assert got["stdout"] == "ready\ndone\n"
     assert got["result"] == 90
-    assert got["pid"] > 1 and got["ns"] == got["our_ns"]  # really a plain process of this machine
+    assert got["pid"] > 1 and got["ns"] == got["our_ns"]  # really a plain process of the host
     # the notice: HTML banner and a text line saying why, before anything else of the cell
     assert len(got["notices"]) == 1
     notice = got["notices"][0]
     assert notice["text/plain"].startswith("NO ISOLATION: no namespace can be created here (")
-    assert "as a plain process on this machine, not in a container" in notice["text/plain"]
+    assert "as a plain process on the host, not in a container" in notice["text/plain"]
     assert "-m 512MiB per process (RLIMIT_DATA)" in notice["text/plain"]
     assert "NO ISOLATION" in notice["text/html"] and "#cf222e" in notice["text/html"]
     assert got["texts"][0] == notice["text/plain"]

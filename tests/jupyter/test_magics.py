@@ -62,7 +62,7 @@ def ip(module_root):
 
 
 def _containers_after_cleanup(grace: float = 10.0) -> list[str]:
-    """Containers still there once the launcher daemon's --rm cleanup (done just after it reports
+    """Containers still there once the store's service's --rm cleanup (done just after it reports
     an exit) had ``grace`` seconds to finish; the leftovers are removed and returned."""
     import time
 

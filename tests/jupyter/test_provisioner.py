@@ -1,7 +1,7 @@
 """The kernel provisioner, for real: jupyter_client's KernelManager starts kernels in containers.
 
 Every kernel here runs in a container of a store made for this module; after each test the
-store must hold no container, and no cgroup may hold a process of ours (the launcher daemon's
+store must hold no container, and no cgroup may hold a process of ours (the store's service's
 one prewarmed sandbox excepted while it lives).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -44,7 +45,7 @@ REPLY_TIMEOUT = 60  # generous bounds on waits; nothing here asserts a duration
 # -- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def kroot(tmp_path_factory):
-    """A store for this module's kernels; its launcher daemon is closed at the end."""
+    """A store for this module's kernels; its service is stopped at the end."""
     root = tmp_path_factory.mktemp("jbx-kernels")
     yield root
     close_launcher(root)
@@ -263,8 +264,8 @@ def test_container_self_charts_the_kernels_own_cgroup(spec, kroot):
     name = spec("jbx-self", memory="300m", cpus=0.5)
     with kernel(name) as k:
         text, reply = k.run("%load_ext jupybox\n"
-                            "from jupybox.jupyter.magics import _OwnCgroup\n"
-                            "st = _OwnCgroup().stats()\n"
+                            "from jupybox.jupyter.monitor import OwnCgroup\n"
+                            "st = OwnCgroup().stats()\n"
                             "print(st.memory_limit, st.cpu_quota)\n"
                             "%container self --for 0.6")
         assert reply["status"] == "ok", reply
@@ -391,6 +392,50 @@ def test_a_crashed_kernel_leaves_nothing_behind(spec, kroot):
     finally:
         k.close()
     assert_nothing_left(kroot, [cid], [init_pid])
+
+
+def test_an_oom_killed_kernel_says_why(spec, kroot):
+    """Issue 19.8: a boxed kernel that allocates past its -m. jupyter_client's restarter (the one
+    jupyter_server runs, polled here by hand) finds it dead and restarts it; the server's log says
+    why, with the limit and the peak, and so does the next kernel's first cell (once)."""
+    import logging
+
+    from jupyter_client.restarter import KernelRestarter
+
+    log = logging.getLogger("jupybox-test-server")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = seen.append
+    log.addHandler(handler)
+    name = spec("jbx-oom", memory="128m")
+    k = Kernel(name, log=log)
+    try:
+        first = k.provisioner.container_id
+        restarts = []
+        restarter = KernelRestarter(kernel_manager=k.km, log=log)
+        restarter.add_callback(lambda: restarts.append(1), "restart")
+        k.kc.execute("ballast = bytearray(512 << 20)")  # zero-filled: every page touched
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while not restarts:
+            assert time.monotonic() < deadline, "the kernel was not found dead"
+            restarter.poll()
+            time.sleep(0.1)
+        k.kc.wait_for_ready(timeout=REPLY_TIMEOUT)
+        assert k.provisioner.container_id != first
+        told = [r.getMessage() for r in seen if "OOM" in r.getMessage()]
+        assert len(told) == 1, [r.getMessage() for r in seen]
+        reason = told[0]
+        assert reason.startswith("jupybox: kernel ") and "was killed by the OOM killer: memory limit 128MiB" in reason
+        print(reason)
+        peak = re.search(r"peak ([0-9.]+)MiB", reason)
+        assert peak and 64 < float(peak.group(1)) <= 128, reason
+        text, reply = k.run("1 + 1")
+        assert reply["status"] == "ok" and reason in text
+        text, _ = k.run("print('again')")
+        assert text == "again\n"  # said once
+    finally:
+        log.removeHandler(handler)
+        k.close()
 
 
 def test_provisioner_info_round_trip(spec, kroot):
