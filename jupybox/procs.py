@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def proc_start_time(pid: int) -> int:
     """Start time of a process in clock ticks, 0 if it does not exist."""
@@ -39,3 +41,9 @@ def pid_alive(pid: int, start: int) -> bool:
         return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] != b"Z"
     except OSError:
         return False
+
+
+def owner_mark(pid: int | None = None) -> str:
+    """"PID:START" naming this process (or ``pid``) for good: what ``pid_alive`` checks later."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{proc_start_time(pid)}"

@@ -45,8 +45,9 @@ fi
 cleanup() { if [ "$made_policy" = 1 ]; then rm -f "$POLICY"; fi; }
 trap cleanup EXIT
 
-apt-get update -q
-apt-get install -y -q --no-install-recommends "$@"
+# another apt (an unattended upgrade at boot) may hold dpkg's lock: wait for it, not fail in 3 s
+apt-get -o DPkg::Lock::Timeout=300 update -q
+apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$@"
 
 comm -13 <(printf '%s\n' "$before") <(enabled | sort -u) | while read -r kind name; do
     case $kind in

@@ -65,7 +65,7 @@ step() { echo "fresh-debian: $1: $(( $(date +%s) - t0 )) s" >>/root/fresh-debian
 cd /root
 t0=$(date +%s)
 # the README: one line for what a minimal Debian lacks and the code, then its two commands
-apt-get update -q && apt-get install -y -q git make && git clone -q file:///mnt/checkout jupybox && cd jupybox
+apt-get update -q && apt-get install -y -q git make && git -c advice.detachedHead=false clone -q /mnt/checkout.bundle jupybox && cd jupybox
 step "git, make and the clone"
 make demo
 step "make demo (the Debian packages, the venv, the demo)"
@@ -101,8 +101,10 @@ enter() {
         mount --make-rslave "$DIR/$fs"
     done
     mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$DIR/run"
-    mkdir -p "$DIR/mnt/checkout" "$DIR/.old-root"
-    mount --bind -o ro "$CHECKOUT" "$DIR/mnt/checkout"
+    mkdir -p "$DIR/mnt" "$DIR/.old-root"
+    # the checkout's HEAD as a bundle: what is committed, from a worktree too (whose .git is a
+    # file naming a directory the fresh Debian cannot see)
+    git -C "$CHECKOUT" bundle create -q "$DIR/mnt/checkout.bundle" HEAD
     readlink /proc/self/ns/mnt >"$DIR/root/.fresh-debian-ns"
     cd "$DIR"
     pivot_root . .old-root

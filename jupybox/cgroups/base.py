@@ -198,6 +198,7 @@ class Cgroup(abc.ABC):
                 self._rmdir(sub, deadline)
 
     def _rmdir(self, path: str, deadline: float) -> None:
+        delay = 0.0005
         while True:
             try:
                 _fs.rmdir(path)
@@ -205,10 +206,12 @@ class Cgroup(abc.ABC):
             except FileNotFoundError:
                 return
             except OSError as e:
-                # EBUSY: a killed task not yet fully exited (or a zombie being reaped); retry briefly
+                # EBUSY: a killed task not yet fully exited (or a zombie being reaped): it usually
+                # is within a millisecond, so retry soon, then less often (an --rm run waits on this)
                 if e.errno != errno.EBUSY or time.monotonic() > deadline:
                     raise CgroupError(f"cannot remove cgroup {path}: {e.strerror or e}") from None
-                time.sleep(0.01)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
 
     # -- limits and counters --------------------------------------------------
     @abc.abstractmethod

@@ -11,6 +11,7 @@ import time
 
 from .. import errors
 from .format import ago, dumps, table, truncate
+from .status import container_status
 
 
 def add_parsers(sub) -> None:
@@ -135,6 +136,7 @@ def cmd_ps(args, ctx) -> int:
 
 
 # -- logs --------------------------------------------------------------------------------------
+@container_status
 def cmd_logs(args, ctx) -> int:
     engine = ctx.engine
     if args.follow:
@@ -202,6 +204,7 @@ def render(template: str, obj) -> str:
     return out
 
 
+@container_status
 def cmd_inspect(args, ctx) -> int:
     from ..runtime.container import inspect_record
 
@@ -220,7 +223,7 @@ def cmd_inspect(args, ctx) -> int:
             try:
                 item = engine.store.resolve(name).inspect()
             except errors.ImageNotFound:
-                raise errors.NotFound(f"no such object: {name}") from None
+                raise errors.NotFound(f"no such object: {name or repr(name)}") from None
         out.append(item)
     if args.format:
         for item in out:
@@ -259,6 +262,7 @@ def cmd_rm(args, ctx) -> int:
     return _each(ctx, args.containers, lambda rec: ctx.service().call("remove", id=rec.id, force=args.force))
 
 
+@container_status
 def cmd_wait(args, ctx) -> int:
     for name in args.containers:
         reply = ctx.service().call("wait", id=ctx.engine.records.get(name).id)
@@ -299,6 +303,7 @@ def stats_row(rec, st, prev=None) -> dict:
     }
 
 
+@container_status
 def cmd_stats(args, ctx) -> int:
     engine = ctx.engine
     ctx.adopt_orphans()

@@ -9,7 +9,6 @@ full disk is jupybox's own error, 125, as for every verb.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import getpass
 import json
 import os
@@ -17,24 +16,7 @@ import sys
 
 from .. import errors
 from .format import ago, table
-
-
-def docker_status(fn):
-    """Errors of an image verb exit 1, as docker's do (its daemon's errors); a full disk stays 125."""
-
-    @functools.wraps(fn)
-    def verb(args, ctx):
-        from ..image.nospace import NoSpace
-
-        try:
-            return fn(args, ctx)
-        except NoSpace:
-            raise
-        except errors.JupyboxError as e:
-            e.exit_code = 1
-            raise
-
-    return verb
+from .status import docker_status
 
 
 def add_parsers(sub) -> None:

@@ -6,6 +6,7 @@ import json
 
 from .. import errors
 from .format import dumps, table
+from .status import container_status
 
 PREDEFINED = ("host", "none")
 
@@ -176,6 +177,7 @@ def cmd_prune(args, ctx) -> int:
     return 0
 
 
+@container_status
 def cmd_port(args, ctx) -> int:
     from ..runtime.container import Container
 

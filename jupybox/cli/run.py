@@ -13,6 +13,7 @@ import os
 import sys
 
 from .. import errors
+from .status import container_status
 
 RUN_HELP = "Create and run a new container from an image"
 
@@ -243,14 +244,15 @@ def _foreground(ctx, op: str, stdin: int, tee: bool, **request) -> int:
 
     try:
         with forwarding_signals(forward):
-            reply = conn.call(op, fds=stdio, attached=True, **request)
+            removing = bool(request.get("spec", {}).get("remove"))
+            reply = conn.call(op, fds=stdio, attached=True, **request, **({"awaits_removal": True} if removing else {}))
             pid = reply["pid"]
             if logtee is not None:
                 logtee.start(ctx.engine.records.get(reply["id"]))
             for signum in held:
                 forward(signum)
             event = conn.event("exit", "id", reply["id"])
-        if request.get("spec", {}).get("remove"):
+        if removing:
             _removed(conn, reply["id"])
         code = event.get("exit_code")
         return 255 if code is None else code
@@ -380,6 +382,7 @@ def _warn_unenforced(ctx, spec) -> None:
         print(f"jupybox: warning: {notice}", file=sys.stderr)
 
 
+@container_status
 def cmd_start(args, ctx) -> int:
     try:
         return _start(args, ctx)
@@ -410,6 +413,7 @@ def _start(args, ctx) -> int:
     return code
 
 
+@container_status
 def cmd_exec(args, ctx) -> int:
     from ..runtime.options import parse_env, read_env_file
     from ..runtime.signals import forwarding_signals

@@ -31,6 +31,7 @@ from typing import Callable
 
 from .. import errors
 from ..errors import BuildError
+from ..procs import owner_mark
 from . import bases, copy_step, run_step
 from .cache import BuildCache, make_key
 from .cachemounts import CacheMounts
@@ -279,7 +280,8 @@ class Builder:
         """Make the state an (untagged) image in the store, for the runtime to start a container."""
         mdigest = self.materialize(state)
         if not self.store.exists(state.id):
-            self.store.add_image(mdigest)
+            # marked as this process's: a kill -9 of the build leaves it to garbage collection
+            self.store.add_image(mdigest, owner=owner_mark())
             self.registered.append(state.id)
 
     def commit(self, ctx: StageCtx, created_by: str, layer=None, mutate=None, author: str | None = None) -> State:

@@ -118,8 +118,10 @@ class ServiceRunner(Runner):
         finally:
             os.close(w)
         reader = _Reader(r, on_output)
-        reader.start()
         try:
+            # (the reader shows the step's first output before start() returns: an interrupt
+            # may come while it starts, so that is inside the try too)
+            reader.start()
             code = c.wait()
         except BaseException:
             try:
@@ -127,7 +129,10 @@ class ServiceRunner(Runner):
                 c.wait(timeout=10)
             except Exception:  # noqa: BLE001
                 pass
-            reader.join(timeout=5)
+            if reader.is_alive():
+                reader.join(timeout=5)
+            elif reader.ident is None:
+                os.close(r)  # (never started: its end of the pipe is ours to close)
             try:
                 c.remove(force=True)
             except errors.JupyboxError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from . import digest as dg
+from . import index as ix
 from . import scratch
 from .filters import PruneFilters
 from .reference import parse_reference
@@ -104,11 +105,35 @@ def collect(store, wait: bool = True) -> dict:
         if not got:
             res["busy"] = True
             return res
+        res["owned"] = _drop_orphaned_entries(store)
         swept = _sweep(store, store.blobs.names(), store.layers.names())
         res["links"] = store.layers.clean_links(repair=True)[1]
     for k in ("blobs", "layers", "bytes"):
         res[k] += swept[k]
     return res
+
+
+def _drop_orphaned_entries(store) -> int:
+    """Untagged entries made for a process's own use (``index.OWNER``) whose process is gone: a
+    build killed in a RUN step leaves its step's image registered. Its blobs and layers go with the
+    sweep that follows, as any unreferenced ones."""
+    from ..procs import pid_alive
+
+    def orphaned(e: dict) -> bool:
+        owner = (e.get("annotations") or {}).get(ix.OWNER)
+        if not owner or ix.entry_name(e) is not None:
+            return False
+        pid, _, start = owner.partition(":")
+        try:
+            return not pid_alive(int(pid), int(start))
+        except ValueError:
+            return True  # not ours to understand: made by nothing alive
+
+    with store.index.transaction(freeing=True) as idx:
+        gone = [e for e in idx["manifests"] if orphaned(e)]
+        if gone:
+            idx["manifests"] = [e for e in idx["manifests"] if e not in gone]
+    return len(gone)
 
 
 def _familiar(name: str) -> str:

@@ -36,6 +36,11 @@ def empty_index() -> dict:
     return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
 
 
+# an untagged entry a process made for its own use (a build's image for a RUN step), as
+# "PID:START" (its start time in /proc/PID/stat): garbage once that process is gone
+OWNER = "io.jupybox.owner"
+
+
 def entry_name(entry: dict) -> str | None:
     return (entry.get("annotations") or {}).get(mt.ANNOTATION_NAME)
 

@@ -383,9 +383,11 @@ class ImageStore:
     # ------------------------------------------------------------------ adding images
 
     @reported_as("registering the image")
-    def add_image(self, manifest_digest: str, refs: list[str] | tuple[str, ...] = ()) -> Image:
+    def add_image(self, manifest_digest: str, refs: list[str] | tuple[str, ...] = (), owner: str | None = None) -> Image:
         """Register a manifest whose config and layer blobs are in blobs/: verify, unpack the
-        missing layers (checking each blob digest and diff_id), name it ``refs``."""
+        missing layers (checking each blob digest and diff_id), name it ``refs``. ``owner`` marks
+        a new untagged entry as a process's for a while (``gc.OWNER``: a build's image for a RUN
+        step), which garbage collection removes once that process is gone."""
         dg.validate(manifest_digest)
         if isinstance(refs, str):
             refs = [refs]
@@ -411,6 +413,8 @@ class ImageStore:
                 for name in names:
                     ix.set_name(idx, name, desc)
                 if not any(e.get("digest") == manifest_digest for e in idx["manifests"]):
+                    if owner and not names:
+                        desc = dict(desc, annotations={ix.OWNER: owner})
                     idx["manifests"].append(desc)
         return self.resolve(cid)
 

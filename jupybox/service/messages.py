@@ -98,9 +98,11 @@ def _request(op: str, properties: dict | None = None, required=()) -> dict:
 
 REQUESTS = {
     "ping": _request("ping"),
-    "run": _request("run", {"spec": SPEC, "attached": _BOOL}, ["spec"]),
+    # awaits_removal: the client waits for the "removed" event (the CLI's run --rm), so its exit
+    # is followed by the cleanup at once, not after the hold that lets a loop's next run go first
+    "run": _request("run", {"spec": SPEC, "attached": _BOOL, "awaits_removal": _BOOL}, ["spec"]),
     "create": _request("create", {"spec": SPEC}, ["spec"]),
-    "start": _request("start", {"id": _REF, "attached": _BOOL}, ["id"]),
+    "start": _request("start", {"id": _REF, "attached": _BOOL, "awaits_removal": _BOOL}, ["id"]),
     "exec": _request("exec", {"id": _REF, "argv": dict(_STRS, minItems=1), "env": _STR_MAP, "workdir": _OPT_STR,
                               "user": {"type": ["string", "null"], "maxLength": 1024},
                               "privileged": {"type": ["boolean", "null"]}}, ["id", "argv"]),

@@ -40,6 +40,7 @@ class Watched:
         self.after_cleanup: list = []  # callbacks (remove requests)
         self.stop_timer = None
         self.stopped = False  # by a user's stop/kill: a restart policy does not restart it
+        self.hurry = False  # its client waits for its removal: no hold after its exit
 
     @property
     def cid(self) -> str:
@@ -117,7 +118,8 @@ class Monitor:
             w.stop_timer.cancel()
             w.stop_timer = None
         result = _result(state)
-        self.loop.hold(HOLD)
+        if not w.hurry:
+            self.loop.hold(HOLD)
         if w.notify is not None:
             self.service.send(w.notify, dict(result, event="exit", id=w.cid))
         for conn, req in w.waiters:

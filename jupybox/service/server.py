@@ -295,7 +295,8 @@ class Service:
         self.pool.fill()  # the next sandboxes, like this container (a re-run cell is the common case)
         self.kick()
         try:
-            return self._start(conn, rec, fds, msg.get("attached", True), pw, remove_on_failure=spec.remove)
+            return self._start(conn, rec, fds, msg.get("attached", True), pw, remove_on_failure=spec.remove,
+                               awaits_removal=msg.get("awaits_removal", False))
         except OSError as e:
             if e.errno in NO_SPACE:  # a run that could not even start on a full disk leaves nothing
                 self.engine.records.delete(rec)
@@ -328,9 +329,10 @@ class Service:
         if state.manually_stopped or state.restarting:
             state.manually_stopped = state.restarting = False
             rec.save_state(state)
-        return self._start(conn, rec, fds, msg.get("attached", False))
+        return self._start(conn, rec, fds, msg.get("attached", False), awaits_removal=msg.get("awaits_removal", False))
 
-    def _start(self, conn, rec, fds, attached: bool, pw=None, remove_on_failure: bool = False) -> dict:
+    def _start(self, conn, rec, fds, attached: bool, pw=None, remove_on_failure: bool = False,
+               awaits_removal: bool = False) -> dict:
         opened = []
         if len(fds) >= 3:
             stdio = tuple(fds[:3])
@@ -347,7 +349,8 @@ class Service:
         finally:
             for fd in opened:
                 os.close(fd)
-        self.monitor.watch(running, conn if attached else None, conn)
+        w = self.monitor.watch(running, conn if attached else None, conn)
+        w.hurry = awaits_removal and bool(rec.config["spec"].get("remove"))
         return {"id": rec.id, "name": rec.name, "pid": running.pid}
 
     def restart(self, rec) -> None:

@@ -171,7 +171,44 @@ def test_ctrl_c_during_run_cleans_up(bb):
     assert bb.index() == before
     # the container (made by the service for the subprocess) is gone with its mounts and processes
     assert bb.leftovers() == []
-    assert not os.listdir(bb.root / "containers")
+    # (a sandbox the service keeps staged for its next container is not a container)
+    from jupybox.runtime.engine import Engine
+
+    assert Engine(bb.root).records.all() == []
+
+
+def test_kill9_during_run_then_prune_leaves_a_whole_store(bb):
+    """kill -9 of `jupybox build` in the middle of a RUN step: its container dies with its client,
+    and `jupybox prune` leaves no container, mount, cgroup, process or half-written file; the same
+    build then completes."""
+    bb.files({"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+    before = bb.index()
+    cmd = [sys.executable, "-m", "jupybox", "--root", str(bb.root)]
+    p = subprocess.Popen(cmd + ["build", "-t", "k9", "--progress", "plain", str(bb.ctx)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True)
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "started" not in seen and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "started" in seen, seen
+        p.kill()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    pruned = subprocess.run(cmd + ["prune", "-f"], capture_output=True, text=True, timeout=120)
+    assert pruned.returncode == 0, pruned.stderr
+    assert bb.index() == before
+    assert bb.leftovers() == []
+    tmp = bb.root / "tmp"
+    assert not tmp.exists() or os.listdir(tmp) == []
+    bb.files({"Dockerfile": "FROM busybox\nRUN echo started > /done\n"})
+    done = subprocess.run(cmd + ["build", "-q", "-t", "k9", str(bb.ctx)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_daemon_runner_failure_cleans_up(bb):

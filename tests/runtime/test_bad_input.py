@@ -31,6 +31,9 @@ def nothing_left(cli, before):
     (["run", "--rm", "--cap-add", "NOT_A_CAP", BB, "true"], "NOT_A_CAP"),
     (["run", "--rm", "--network", "bridge0", BB, "true"], "bridge0"),
     (["run", "--rm", "--cpus", "lots", BB, "true"], "lots"),
+    (["run", "--rm", "--cpus", "1000", BB, "true"], "range of CPUs is from 0.01 to"),
+    (["run", "--rm", "-w", "relative", BB, "true"], "'relative' is invalid, it needs to be an absolute path"),
+    (["run", "--rm", "--hostname", "h" * 100, BB, "true"], "invalid hostname 'hhhh"),
 ])
 def test_bad_run_input(cli, args, needle, cgroups_before):
     r = cli(*args)
@@ -54,6 +57,12 @@ def test_command_not_found_exit_127(cli, cgroups_before):
     r = cli("run", "--rm", BB, "definitely-not-here")
     assert r.returncode == 127 and "definitely-not-here" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    nothing_left(cli, cgroups_before)
+
+
+def test_an_empty_command_is_not_found_as_dockers(cli, cgroups_before):
+    r = cli("run", "--rm", BB, "")
+    assert r.returncode == 127 and r.stderr.strip() == 'jupybox: exec: "": executable file not found in $PATH'
     nothing_left(cli, cgroups_before)
 
 
