@@ -208,9 +208,14 @@ class ConfigureMixin:
                    f"workdir={_under(str(cdir / 'work'), root)}")
         if self.rootless and self.overlay == "overlay":
             overlay += ",userxattr"  # inside a user namespace: user.overlay.* xattrs (kernel >= 5.11)
+        # the host image shows the host's /etc, read-only: a file it lacks (a minimal Debian has no
+        # /etc/hosts) has no mount point there, and cannot be given one
+        host_etc = next((m["source"] for m in config["rootfs"]["mounts"]
+                         if m.get("destination") == "/etc" and m.get("type") == "bind"), None)
         etc = [
             {"type": "bind", "source": str(cdir / name), "destination": f"/etc/{name}", "readonly": False, "is_dir": False}
             for name in ("hosts", "hostname", "resolv.conf")
+            if host_etc is None or os.path.lexists(os.path.join(host_etc, name))
         ]
         return {
             "rootfs": str(cdir / "rootfs"),

@@ -54,3 +54,25 @@ def test_host_root_shows_only_the_python_prefix(runner):
     allowed = {p.split("/")[2] for p in (sys.prefix, sys.base_prefix) if p.startswith("/root/")}
     assert visible <= allowed
     assert not os.path.exists("/root/.ssh") or ".ssh" not in visible
+
+
+def test_a_host_without_etc_hosts_runs_the_host_image(tmp_path):
+    """A minimal Debian has no /etc/hosts: the host image shows the host's /etc read-only, where no
+    mount point can be made for the container's own; it runs without one (it was: 'making the mount
+    point /etc/hosts: Read-only file system'). In a mount namespace of its own, /etc without hosts."""
+    import shutil
+    import subprocess
+
+    etc = tmp_path / "etc"
+    shutil.copytree("/etc", etc, symlinks=True, ignore_dangling_symlinks=True,
+                    ignore=lambda d, names: [n for n in names if not os.path.lexists(os.path.join(d, n))])
+    (etc / "hosts").unlink()
+    root = tmp_path / "store"
+    script = (f"mount --make-rprivate / && mount --bind {etc} /etc && "
+              f"{sys.executable} -m jupybox --root {root} run --rm --network none host "
+              "sh -c 'test -e /etc/hosts && echo has-hosts || echo no-hosts; cat /etc/hostname'; "
+              f"rc=$?; {sys.executable} -m jupybox --root {root} system reset -f >/dev/null; exit $rc")
+    r = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split()
+    assert out[0] == "no-hosts" and len(out) == 2, r.stdout  # its own /etc/hostname, still
