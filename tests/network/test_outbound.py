@@ -137,3 +137,38 @@ def test_a_foreign_bridge_on_the_subnet_fails_in_one_line(net, upstream):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "already routed through other0" in lines[0], out.stderr
     assert "other0" in net.links()
+
+
+def test_a_running_container_is_plugged_back_into_a_remade_bridge(net, upstream):
+    """The bridge deleted while a container runs: the next run makes it again and puts the running
+    container's veth back on it, so that container reaches the upstream again too."""
+    net.ok("run", "-d", "--name", "long", "--dns", "10.99.0.2", BB, "sleep", "600")
+    try:
+        get = ["exec", "long", "sh", "-c", "timeout 10 wget -q -O- http://example.test/"]
+        assert net.jb(*get).stdout == "hello from upstream\n"
+        state = net.network_state("bridge")
+        assert net.sh(f"ip link del {state['bridge']}").returncode == 0
+        assert net.jb(*get).returncode != 0  # cut off, until the bridge comes back
+        assert _fetch(net).returncode == 0  # the next run makes it again
+        out = net.jb(*get)
+        assert (out.returncode, out.stdout) == (0, "hello from upstream\n"), out.stderr
+    finally:
+        net.jb("rm", "-f", "long")
+
+
+def test_a_stale_table_of_a_store_that_is_gone_is_collected(net, upstream):
+    """An nftables table left by a store deleted long ago (its comment names it) goes at the next
+    run; one that names no store of ours stays."""
+    mntns = os.stat("/proc/self/ns/mnt").st_ino
+    gone = f"/tmp/jbx-gone-{os.getpid()}"  # (nftables keeps 128 bytes of a comment: a short path)
+    assert not os.path.exists(gone)
+    stale = f'add table ip jupybox_0badf00d {{ comment "jupybox {"cd" * 16} {mntns} {gone}"; }}'
+    foreign = 'add table ip jupybox_0f0f0f0f { comment "not a store of jupybox"; }'
+    for rules in (stale, foreign):
+        assert net.sh(f"nft '{rules}'").returncode == 0, rules
+    try:
+        assert _fetch(net).returncode == 0
+        tables = net.sh("nft list tables").stdout
+        assert "jupybox_0badf00d" not in tables and "jupybox_0f0f0f0f" in tables, tables
+    finally:
+        net.sh("nft delete table ip jupybox_0f0f0f0f")
