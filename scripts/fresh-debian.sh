@@ -85,6 +85,11 @@ if [ -s /root/.fresh-debian-enabled ]; then
     exit 1
 fi
 [ ! -e /usr/sbin/policy-rc.d ] || { echo "fresh-debian: /usr/sbin/policy-rc.d was left behind" >&2; exit 1; }
+{ ls /sys/class/net; nft list tables; } | grep -E "^jbx-|jupybox_" | sort | comm -13 /root/.fresh-debian-net - >/root/.fresh-debian-new
+if [ -s /root/.fresh-debian-new ]; then
+    echo "fresh-debian: make demo left in the network namespace: $(cat /root/.fresh-debian-new)" >&2
+    exit 1
+fi
 if [ "$RUN_TESTS" = 1 ]; then
     rc=0
     if [ -n "$TESTS" ]; then make test TESTS="$TESTS" || rc=$?; else make test || rc=$?; fi
@@ -133,6 +138,9 @@ echo "fresh-debian: mmdebstrap: $(( $(date +%s) - t_start )) s" >"$DIR/root/fres
 [ -z "$CA_FILE" ] || cp "$CA_FILE" "$DIR/etc/fresh-debian-ca.pem"
 find "$DIR/etc/systemd/system" -mindepth 2 -maxdepth 2 -type l \( -path '*.wants/*' -o -path '*.requires/*' \) \
     -printf '%P\n' 2>/dev/null | sort >"$DIR/root/.fresh-debian-links"
+# the network objects of the machine's namespace (which the fresh Debian shares): the demo's store
+# must take its bridge and nftables table with it
+{ ls /sys/class/net; nft list tables 2>/dev/null || true; } | grep -E "^jbx-|jupybox_" | sort >"$DIR/root/.fresh-debian-net"
 
 export DIR CHECKOUT CA_FILE RUN_TESTS TESTS INSIDE
 export -f enter
