@@ -292,7 +292,8 @@ def _mode(ctx):
 
 def cmd_run(args, ctx) -> int:
     no_isolation = getattr(args, "no_isolation", False)
-    if no_isolation or os.environ.get("JUPYBOX_ISOLATION", "").lower() == "none":
+    if (no_isolation or os.environ.get("JUPYBOX_ISOLATION", "").lower() == "none"
+            or os.environ.get("JUPYBOX_NO_SERVICE")):
         m = _mode(ctx)
         if not m.isolated:
             if not no_isolation:

@@ -104,6 +104,10 @@ def detect(scratch: str | None = None, refresh: bool = False) -> Mode:
     if os.environ.get("JUPYBOX_ISOLATION", "").lower() == "none":
         _cached = Mode(FALLBACK, "JUPYBOX_ISOLATION=none asks for no isolation")
         return _cached
+    if os.environ.get("JUPYBOX_NO_SERVICE"):
+        # a JupyterHub server started by jupybox.hub: the spawner says why no container runs here
+        _cached = Mode(FALLBACK, os.environ["JUPYBOX_NO_SERVICE"].splitlines()[0][:500])
+        return _cached
     if scratch is None:
         from ..paths import Layout
 

@@ -41,3 +41,20 @@ def test_kernel_version_parse(monkeypatch):
     assert not mode.kernel_at_least(5, 11) and mode.kernel_at_least(5, 10)
     monkeypatch.setattr(mode.platform, "release", lambda: "6.18.44-fc")
     assert mode.kernel_at_least(5, 11)
+
+
+def test_a_jupyterhub_server_says_why_no_container_runs(tmp_path):
+    """A server started by jupybox.hub has JUPYBOX_NO_SERVICE (the spawner's reason): the mode is the
+    fallback with that reason, and `run` refuses in one line that gives it (125)."""
+    from jupybox.hub.spawner import NO_SERVICE
+
+    env = dict(os.environ, JUPYBOX_NO_SERVICE=NO_SERVICE)
+    probe = subprocess.run([sys.executable, "-c", "from jupybox.runtime import mode; m = mode.detect(); "
+                            "print(m.name); print(m.reason)"], env=dict(env, JUPYBOX_ROOT=str(tmp_path / "s")),
+                           capture_output=True, text=True, timeout=60)
+    assert probe.stdout.splitlines() == [mode.FALLBACK, NO_SERVICE], probe.stderr
+    r = subprocess.run([sys.executable, "-m", "jupybox", "--root", str(tmp_path / "s"), "run", "--rm", "host",
+                        "true"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 125 and r.stderr.splitlines() == [f"jupybox: containers cannot run here: {NO_SERVICE}; "
+                                                             "`jupybox run --no-isolation` runs the command as a "
+                                                             "plain process, without isolation"], r.stderr
