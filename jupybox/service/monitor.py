@@ -41,6 +41,7 @@ class Watched:
         self.stop_timer = None
         self.stopped = False  # by a user's stop/kill: a restart policy does not restart it
         self.hurry = False  # its client waits for its removal: no hold after its exit
+        self.by_shutdown = False  # killed because the service shut down (not by a user)
 
     @property
     def cid(self) -> str:
@@ -235,6 +236,11 @@ class Monitor:
             policy = rec.config["spec"].get("restart", "no")
         except errors.ContainerNotFound:
             return
+        if w.by_shutdown:
+            # docker's daemon stopping: not a user's stop; the next service starts it again
+            if restart_wanted(policy, state, False):
+                self._mark(rec, restarting=True)
+            return
         if not restart_wanted(policy, state, w.stopped):
             if w.stopped and state is not None:
                 self._mark(rec, manually_stopped=True)
@@ -396,7 +402,7 @@ class Monitor:
     def kill_all(self) -> None:
         for w in self.watched.values():
             if not w.notified:
-                w.stopped = True
+                w.stopped = w.by_shutdown = True
                 self._signal(w, signal.SIGKILL)
 
 

@@ -429,8 +429,9 @@ class Service:
 
 
 def orphans(engine) -> list:
-    """Containers recorded as running whose monitor is gone (a crashed service): the next service
-    re-adopts them, so a command that reads them (ps, inspect, wait...) starts one first."""
+    """Containers recorded as running whose monitor is gone (a crashed service), and those whose
+    restart policy waits for a service (the last one shut down): the next service re-adopts or
+    starts them, so a command that reads them (ps, inspect, wait...) starts one first."""
     out = []
     for rec in engine.records.all():
         try:
@@ -438,5 +439,7 @@ def orphans(engine) -> list:
         except errors.JupyboxError:
             continue
         if state.status is Status.RUNNING and not process_running(state.monitor_pid):
+            out.append(rec)
+        elif state.status is Status.EXITED and state.restarting and not state.manually_stopped:
             out.append(rec)
     return out
