@@ -45,6 +45,7 @@ import time
 from ..cgroups.own import CGROUP_ROOT, PROC_SELF_CGROUP, cgroup_version, own_cgroup
 
 INFO_FILE = "/run/jupybox/container.json"  # written by the provisioner after the start
+PREVIOUS_KERNEL_ENV = "JUPYBOX_PREVIOUS_KERNEL"  # why the kernel before this one died (kernelend)
 
 
 # -- the cgroup ------------------------------------------------------------------------------------
@@ -196,10 +197,10 @@ def load_ipython_extension(ipython) -> None:
 
 def _tell_previous_death(ipython) -> None:
     """Why the kernel before this one died (the provisioner saw it: jupybox.jupyter.kernelend)."""
-    from .kernelend import PREVIOUS_KERNEL_ENV, tell_once
-
     reason = os.environ.pop(PREVIOUS_KERNEL_ENV, None)
     if reason and getattr(ipython, "events", None) is not None:
+        from .kernelend import tell_once
+
         tell_once(ipython, reason)
 
 

@@ -119,7 +119,7 @@ class KernelContainer:
         if self.kernel_id:
             out["JUPYBOX_KERNEL_ID"] = str(self.kernel_id)
         if previous_death:
-            from .kernelend import PREVIOUS_KERNEL_ENV
+            from .kernel_usage import PREVIOUS_KERNEL_ENV
 
             out[PREVIOUS_KERNEL_ENV] = previous_death  # told by the kernel extension (kernelend.tell_once)
         return out

@@ -23,7 +23,6 @@ from .. import errors
 from ..runtime.fdio import chunks
 
 STDERR_TAIL = 16384  # bytes of the kernel's stderr kept for error messages
-PREVIOUS_KERNEL_ENV = "JUPYBOX_PREVIOUS_KERNEL"  # why the kernel before this one died
 
 try:  # jupyter_server turns a tornado HTTPError's log_message into the message JupyterLab shows
     from tornado.web import HTTPError as _HTTPError
