@@ -1,7 +1,7 @@
 """commit, notebook images|lock, lock; ``save --from-notebook`` and ``--materialize`` (see :mod:`jupybox.env`).
 
     jupybox commit -m "with the data" -c 'CMD ["python3"]' web analysis:1
-    jupybox commit host my-env:2026-12          # this machine's environment as a portable image
+    jupybox commit host my-env:2026-12          # the host's environment as a portable image
     jupybox notebook images analysis.ipynb      # what the notebook needs, and whether it is here
     jupybox notebook lock analysis.ipynb        # its images rewritten to NAME:TAG@DIGEST
     jupybox save --from-notebook analysis.ipynb -o env.tar
@@ -16,7 +16,7 @@ from .. import errors
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("commit", help="Create a new image from a container's changes (or `host`: this machine)")
+    p = sub.add_parser("commit", help="Create a new image from a container's changes (or `host`: the host)")
     p.add_argument("-m", "--message", help="commit message")
     p.add_argument("-a", "--author", help='author (e.g. "Jane <jane@example.org>")')
     p.add_argument("-c", "--change", action="append", default=[], help="a Dockerfile instruction (CMD, ENV, ...)")
@@ -45,7 +45,7 @@ def add_parsers(sub) -> None:
 
 def add_save_options(p) -> None:
     p.add_argument("--materialize", action="store_true",
-                   help="an image built FROM host: make this machine's environment a real layer first")
+                   help="an image built FROM host: make the host's environment a real layer first")
     p.add_argument("--from-notebook", metavar="NOTEBOOK",
                    help="save every image the notebook needs (an oci-archive: pinned digests hold after a load)")
 

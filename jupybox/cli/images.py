@@ -105,7 +105,7 @@ def add_parsers(sub) -> None:
             p.add_argument("--platform")
         else:
             p.add_argument("--materialize", action="store_true",
-                           help="an image built FROM host: make this machine's environment a real layer first")
+                           help="an image built FROM host: make the host's environment a real layer first")
         p.add_argument("reference")
         p.set_defaults(func=cmd_pull if verb == "pull" else cmd_push)
 
@@ -133,7 +133,7 @@ def image_rows(store) -> list[dict]:
         refs = list(img.refs) or ["<none>:<none>"]
         for ref in refs:
             repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "<none>")
-            if img.is_host:  # a view of this machine, made at no time and of no size of its own
+            if img.is_host:  # a view of the host, made at no time and of no size of its own
                 created, size = "-", "host"
             else:
                 created = f"{ago(age(img.created))} ago" if img.created else "N/A"

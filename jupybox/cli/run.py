@@ -122,7 +122,7 @@ def add_parsers(sub) -> None:
     # `run` only: the %%container magic falls back by itself, with its notice
     p.add_argument("--no-isolation", action="store_true",
                    help="where no container can run (no namespaces), run the command as a plain process on "
-                        "this machine instead, with rlimits for -m and --pids-limit: NOTHING IS ISOLATED")
+                        "the host instead, with rlimits for -m and --pids-limit: NOTHING IS ISOLATED")
     p.add_argument("image")
     p.set_defaults(func=cmd_run, command=[])
 
@@ -341,8 +341,8 @@ def _run_unisolated(args, ctx, reason: str) -> int:
     for key in ("interactive", "tty"):
         options.pop(key, None)
     plan = unisolated.prepare(args.image, args.command, **options)
-    print(f"jupybox: WARNING: no isolation ({reason}): running {plan.argv[0]} as a plain process on this "
-          f"machine; {plan.describe()}", file=ctx.err, flush=True)
+    print(f"jupybox: WARNING: no isolation ({reason}): running {plan.argv[0]} as a plain process on the "
+          f"host; {plan.describe()}", file=ctx.err, flush=True)
     running = []  # the process, once started; a signal that comes before is held until then
     held: list[int] = []
 

@@ -6,12 +6,12 @@ from .. import errors
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("system", help="Manage the store: its service, and what it made on this machine")
+    p = sub.add_parser("system", help="Manage the store: its service, and what it made on the host")
     ssub = p.add_subparsers(dest="system_verb", metavar="VERB", parser_class=type(p))
     q = ssub.add_parser("shutdown", help="Stop the store's service (refused while containers run, unless -f)")
     q.add_argument("-f", "--force", action="store_true", help="kill the running containers first")
     q.set_defaults(func=cmd_shutdown)
-    q = ssub.add_parser("reset", help="Remove the store and everything it made on this machine: its containers "
+    q = ssub.add_parser("reset", help="Remove the store and everything it made on the host: its containers "
                                       "(killed), service, bridges, nftables table, cgroups, images, volumes")
     q.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     q.set_defaults(func=cmd_reset)
@@ -44,7 +44,7 @@ def cmd_reset(args, ctx) -> int:
         if not os.isatty(0):
             raise errors.UsageError("system reset removes the whole store: give -f to confirm")
         print(f"WARNING! This removes the store {root}: every container (killed), image, volume and network, "
-              f"and what it made on this machine.\nAre you sure you want to continue? [y/N] ", end="", file=sys.stderr,
+              f"and what it made on the host.\nAre you sure you want to continue? [y/N] ", end="", file=sys.stderr,
               flush=True)
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 1

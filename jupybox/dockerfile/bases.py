@@ -39,17 +39,17 @@ def state_of(store, img) -> State:
 
 
 def host_state(b, instr: Instruction, img) -> State:
-    """``FROM host``: the host image's config on the view of this machine as it is now (made when
+    """``FROM host``: the host image's config on the view of the host as it is now (made when
     missing: hard links, see :mod:`jupybox.image.hostview`), no layers yet."""
     from ..image import hostview
     from ..image.hostbased import host_config
 
-    b.emit(kind="info", message="FROM host: a view of this machine's environment (hard links, made once per "
+    b.emit(kind="info", message="FROM host: a view of the host's environment (hard links, made once per "
                                 "state of the machine)")
     try:
         key, _ = hostview.current(b.store.layout)
     except OSError as e:
-        raise instr.error(f"{instr.text}: cannot make the view of this machine: {e.strerror or e}") from None
+        raise instr.error(f"{instr.text}: cannot make the view of the host: {e.strerror or e}") from None
     return State(host_config(img, key), [])
 
 

@@ -181,7 +181,7 @@ class Builder:
                                              f"this one")
             img = bases.resolve_image(self, stage.from_instr, base)
             if img.is_host:
-                ctx.state = bases.host_state(self, stage.from_instr, img)  # this machine's view under the layers
+                ctx.state = bases.host_state(self, stage.from_instr, img)  # the host's view under the layers
             else:
                 ctx.state = bases.state_of(self.store, img)
         cfg = ctx.state.config.setdefault("config", {})

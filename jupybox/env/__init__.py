@@ -6,7 +6,7 @@
   (``jupybox build --binder``) with pip's cache as a build cache mount, and :mod:`.pinning` pins
   what pip installed (exact versions and sha256 hashes) in a lock that rebuilds the same content.
 * :mod:`.hostbased`: ``FROM host`` images made portable (``--materialize``; what such an image is,
-  and the view of this machine under it, live with the images: ``jupybox.image.hostbased``,
+  and the view of the host under it, live with the images: ``jupybox.image.hostbased``,
   ``jupybox.image.hostview``); :mod:`.commit`: ``jupybox commit CONTAINER|host IMAGE``.
 * :mod:`.notebook` and :mod:`.pins`: the image digest each ``%%container`` cell ran, ``lock``,
   ``--locked``, and the images a notebook needs.

@@ -140,7 +140,7 @@ def check_base(store, base: str, cfg: BinderConfig):
                                        "with --base (a Debian or python:3.x-slim image with python3 and pip)") from None
     if img.is_host:
         raise errors.UsageError("--base host: a Binder build needs a base image with its own Python: use a "
-                                "Dockerfile `FROM host` to extend this machine's environment")
+                                "Dockerfile `FROM host` to extend the host's environment")
     have = _python_of(ImageFS(store.layer_dirs(img)))
     if not have:
         raise errors.UsageError(f"base image {base} has no python3 (usr/bin or usr/local/bin): a Binder build "

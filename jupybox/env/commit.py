@@ -7,7 +7,7 @@ whiteouts, opaque directories, the runtime's /etc mount points left out). The co
 image's with ``-c`` changes (the Dockerfile's rules, :func:`jupybox.dockerfile.apply_changes`),
 ``-a`` author and ``-m`` comment in the history.
 
-A container of the built-in ``host`` image gives an image built on this machine's view (see
+A container of the built-in ``host`` image gives an image built on the host's view (see
 :mod:`.hostbased`); ``commit host IMAGE`` makes the view itself a real layer: the machine's
 environment (what ``host`` shows, without its secrets) as a portable image.
 """
@@ -137,7 +137,7 @@ def commit_host(store, ref: str | None, *, message=None, author=None, changes=()
     size, files = estimate(str(view))
     from ..units import human_size_si
 
-    out.write(f"commit host: this machine's environment is about {human_size_si(size)} ({files} files)\n")
+    out.write(f"commit host: the host's environment is about {human_size_si(size)} ({files} files)\n")
     layer = view_layer(store, str(view), _Progress(size, out, "  host view"))
     cfg = host_config(host_image(store), None)
     cfg["config"] = apply_changes(list(changes or ()), cfg.get("config") or {})

@@ -107,7 +107,7 @@ def materialize(store, ref: str, out=None, tag: bool = True):
     size, files = estimate(view)
     from ..units import human_size_si
 
-    out.write(f"materializing {img.refs[0] if img.refs else img.short_id}: this machine's environment becomes a "
+    out.write(f"materializing {img.refs[0] if img.refs else img.short_id}: the host's environment becomes a "
               f"layer of about {human_size_si(size)} ({files} files)\n")
     layer = view_layer(store, view, _Progress(size, out, "  host view"))
     cfg = copy.deepcopy(img.config)

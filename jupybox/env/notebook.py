@@ -143,7 +143,7 @@ def lock(path, store, out=None) -> list[str]:
     said = []
     for need in needs(nb):
         if is_host_reference(need.image) or need.image.startswith("sha256:"):
-            said.append(f"{need.where}: {need.image}: not pinned ({'this machine: jupybox commit host IMAGE makes an image of it' if is_host_reference(need.image) else 'an image id is pinned already'})")
+            said.append(f"{need.where}: {need.image}: not pinned ({'the host: jupybox commit host IMAGE makes an image of it' if is_host_reference(need.image) else 'an image id is pinned already'})")
             continue
         text, record = pinned_ref(store, need.image, need.digest)
         if need.cell is None:

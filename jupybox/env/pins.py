@@ -57,7 +57,7 @@ def pin(store, text: str, options: dict | None = None, locked: bool = False) -> 
     record = {"image": text, "options": _options(options)}
     if is_host_reference(text):
         if locked:
-            raise errors.UsageError(f"--locked: {text} is this machine, not an image that can be pinned: make one "
+            raise errors.UsageError(f"--locked: {text} is the host, not an image that can be pinned: make one "
                                     "with `jupybox commit host IMAGE`")
         img = store.resolve(text)
         record.update(digest=None, id=img.id)

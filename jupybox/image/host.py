@@ -207,7 +207,7 @@ def host_config() -> dict:
             "Labels": {"io.jupybox.image.host": "true"},
         },
         "rootfs": {"type": "host", "diff_ids": []},
-        "history": [{"created": created, "created_by": "jupybox: built-in host image", "comment": "read-only view of this machine"}],
+        "history": [{"created": created, "created_by": "jupybox: built-in host image", "comment": "read-only view of the host"}],
     }
 
 

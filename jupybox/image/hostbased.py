@@ -1,7 +1,7 @@
 """Images built ``FROM host``: what they are, for the store, the archives and the registry.
 
 An image built ``FROM host`` (see ``jupybox.dockerfile.bases.host_state``) carries the label
-``io.jupybox.host-view=<key>``: its layers sit on the view ``<key>`` of this machine's environment
+``io.jupybox.host-view=<key>``: its layers sit on the view ``<key>`` of the host's environment
 (:mod:`.hostview`), which the store puts under them wherever the image is used (a container, a RUN
 step, a ``COPY``: :func:`lower_dirs`). Such an image runs only where the view exists: ``save`` and
 ``push`` refuse it in one line (:func:`check_portable`); ``--materialize`` makes it portable first
@@ -54,19 +54,19 @@ def host_config(host_img, key: str | None) -> dict:
     section["Labels"] = labels
     cfg["rootfs"] = {"type": "layers", "diff_ids": []}
     cfg["history"] = [] if key is None else [
-        {"created": cfg.get("created", ""), "created_by": f"jupybox: this machine's environment (host view "
+        {"created": cfg.get("created", ""), "created_by": f"jupybox: the host's environment (host view "
          f"{key[:12]})", "empty_layer": True}]
     return cfg
 
 
 def check_portable(img, verb: str) -> None:
-    """Refuse to ``save``/``push`` an image that needs this machine's view, in one line."""
+    """Refuse to ``save``/``push`` an image that needs the host's view, in one line."""
     if getattr(img, "is_host", False):
-        raise errors.UsageError(f"{verb}: the built-in host image is this machine itself: make a portable image of "
+        raise errors.UsageError(f"{verb}: the built-in host image is the host itself: make a portable image of "
                                 f"it with `jupybox commit host IMAGE`")
     key = view_key(img.config)
     if key is not None:
         name = img.refs[0] if img.refs else img.short_id
-        raise errors.UsageError(f"{verb}: {name} is built FROM host (its lowest layer is this machine's "
+        raise errors.UsageError(f"{verb}: {name} is built FROM host (its lowest layer is the host's "
                                 f"environment, view {key[:12]}): run `jupybox {verb} --materialize` to make it "
                                 "a real layer first")

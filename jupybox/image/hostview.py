@@ -1,4 +1,4 @@
-"""The host image as an overlay lower directory: a *view* of this machine's environment.
+"""The host image as an overlay lower directory: a *view* of the host's environment.
 
 The built-in ``host`` image is not made of layers: the runtime bind-mounts the machine's
 directories read-only (see :mod:`jupybox.image.host`). An image built ``FROM host`` needs those

@@ -165,7 +165,7 @@ class ImageStore:
         with self.lease():
             dirs = self.layers.lower_dirs(img.layers, img.diff_ids, relative)
         if "io.jupybox.host-view" in ((img.config.get("config") or {}).get("Labels") or {}):
-            from .hostbased import lower_dirs  # built FROM host: this machine's view below the layers
+            from .hostbased import lower_dirs  # built FROM host: the host's view below the layers
 
             dirs = lower_dirs(self.layout, img.config, relative) + dirs
         return dirs

@@ -56,7 +56,7 @@ def _pullable(ref: str, registry: str | None, root, progress) -> str:
     from ..image.reference import parse_reference
 
     if is_host_reference(ref):
-        raise KubeError("the host image is this machine's own /usr and Python, not an image a cluster can pull: "
+        raise KubeError("the host image is the host's own /usr and Python, not an image a cluster can pull: "
                         "build one (jupybox build) for the cluster")
     r = parse_reference(ref)
     if not registry:

@@ -13,7 +13,7 @@ Field by field (the README's table is this one):
     --cpu-shares                   resources.requests.cpu (shares / 1024 CPUs: how the kubelet maps a request)
     --pids-limit, --memory-swap    none (the kubelet's podPidsLimit and swap settings are the node's): warned
     -v NAME:/p                     volumes: persistentVolumeClaim claimName NAME; an anonymous volume: emptyDir
-    -v /host:/p                    volumes: hostPath (the node's directory, not this machine's): warned
+    -v /host:/p                    volumes: hostPath (the node's directory, not the host's): warned
     --tmpfs /p:size=N              volumes: emptyDir medium Memory, sizeLimit N
     -p [IP:]HOST:CTR/proto         ports: containerPort, hostPort, hostIP, protocol (--service: Service ports)
     --cap-add / --cap-drop         securityContext.capabilities.add / drop

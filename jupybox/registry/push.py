@@ -120,7 +120,7 @@ def push(store, ref: str, *, source: str | None = None, progress: ProgressCallba
         raise ImageNotFound(f"An image does not exist locally with the tag: {source or ref}") from None
     from ..image.hostbased import check_portable
 
-    check_portable(image, "push")  # FROM host: this machine's view is no layer a registry can hold
+    check_portable(image, "push")  # FROM host: the host's view is no layer a registry can hold
     mdigest = image.manifest_digest
     data = store.read_blob(mdigest)
     try:

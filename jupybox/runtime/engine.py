@@ -90,7 +90,7 @@ class Engine(ConfigureMixin, GarbageMixin):
         return (state.pid if state.status is Status.RUNNING else 0), limits
 
     def limits_notice(self, spec: ContainerSpec) -> str | None:
-        """What of the spec's limits this machine cannot enforce, in one line (or None)."""
+        """What of the spec's limits the host cannot enforce, in one line (or None)."""
         if not self.rootless:
             return None
         from ..cgroups.processtree import ProcessTreeDriver, unenforced

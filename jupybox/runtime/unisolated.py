@@ -1,12 +1,12 @@
-"""Fallback mode: a container spec run as a plain process on this machine, *without isolation*.
+"""Fallback mode: a container spec run as a plain process on the host, *without isolation*.
 
 Where no namespace can be made (mybinder.org, hardened hosts; ``mode.detect()`` says
 ``fallback``), the ``%%container`` magic still runs cells, and ``jupybox run --no-isolation``
-commands, as an ordinary child process. Nothing is isolated: the process sees this machine's
+commands, as an ordinary child process. Nothing is isolated: the process sees the host's
 files, network, processes and users, as the user who started it. The callers say so loudly; this
 module only refuses what it cannot honour and says what it does not enforce:
 
-* only the built-in ``host`` image (this machine's own system) can run: any other image needs a
+* only the built-in ``host`` image (the host's own system) can run: any other image needs a
   root filesystem of its own;
 * ``-v``/``--tmpfs``, ``--network`` other than ``host`` (or left out), ``-p``/``-P``, ``--dns``,
   ``--add-host``, ``--network-alias``, ``--user``, ``--hostname``, ``--read-only``,
@@ -106,7 +106,7 @@ def _refuse(what: str, needs: str, hint: str = "") -> errors.UsageError:
                              + (f"; {hint}" if hint else ""))
 
 
-_NETWORK_HINT = "leave --network out (or use --network host): the process uses this machine's network"
+_NETWORK_HINT = "leave --network out (or use --network host): the process uses the host's network"
 
 
 def check(spec: ContainerSpec) -> list[str]:
@@ -114,11 +114,11 @@ def check(spec: ContainerSpec) -> list[str]:
     from ..image.host import is_host_reference
 
     if not is_host_reference(spec.image):
-        raise errors.UsageError(f"image {spec.image} needs isolation (a root filesystem of its own): on this "
-                                f"machine only the host image can run, without isolation")
+        raise errors.UsageError(f"image {spec.image} needs isolation (a root filesystem of its own): on the "
+                                f"host only the host image can run, without isolation")
     if spec.mounts:
         kinds = sorted({"--tmpfs" if m.type == "tmpfs" else "-v" for m in spec.mounts})
-        raise _refuse("/".join(kinds), "a mount namespace", "the process sees this machine's own files")
+        raise _refuse("/".join(kinds), "a mount namespace", "the process sees the host's own files")
     if spec.network not in ("host", "", None):
         raise _refuse(f"--network {spec.network}", "a network namespace", _NETWORK_HINT)
     for flag, value, needs in (("-p", spec.ports, "a network of its own"),
@@ -185,8 +185,8 @@ def plan(spec: ContainerSpec) -> Plan:
     env.update(spec.env)
     cwd = spec.workdir or cfg.get("WorkingDir") or "/"
     if not os.path.isdir(cwd):
-        raise errors.UsageError(f"working directory {cwd} does not exist on this machine (without isolation "
-                                f"the process runs in this machine's own directories)")
+        raise errors.UsageError(f"working directory {cwd} does not exist on the host (without isolation "
+                                f"the process runs in the host's own directories)")
     path = _executable(argv[0], env)
     rlimits: dict[str, int] = {}
     memory = spec.limits.memory if spec.limits.memory not in (None, -1) else None

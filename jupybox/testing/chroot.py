@@ -1,6 +1,6 @@
 """python -m jupybox.testing.chroot [--mount-point | --on-shared-mount] DIR -- CMD ...: CMD chrooted into DIR.
 
-What a chroot gives (a build sandbox, some CI containers): DIR shows this machine's top-level
+What a chroot gives (a build sandbox, some CI containers): DIR shows the host's top-level
 directories, each bound into it recursively (``/proc``, ``/sys`` and ``/dev`` with what is mounted
 on them; symbolic links such as ``/bin -> usr/bin`` copied as links), except ``/tmp``, which is
 DIR's own (sticky), and what DIR already holds (a directory is bound only where DIR has none or an
@@ -32,7 +32,7 @@ SKIP = ("lost+found",)
 
 
 def populate(root: str) -> None:
-    """Bind this machine's top-level directories into ``root`` (see the module's docstring)."""
+    """Bind the host's top-level directories into ``root`` (see the module's docstring)."""
     for name in sorted(os.listdir("/")):
         src, dst = "/" + name, os.path.join(root, name)
         if name in SKIP:

@@ -35,7 +35,7 @@ REAL_SKIP = _real_skip_reason()
 
 @pytest.fixture
 def real_driver():
-    """A real driver for this machine's layout whose parent is unique to this test (never collides
+    """A real driver for the host's layout whose parent is unique to this test (never collides
     with real containers); at teardown every cgroup and the parent must be gone."""
     if REAL_SKIP is not None:
         pytest.skip(REAL_SKIP)
@@ -63,14 +63,14 @@ def kernel() -> tuple[int, int]:
 @pytest.fixture
 def v1_driver(real_driver):
     if real_driver.version != 1:
-        pytest.skip(f"this machine has cgroup {real_driver.layout}: these tests are for v1/hybrid")
+        pytest.skip(f"the host has cgroup {real_driver.layout}: these tests are for v1/hybrid")
     return real_driver
 
 
 @pytest.fixture
 def v2_driver(real_driver):
     if real_driver.version != 2:
-        pytest.skip(f"this machine has cgroup {real_driver.layout}: these tests need a pure v2 kernel "
+        pytest.skip(f"the host has cgroup {real_driver.layout}: these tests need a pure v2 kernel "
                     "(they run in the v2 guest: tests/v2guest)")
     return real_driver
 

@@ -1,4 +1,4 @@
-"""FROM host, commit, materialize: this machine's environment plus a layer, and images made portable."""
+"""FROM host, commit, materialize: the host's environment plus a layer, and images made portable."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_commit_host_and_materialize_make_portable_images(env_root, small_host, 
     store = engine(str(env_root)).store
     err = io.StringIO()
     img = commit_host(store, "my-machine:1", message="snapshot", out=err)
-    assert "this machine's environment is about" in err.getvalue() and "100%" in err.getvalue()
+    assert "the host's environment is about" in err.getvalue() and "100%" in err.getvalue()
     busybox = f"{small_host}/bin/busybox"
     out = cli(env_root, "run", "--rm", "my-machine:1", busybox, "sh", "-c",
               "cat /etc/hostname >/dev/null && test ! -e /etc/shadow && echo ok").stdout

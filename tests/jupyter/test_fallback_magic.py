@@ -206,9 +206,9 @@ def test_what_needs_a_container_is_refused_in_one_line(tmp_path, jupybox_root):
         out["containers"] = os.listdir(os.path.join(os.environ["JUPYBOX_ROOT"], "containers"))
     ''')
     assert got["volume"] == ["UsageError", "-v needs a mount namespace: without isolation it cannot be honoured; "
-                                           "the process sees this machine's own files"]
+                                           "the process sees the host's own files"]
     assert got["image"] == ["UsageError", "image alpine:3.19 needs isolation (a root filesystem of its own): on "
-                                          "this machine only the host image can run, without isolation"]
+                                          "the host only the host image can run, without isolation"]
     assert got["bg"][0] == "UsageError" and got["bg"][1].startswith("--bg needs isolation")
     assert got["user"][0] == "UsageError" and got["user"][1].startswith("--user nobody needs a container")
     assert got["network"][0] == "UsageError" and got["network"][1].startswith("--network bridge needs")

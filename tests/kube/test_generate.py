@@ -118,7 +118,7 @@ def test_the_cli_writes_yaml_that_reads_back(compose_file, tmp_path):
 def test_the_host_image_cannot_be_named_in_a_manifest(tmp_path):
     path = tmp_path / "compose.yaml"
     path.write_text("services:\n  lab:\n    image: host\n")
-    with pytest.raises(KubeError, match="the host image is this machine's own"):
+    with pytest.raises(KubeError, match="the host image is the host's own"):
         kube.generate(compose_files=[str(path)])
     proc = subprocess.run([sys.executable, "-m", "jupybox", "kube", "generate", "--compose-file", str(path)],
                           capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""The built-in `host` image: this machine's programs and Python, read-only, without its secrets (root only)."""
+"""The built-in `host` image: the host's programs and Python, read-only, without its secrets (root only)."""
 
 from __future__ import annotations
 

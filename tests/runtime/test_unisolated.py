@@ -102,7 +102,7 @@ def test_command_not_found_and_not_executable_are_the_runtimes_errors(tmp_path):
 def test_only_the_host_image_can_run(image):
     with pytest.raises(errors.UsageError) as e:
         unisolated.prepare(image, ["true"])
-    assert str(e.value) == (f"image {image} needs isolation (a root filesystem of its own): on this machine only "
+    assert str(e.value) == (f"image {image} needs isolation (a root filesystem of its own): on the host only "
                             f"the host image can run, without isolation")
 
 

@@ -58,7 +58,7 @@ def _resolve_all(store, refs) -> list[tuple[object, str | None]]:
         image = store.resolve(ref, hint=False)
         from ..hostbased import check_portable
 
-        check_portable(image, "save")  # FROM host: this machine's view is no layer an archive can hold
+        check_portable(image, "save")  # FROM host: the host's view is no layer an archive can hold
         tag = None
         try:
             r = parse_reference(ref)

@@ -137,7 +137,7 @@ def _choose_platform(members: Members, descs: list, what: str) -> dict:
     except Exception:
         if len(present) == 1:
             return present[0]
-        raise StoreError(f"load: {what}: no manifest for this machine's platform in the archive") from None
+        raise StoreError(f"load: {what}: no manifest for the host's platform in the archive") from None
 
 
 def _oci_ref(ann: dict, name: str | None) -> str | None:
