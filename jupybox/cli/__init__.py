@@ -52,8 +52,13 @@ class Context:
             self._engine = Engine(self.root)
         return self._engine
 
-    def print(self, *args, **kw) -> None:
-        print(*args, file=self.out, **kw)
+    def print(self, *args, sep: str = " ", end: str = "\n", flush: bool = False) -> None:
+        """One write per line: print() writes its parts one by one, which unbuffered (PYTHONUNBUFFERED)
+        interleaves with the lines of other processes on the same pipe (`xargs -P 10 jupybox run -d`
+        gave two ids on one line)."""
+        self.out.write(sep.join(map(str, args)) + end)
+        if flush:
+            self.out.flush()
 
 
 def execute(argv: list[str], ctx: Context | None = None) -> int:

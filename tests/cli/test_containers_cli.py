@@ -64,3 +64,18 @@ def test_the_table_is_what_docker_does(docker_cli, busybox_tar):
     assert docker_cli("create", "--name", "user", "--network", "none", "bb:1", "true").returncode == 0
     got = {" ".join(args): (docker_cli(*args).returncode, want) for args, want in EXIT_CODES}
     assert {k: v for k, v in got.items() if v[0] != v[1]} == {}
+
+
+def test_run_d_in_parallel_gives_one_id_per_line(jupybox_root, busybox_tar):
+    """`xargs -P 10 jupybox run -d ...` into one pipe, Python unbuffered (PYTHONUNBUFFERED=1, as on
+    many CI machines): every line one whole id (print() wrote the id and its newline apart)."""
+    import os
+
+    assert jb(jupybox_root, "import", str(busybox_tar), "bb:1").returncode == 0
+    cmd = f"{sys.executable} -m jupybox --root {jupybox_root} run -d --network none bb:1 true"
+    r = subprocess.run(["xargs", "-P", "10", "-I{}", "sh", "-c", cmd], input="\n".join(map(str, range(30))),
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 30 and all(len(line) == 64 for line in lines), lines
+    assert jb(jupybox_root, "rm", "-f", *lines).returncode == 0
