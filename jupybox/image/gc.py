@@ -106,6 +106,7 @@ def collect(store, wait: bool = True) -> dict:
             res["busy"] = True
             return res
         res["owned"] = _drop_orphaned_entries(store)
+        res["host_views"] = _drop_unused_host_views(store)
         swept = _sweep(store, store.blobs.names(), store.layers.names())
         res["links"] = store.layers.clean_links(repair=True)[1]
     for k in ("blobs", "layers", "bytes"):
@@ -134,6 +135,16 @@ def _drop_orphaned_entries(store) -> int:
         if gone:
             idx["manifests"] = [e for e in idx["manifests"] if e not in gone]
     return len(gone)
+
+
+def _drop_unused_host_views(store) -> int:
+    """Views of the host's environment (``FROM host``, ``commit host``) that no image is built on
+    any more: each holds the hard links of a whole environment. A build making one holds a lease,
+    so none is being made while this runs."""
+    from . import hostbased, hostview
+
+    keep = {k for k in (hostbased.view_key(img.config) for img in store._load()) if k}
+    return len(hostview.prune(store.layout, keep))
 
 
 def _familiar(name: str) -> str:

@@ -114,3 +114,24 @@ def test_commit_host_and_materialize_make_portable_images(env_root, small_host, 
         from jupybox.testing.leaks import stop_services
 
         stop_services(other)
+
+
+def test_a_host_view_no_image_uses_goes_with_prune(env_root, small_host):
+    """Each host view holds the hard links of a whole environment: once no image is built on it,
+    `jupybox prune` (garbage collection) removes it; one in use stays."""
+    from jupybox.dockerfile import build
+    from jupybox.image import hostview
+    from jupybox.paths import Layout
+
+    busybox = f"{small_host}/bin/busybox"
+    for tag in ("a:1", "b:1"):
+        build(None, f'FROM host\nRUN ["{busybox}", "sh", "-c", "echo {tag} > /tag"]\n', tags=[tag],
+              root=str(env_root), network="none")
+    views = hostview.views_dir(Layout(str(env_root)))
+    (key,) = [n for n in views.iterdir()]  # one view of the host, shared by both images
+    cli(env_root, "rmi", "a:1")
+    cli(env_root, "prune", "-f")
+    assert [n.name for n in views.iterdir()] == [key.name]  # b:1 still sits on it
+    cli(env_root, "rmi", "b:1")
+    cli(env_root, "prune", "-f")
+    assert list(views.iterdir()) == []
