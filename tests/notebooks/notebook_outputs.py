@@ -27,7 +27,9 @@ _RULES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{12,64}(?![0-9A-Za-z])"), "<id>"),                   # ids
     (re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-f]*[a-f])[0-9a-f]{8,11}(?![0-9A-Za-z])"), "<id>"),  # shorter ones
     (re.compile(r"\bjv[0-9a-f]{8}-[0-9a-f]{4}\b"), "jv<id>"),                                  # jupybox's veths
-    (re.compile(r"\b[a-z]+_[a-z]+_[0-9a-f]{4}\b"), "<name>"),                        # generated names
+    # generated names; also "<id>": a container that is gone (run --rm) is shown by its short id
+    # instead (jupyter/chartsession.py container_name), as the moment decides
+    (re.compile(r"\b[a-z]+_[a-z]+_[0-9a-f]{4}\b"), "<id>"),
     (re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<time>"),
     (re.compile(r"(Less than a second|About a minute|About an hour|\d+ (second|minute|hour|day)s?) ago"),
      "<time> ago"),

@@ -52,6 +52,11 @@ def test_two_runs_differ_only_in_what_the_machine_and_the_moment_choose():
     assert normalize(RUN_A) == normalize(RUN_B)
 
 
+def test_a_container_named_in_one_run_and_shown_by_its_id_in_another_agrees():
+    # a --rm container's summary names it while it exists, by its short id once it is gone
+    assert normalize("[chart of keen_turing_da5d: 3 samples]") == normalize("[chart of 0d687f633327: 0 samples]")
+
+
 def test_words_commands_and_the_shape_of_an_output_are_kept():
     assert normalize(RUN_A) != normalize(RUN_A.replace("Up 2 seconds", "Exited (0) 2 seconds ago"))
     assert normalize(RUN_A) != normalize(RUN_A.replace("jupybox-init", "jupybox.runtime.launcherd"))
