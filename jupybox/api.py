@@ -94,7 +94,7 @@ def run(image: str, command=None, *, root=None, stdin=None, stdout=None, stderr=
         for fd in opened:
             os.close(fd)
     rec = eng.records.get(reply["id"]) if not spec.remove else _ghost(eng, reply["id"])
-    return Container(eng, rec, _service_of(root))
+    return Container(eng, rec, _service_of(root), name=reply.get("name"))
 
 
 def _ghost(eng: Engine, cid: str):
@@ -112,7 +112,7 @@ def _ghost(eng: Engine, cid: str):
 def create(image: str, command=None, *, root=None, **options) -> Container:
     eng = engine(root)
     reply = launcher(root).request("create", spec=make_spec(image, command, **options).to_dict())
-    return Container(eng, eng.records.get(reply["id"]), _service_of(root))
+    return Container(eng, eng.records.get(reply["id"]), _service_of(root), name=reply.get("name"))
 
 
 def container(name_or_id: str, *, root=None) -> Container:

@@ -289,7 +289,8 @@ class Verbs:
             return c
         run = CellRun(image=args.image, command=args.command, cell=None, options=options, user_ns=self.magics._user_ns(),
                       keep=not args.remove and bool(args.name), chart=self.magics.chart, live=self.magics._live(),
-                      summary=self.magics.summary, rate=self.magics.chart_rate, grace=self.magics.interrupt_grace, root=root)
+                      summary=self.magics.summary, rate=self.magics.chart_rate, grace=self.magics.interrupt_grace, root=root,
+                      chart_after=self.magics.chart_after)  # (a quick run: its summary only, as a cell's)
         self.magics.last = run
         return run.run()
 

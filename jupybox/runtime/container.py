@@ -19,9 +19,10 @@ class Container:
     its monitor (``service()`` returns the client, connecting on first use); what reads it
     (state, logs, stats, inspect) reads the store directly."""
 
-    def __init__(self, engine: Engine, record: Record, service=None):
+    def __init__(self, engine: Engine, record: Record, service=None, name: str | None = None):
         self._engine = engine
         self._record = record
+        self._name = name  # kept: an --rm container's record goes with it, its name stays known
         self._service = service  # () -> the service's client
         self._last: dict | None = None  # the last exit wait() saw
 
@@ -36,7 +37,9 @@ class Container:
 
     @property
     def name(self) -> str:
-        return self._record.name
+        if self._name is None:
+            self._name = self._record.name
+        return self._name
 
     @property
     def image(self) -> str:

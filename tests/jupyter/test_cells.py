@@ -106,6 +106,10 @@ def test_a_quick_cell_shows_only_its_summary(ip):
     with capture_output() as cap:
         ip.run_cell_magic("container", "--chart", "print('hi')\n")  # asked for: drawn anyway
     assert ["image/png", "text/plain"] in [sorted(o.data) for o in cap.outputs]
+    with capture_output() as cap:  # the line magic's run too (it drew a chart of no sample)
+        ip.run_line_magic("container", "run --rm host true")
+    assert [sorted(o.data) for o in cap.outputs] == [["text/html", "text/plain"]]
+    assert "exited 0" in cap.outputs[0].data["text/plain"]
 
 
 # -- 19.2: one traceback on an interrupt ---------------------------------------------------------
