@@ -145,13 +145,13 @@ def test_cli_output_and_errors(bb):
     assert bb.leftovers() == []
 
 
-def test_ctrl_c_during_run_cleans_up(bb):
+def _signal_in_a_run_step(bb, sig: int) -> int:
+    """`jupybox build` of a RUN step that prints "started" then sleeps: ``sig`` once it printed;
+    the build's exit status."""
     bb.files({"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
-    before = bb.index()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     p = subprocess.Popen([sys.executable, "-m", "jupybox", "--root", str(bb.root), "build", "-t", "int",
-                          "--progress", "plain", str(bb.ctx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=env, text=True)
+                          "--progress", "plain", str(bb.ctx)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True)
     try:
         deadline = time.monotonic() + 30
         seen = ""
@@ -160,14 +160,18 @@ def test_ctrl_c_during_run_cleans_up(bb):
             if not line:
                 break
             seen += line
-        assert "started" in seen, seen + p.stderr.read()
-        p.send_signal(signal.SIGINT)
-        code = p.wait(timeout=20)
+        assert "started" in seen, seen
+        p.send_signal(sig)
+        return p.wait(timeout=20)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert code == 130
+
+
+def test_ctrl_c_during_run_cleans_up(bb):
+    before = bb.index()
+    assert _signal_in_a_run_step(bb, signal.SIGINT) == 130
     assert bb.index() == before
     # the container (made by the service for the subprocess) is gone with its mounts and processes
     assert bb.leftovers() == []
@@ -181,25 +185,9 @@ def test_kill9_during_run_then_prune_leaves_a_whole_store(bb):
     """kill -9 of `jupybox build` in the middle of a RUN step: its container dies with its client,
     and `jupybox prune` leaves no container, mount, cgroup, process or half-written file; the same
     build then completes."""
-    bb.files({"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
     before = bb.index()
+    assert _signal_in_a_run_step(bb, signal.SIGKILL) == -signal.SIGKILL
     cmd = [sys.executable, "-m", "jupybox", "--root", str(bb.root)]
-    p = subprocess.Popen(cmd + ["build", "-t", "k9", "--progress", "plain", str(bb.ctx)], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True)
-    try:
-        deadline = time.monotonic() + 30
-        seen = ""
-        while "started" not in seen and time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            seen += line
-        assert "started" in seen, seen
-        p.kill()
-    finally:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
     pruned = subprocess.run(cmd + ["prune", "-f"], capture_output=True, text=True, timeout=120)
     assert pruned.returncode == 0, pruned.stderr
     assert bb.index() == before
