@@ -23,7 +23,7 @@ APT_CORE     := python3 python3-venv python3-dev gcc libseccomp2 iproute2 nftabl
 	util-linux acl fuse-overlayfs slirp4netns
 APT_PACKAGES := $(APT_CORE) busybox-static crun runc podman skopeo umoci docker-registry mmdebstrap \
 	hyperfine jq apache2-utils zstd buildah chromium docker.io docker-compose qemu-system-x86 \
-	linux-image-amd64 cpio nodejs
+	linux-image-amd64 cpio nodejs npm
 
 # PYTEST_OPTS adds to the defaults (a later --timeout wins): make test TESTS=tests/network PYTEST_OPTS='-x -k bridge'
 PYTEST_DEFAULTS := -q -p no:cacheprovider --timeout 300 -rs --durations=15

@@ -130,10 +130,11 @@ def _drop_orphaned_entries(store) -> int:
         except ValueError:
             return True  # not ours to understand: made by nothing alive
 
+    if not any(orphaned(e) for e in store.index.read()["manifests"]):
+        return 0  # (the index is not written: that would count as a change of the store)
     with store.index.transaction(freeing=True) as idx:
         gone = [e for e in idx["manifests"] if orphaned(e)]
-        if gone:
-            idx["manifests"] = [e for e in idx["manifests"] if e not in gone]
+        idx["manifests"] = [e for e in idx["manifests"] if e not in gone]
     return len(gone)
 
 

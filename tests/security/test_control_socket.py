@@ -106,7 +106,9 @@ def test_a_peer_in_another_pid_namespace_is_refused(store):
              "print('ANSWERED' if s.recv(100) else 'hung up')\n")
     out = subprocess.run(["unshare", "--pid", "--fork", sys.executable, "-c", probe, _service_socket(store)],
                          capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "hung up" or "Connection reset" in out.stderr, (out.stdout, out.stderr)
+    # hung up on: EOF, or a reset, or (when the hang-up comes before the request is written) EPIPE
+    assert out.stdout.strip() == "hung up" or any(e in out.stderr for e in ("Connection reset", "Broken pipe")), \
+        (out.stdout, out.stderr)
     # and from our own namespace it answers (the test would prove nothing otherwise)
     same = subprocess.run([sys.executable, "-c", probe, _service_socket(store)], capture_output=True, text=True,
                           timeout=60)
