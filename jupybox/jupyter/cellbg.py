@@ -53,6 +53,7 @@ def start_bg(run):
     from .cellinterrupt import sigint_deferred
 
     c = stdin = None
+    handed = False
     try:
         with sigint_deferred() as interrupted:
             try:
@@ -67,7 +68,10 @@ def start_bg(run):
             # handed over inside the held block: an interrupt after it finds the name printed
             run.container = c
             print(container_name(c), file=run.stdout)
+            handed = True
     except BaseException:
+        if handed:  # an interrupt held until the block's end: the container is the user's now
+            raise
         if c is not None:
             _remove(c)
         run.container = None

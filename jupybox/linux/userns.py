@@ -188,11 +188,13 @@ def rmtree(path) -> None:
     import subprocess
     import sys
 
-    def onerror(func, p, _exc):
+    def onerror(func, p, exc):
+        if isinstance(exc[1], FileNotFoundError):
+            return  # removed meanwhile by another cleanup (a prune beside a service's own)
         # a directory left without permissions (overlayfs's work/work is mode 000): ours to chmod
         try:
             os.chmod(os.path.dirname(p), 0o700)
-            if func is not os.rmdir and os.path.isdir(p) and not os.path.islink(p):
+            if func is os.open or (func is not os.rmdir and os.path.isdir(p) and not os.path.islink(p)):
                 os.chmod(p, 0o700)
                 shutil.rmtree(p, onerror=lambda *a: None)
             else:
