@@ -43,12 +43,14 @@ deps: apt-deps $(STAMP) bytecode
 
 # dpkg-query costs ~50 ms; apt-get runs only when a package is missing, and starts and enables no
 # service (docker.io's dockerd, docker-registry's registry...: the tests start private ones; see
-# scripts/apt-install.sh).
+# scripts/apt-install.sh). npm counts as there when the command is: NodeSource's nodejs package
+# carries its own npm and conflicts with Debian's.
 apt-deps: PACKAGES = $(APT_PACKAGES)
 apt-core: PACKAGES = $(APT_CORE)
 apt-deps apt-core:
 	@missing=""; \
 	for p in $(PACKAGES); do \
+	  if [ "$$p" = npm ] && command -v npm >/dev/null; then continue; fi; \
 	  if ! dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed'; then \
 	    missing="$$missing $$p"; \
 	  fi; \

@@ -52,6 +52,15 @@ class GarbageMixin:
             userns.rmtree(d)
         for d in list(self.layout.tmp.iterdir()) if self.layout.tmp.exists() else []:
             if d.name.startswith("rm-"):
+                # a removal cut short: its cgroup may still be there (see Engine.cleanup)
+                cid = d.name[3:]
+                if cid not in busy and all(c in "0123456789abcdef" for c in cid) and len(cid) == 64:
+                    try:
+                        if self.cgroups.open(cid).exists():
+                            self._remove_cgroup(cid)
+                            cgroups_removed.append(cid)
+                    except errors.JupyboxError:
+                        continue
                 userns.rmtree(d)
         # the state files' temp files of processes that are gone (a writer killed, or a service)
         for d in list(self.layout.containers.iterdir()) if self.layout.containers.exists() else []:

@@ -253,8 +253,11 @@ class Records:
         except OSError:
             pass
 
-    def delete(self, rec: Record, name: str | None = None) -> None:
-        """Remove the container's directory and free its name (idempotent)."""
+    def delete(self, rec: Record, name: str | None = None, later: list | None = None) -> None:
+        """Remove the container's directory and free its name (idempotent). With ``later``, the
+        container is gone for every verb once this returns (its name free, its directory renamed
+        to tmp/rm-<id>, which garbage collection knows), and the emptying of that directory is
+        appended to ``later`` for the caller to run when it has answered its client."""
         if name is None:
             try:
                 name = rec.name
@@ -280,6 +283,12 @@ class Records:
             if e.errno != errno.EXDEV:
                 raise
             trash = rec.dir
+        if later is not None:
+            later.append(lambda: self._dispose(trash))
+        else:
+            self._dispose(trash)
+
+    def _dispose(self, trash: Path) -> None:
         if self._recycle(trash):
             return
         from ..linux import userns  # a rootless container's files may need its user namespace

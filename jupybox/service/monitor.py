@@ -192,8 +192,9 @@ class Monitor:
         return True
 
     def _cleanup(self, w: Watched, policy: bool = True) -> None:
+        later: list = []
         try:
-            self.engine.cleanup(w.running)
+            self.engine.cleanup(w.running, later=later)
         except (errors.JupyboxError, OSError) as e:
             self.service.log(f"cleaning up {w.cid[:12]}: {e}")
         finally:
@@ -201,6 +202,11 @@ class Monitor:
         if w.notify is not None and w.running.record.config["spec"].get("remove"):
             # the CLI's `run --rm` returns once the container is gone, as docker's does
             self.service.send(w.notify, {"event": "removed", "id": w.cid})
+        for step in later:  # its cgroup and its directory's files, now that the client is told
+            try:
+                step()
+            except (errors.JupyboxError, OSError) as e:
+                self.service.log(f"cleaning up {w.cid[:12]}: {e}")
         for fn in w.after_cleanup:
             fn()
         if policy and not w.after_cleanup:  # (a removal ends every policy)

@@ -41,3 +41,22 @@ def test_kill9_during_run(busybox_image, cli, delay, rm):
     r = cli("run", "--rm", "--name", "victim", BB, "true")
     assert r.returncode == 0, r.stderr
     assert not leaks.diff(before)["mounts"]
+
+
+def test_a_removal_cut_short_after_the_client_was_told_is_collected(busybox_image, cli):
+    """An --rm container is gone for every verb before its cgroup and files are (the service tells
+    the waiting client first): a crash in between leaves tmp/rm-<id> and the cgroup <id>, which
+    the next prune removes, both."""
+    import secrets
+
+    from jupybox.runtime.engine import Engine
+
+    eng = Engine(busybox_image.root)
+    cid = secrets.token_hex(32)
+    trash = eng.layout.tmp / f"rm-{cid}"
+    (trash / "upper").mkdir(parents=True)
+    eng.cgroups.create(cid)
+    assert eng.cgroups.open(cid).exists()
+    r = cli("prune", "-f")
+    assert r.returncode == 0, r.stderr
+    assert not trash.exists() and not eng.cgroups.open(cid).exists()
