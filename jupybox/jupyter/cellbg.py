@@ -63,6 +63,7 @@ def start_bg(run):
             finally:
                 if stdin is not None:
                     os.close(stdin)
+            interrupted.settled()
             if interrupted():
                 raise KeyboardInterrupt
             # handed over inside the held block: an interrupt after it finds the name printed

@@ -43,8 +43,18 @@ def sigint_deferred(limit: float | None = HOLD_LIMIT):
     except ValueError:
         yield lambda: False
         return
+    def interrupted() -> bool:
+        return bool(hit)
+
+    def settled() -> None:
+        """The work that could hang is done: a held interrupt no longer needs its deadline (which
+        would raise in the middle of what follows, e.g. between a hand-over and its message)."""
+        for t in timers:
+            t.cancel()
+
+    interrupted.settled = settled
     try:
-        yield lambda: bool(hit)
+        yield interrupted
     finally:
         for t in timers:
             t.cancel()

@@ -66,12 +66,17 @@ def test_a_dockerfile_cell_builds_with_the_build_options(jupybox_root, busybox_t
     import_image(jupybox_root, busybox_tar, "busybox:latest")
     ip = get_ipython()
     ip.run_line_magic("load_ext", "jupybox")
-    ip.run_line_magic("config", f"JupyboxMagics.root = {str(jupybox_root)!r}")
-    res = ip.run_cell("%%dockerfile --label team=data -t extra:2 --build-arg V=7 made:1\n"
-                      "FROM busybox\nARG V\nLABEL v=$V\n")
-    assert res.error_in_exec is None, res.error_in_exec
-    for ref in ("made:1", "extra:2"):
-        labels = image(ref, root=jupybox_root).config["config"]["Labels"]
-        assert labels["team"] == "data" and labels["v"] == "7", labels
-    res = ip.run_cell("%%dockerfile -o type=tar,dest=- made:2\nFROM busybox\n")
-    assert "needs a stdout" in str(res.error_in_exec)
+    magics = ip._jupybox_magics
+    saved = magics.root
+    magics.root = str(jupybox_root)  # (the shell is the process's one: put back at the end)
+    try:
+        res = ip.run_cell("%%dockerfile --label team=data -t extra:2 --build-arg V=7 made:1\n"
+                          "FROM busybox\nARG V\nLABEL v=$V\n")
+        assert res.error_in_exec is None, res.error_in_exec
+        for ref in ("made:1", "extra:2"):
+            labels = image(ref, root=jupybox_root).config["config"]["Labels"]
+            assert labels["team"] == "data" and labels["v"] == "7", labels
+        res = ip.run_cell("%%dockerfile -o type=tar,dest=- made:2\nFROM busybox\n")
+        assert "needs a stdout" in str(res.error_in_exec)
+    finally:
+        magics.root = saved
