@@ -35,3 +35,14 @@ def test_the_api_functions_stay_callable_once_the_engine_is_imported(tmp_path, b
         if name[0].islower() and name not in ("load_ipython_extension", "unload_ipython_extension"):
             assert callable(getattr(jupybox, name)), name
     assert jupybox.image("bb:1", root=tmp_path / "root").id.startswith("sha256:")
+
+
+def test_the_spec_of_a_plain_run_imports_no_seccomp_profile_checker():
+    """The CLI's `run` makes its spec before it talks to the service: a `--security-opt seccomp=FILE`
+    checker (a JSON schema compiler, hashlib, ctypes: ~15 ms) is loaded only for such a profile."""
+    code = ("import sys; from jupybox.runtime.options import make_spec; "
+            "make_spec('busybox', ['true'], memory='64m', network='none'); "
+            "print(' '.join(sorted(m for m in ('jupybox.linux.seccomp_docker', 'fastjsonschema', 'ctypes', 'hashlib') "
+            "if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""

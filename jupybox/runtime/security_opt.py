@@ -33,8 +33,6 @@ def parse(items, read_file=None) -> list[str]:
     """``--security-opt`` values -> the normalized list a spec keeps (``seccomp=<json>`` for a
     profile); ``read_file(path) -> str`` reads a profile (the client's file), None: the value must
     already be JSON (a spec from the wire)."""
-    from ..linux import seccomp_docker
-
     items = [items] if isinstance(items, str) else list(items or [])
     if len(items) > MAX_OPTS:
         raise UsageError(f"--security-opt: at most {MAX_OPTS}")
@@ -57,6 +55,10 @@ def parse(items, read_file=None) -> list[str]:
                 raise UsageError("--security-opt seccomp: the profile's JSON is expected here, not a path")
             else:
                 text, where = read_file(value), f"seccomp profile {value}"
+            # (imported here: the profile's checker and compiler cost ~15 ms, which every other
+            # `jupybox run` would pay at its start)
+            from ..linux import seccomp_docker
+
             out.append("seccomp=" + seccomp_docker.compact(seccomp_docker.load(text, where)))
         elif key == "apparmor" and value:
             if value != "unconfined":
