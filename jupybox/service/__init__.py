@@ -17,45 +17,12 @@ def stop(root, force: bool = True, timeout: float = 30.0) -> bool:
     """Shut down the service of ``root`` if one runs (``force``: killing its containers), and wait
     until it has exited; True if one was running. Tests use it so that their leak checks see a
     store with nothing alive."""
-    import os
-    import select
-
-    from . import address, wire
+    from . import address
 
     sock = address.connect(root)
     if sock is None:
         return False
-    pid = wire.peer_cred(sock)[0]
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        pidfd = -1
-    try:
-        wire.send(sock, {"op": "shutdown", "req": 1, "force": force})
-        while True:
-            got = wire.recv(sock)
-            if got is None:
-                break
-            msg, fds = got
-            for fd in fds:
-                os.close(fd)
-            if msg.get("reply") == 1:
-                if msg.get("error"):
-                    wire.raise_error(msg["error"])
-                break
-    except OSError:
-        pass
-    finally:
-        sock.close()
-    if pidfd >= 0:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        poller.poll(timeout * 1000)
-        os.close(pidfd)
-        try:
-            os.waitpid(pid, os.WNOHANG)  # ours when this process started it
-        except ChildProcessError:
-            pass
+    _shut_down(sock, force, timeout, raise_errors=True)
     return True
 
 
@@ -90,10 +57,9 @@ def stop_all(root) -> None:
 
 def _shutdown_socket(directory: str, name: str, timeout: float = 30.0) -> None:
     import os
-    import select
     import socket
 
-    from . import address, wire
+    from . import address
 
     target, dirfd = address.sock_path(directory, name + ".sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -105,17 +71,33 @@ def _shutdown_socket(directory: str, name: str, timeout: float = 30.0) -> None:
     finally:
         if dirfd >= 0:
             os.close(dirfd)
+    _shut_down(sock, True, timeout, raise_errors=False)
+
+
+def _shut_down(sock, force: bool, timeout: float, raise_errors: bool) -> None:
+    """Ask the service at the other end of ``sock`` to shut down, then wait (``timeout`` s at most)
+    until it has exited; ``sock`` is closed. ``raise_errors``: its refusal is raised."""
+    import os
+    import select
+
+    from . import wire
+
     pid = wire.peer_cred(sock)[0]
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
         pidfd = -1
     try:
-        wire.send(sock, {"op": "shutdown", "req": 1, "force": True})
+        wire.send(sock, {"op": "shutdown", "req": 1, "force": force})
         while (got := wire.recv(sock)) is not None:
-            for fd in got[1]:
+            msg, fds = got
+            for fd in fds:
                 os.close(fd)
-            if got[0].get("reply") == 1:
+            if msg.get("reply") == 1:
+                if msg.get("error") and raise_errors:
+                    if pidfd >= 0:
+                        os.close(pidfd)
+                    wire.raise_error(msg["error"])
                 break
     except OSError:
         pass
