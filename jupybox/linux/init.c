@@ -170,6 +170,17 @@ static int read_full(int fd, void *buf, size_t n)
     return 0;
 }
 
+/* What a child writes to a pipe until it closes it, truncated to size - 1, NUL-terminated; its length. */
+static size_t read_text(int fd, char *buf, size_t size)
+{
+    size_t got = 0;
+    ssize_t n;
+    while (got < size - 1 && (n = read(fd, buf + got, size - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    return got;
+}
+
 /* 0: a message; 1: EOF before one; -1: a broken or oversized one. */
 static int recv_msg(int fd, struct msg *m)
 {
@@ -1676,11 +1687,7 @@ static void run_mappers(pid_t pid, struct config *c, char *err, size_t errsz)
         }
         close(out[1]);
         char buf[2048];
-        size_t got = 0;
-        ssize_t n;
-        while (got < sizeof buf - 1 && (n = read(out[0], buf + got, sizeof buf - 1 - got)) > 0)
-            got += (size_t)n;
-        buf[got] = '\0';
+        read_text(out[0], buf, sizeof buf);
         close(out[0]);
         int status = 0;
         while (waitpid(child, &status, 0) < 0 && errno == EINTR)
@@ -1755,11 +1762,7 @@ static void enter_namespaces(struct config *c)
     write_all(go[1], "g", 1);
     close(go[1]);
     char err[1024];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof err - 1 && (n = read(res[0], err + got, sizeof err - 1 - got)) > 0)
-        got += (size_t)n;
-    err[got] = '\0';
+    size_t got = read_text(res[0], err, sizeof err);
     close(res[0]);
     waitpid(mapper, NULL, 0);
     if (got)
