@@ -25,32 +25,16 @@ from .interpolation import dotted
 from .merge import _scalar_text
 
 # -- units ----------------------------------------------------------------------------------------
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)")
-_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
-       "h": 3600 * 10**9, "d": 86400 * 10**9, "w": 7 * 86400 * 10**9}
-
-
 def parse_duration(text) -> int:
     """Go's time.ParseDuration, plus d and w (str2duration, which compose-go uses) -> nanoseconds."""
+    from ..units import parse_duration as go_parse_duration
+
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return int(text * 10**9)  # a bare number: seconds (compose-go: a unitless "0" only)
-    s = str(text).strip()
-    sign = 1
-    if s[:1] in "+-":
-        sign, s = (-1 if s[0] == "-" else 1), s[1:]
-    if s == "0":
-        return 0
-    pos = 0
-    total = 0.0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if not m:
-            raise ValueError(f"invalid duration {text!r}")
-        total += float(m.group(1)) * _NS[m.group(2)]
-        pos = m.end()
-    if not s:
-        raise ValueError(f"invalid duration {text!r}")
-    return sign * int(round(total))
+    try:
+        return go_parse_duration(text, days=True)
+    except ValueError:
+        raise ValueError(f"invalid duration {text!r}") from None
 
 
 def go_duration(ns: int) -> str:
