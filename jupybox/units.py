@@ -86,7 +86,7 @@ def parse_duration(text, days: bool = False) -> int:
     ``days``, also the ``d`` and ``w`` units (compose-go's str2duration). ValueError otherwise."""
     s = str(text).strip()
     sign = 1
-    if s[:1] in "+-":
+    if s[:1] in ("+", "-"):  # (not `in "+-"`: the empty string is in every string)
         sign, s = (-1 if s[0] == "-" else 1), s[1:]
     if s == "0":
         return 0
