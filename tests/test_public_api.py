@@ -17,7 +17,7 @@ def test_importing_jupybox_and_its_cli_stays_light():
     # `jupybox run` starts with these imports: no notebook, plotting, registry or layer code
     code = ("import sys, jupybox, jupybox.cli, jupybox.runtime.engine; "
             "print(' '.join(sorted(m for m in ('IPython', 'matplotlib', 'ipywidgets', 'tarfile', "
-            "'jupybox.registry', 'jupybox.image.layer', 'jupybox.jupyter.magics', 'pyroute2') if m in sys.modules)))")
+            "'jupybox.registry', 'jupybox.image.layer', 'jupybox.jupyter.magics') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
 

@@ -1136,7 +1136,11 @@ static int resolve_user(const char *spec, int code, struct user *u)
         *group++ = '\0';
     char *f[8], *store = NULL;
     int n;
-    memset(u, 0, sizeof *u);
+    /* not memset: groups[] is 256 KiB (NGROUPS_MAX) and a PID 1 keeps every stack page it
+     * touches for its whole life; only the first ngroups entries are ever read */
+    u->uid = u->gid = 0;
+    u->ngroups = 0;
+    u->home[0] = '\0';
     if (all_digits(name)) {
         if (parse_id(name, &u->uid, "invalid user") != 0)
             return err_code = code, -1;

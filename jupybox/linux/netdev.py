@@ -1,7 +1,7 @@
 """Bringing an interface up with SIOCSIFFLAGS: all a `--network none` container needs (its lo).
 
-pyroute2 is the tool for veths and addresses (the networking issue); for one flag on lo an ioctl
-on a datagram socket is a few microseconds and no import.
+Veths and addresses are rtnetlink requests (``network/netlink.py``); for one flag on lo an ioctl
+on a datagram socket is a few microseconds.
 """
 
 from __future__ import annotations

@@ -298,3 +298,15 @@ def get_keepcaps() -> bool:
     if ret < 0:
         raise _fail("prctl PR_GET_KEEPCAPS")
     return bool(ret)
+
+
+def malloc_trim() -> bool:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim(0)); False where the
+    libc has no such call (musl). A long-lived Python process keeps the peak of its heap otherwise:
+    freed objects leave holes that only this returns."""
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.restype = _c_int
+    trim.argtypes = [ctypes.c_size_t]
+    return bool(trim(0))

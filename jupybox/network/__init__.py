@@ -2,8 +2,8 @@
 
     ipam.py      subnets and addresses as integers; default pools that avoid the namespace's routes
     netlink.py   the launch fast path: veth pair into the container's namespace, address, route
-                 (hand-encoded rtnetlink; pyroute2 is too slow to import and call on this path)
-    bridge.py    bridges and stale links through pyroute2 (create, first use, rm, prune)
+                 and the requests bridge.py needs (hand-encoded rtnetlink: see there why not pyroute2)
+    bridge.py    bridges and stale links: create, first use, rm, prune (netlink.py's requests)
     nat.py       one nftables table per jupybox root: masquerade, DNAT maps for published ports
     ports.py     docker's -p syntax, host port reservations held by the container's monitor
     etc.py       /etc/hosts (name resolution on user networks) and /etc/resolv.conf

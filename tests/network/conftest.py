@@ -29,10 +29,6 @@ def _missing() -> str | None:
     for tool in ("ip", "nsenter", "nft"):
         if not shutil.which(tool):
             return f"{tool} is not installed"
-    try:
-        import pyroute2  # noqa: F401
-    except ImportError:
-        return "pyroute2 is not installed"
     return None
 
 
