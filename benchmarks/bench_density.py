@@ -7,7 +7,10 @@ Docker 20.10 on a private dockerd; the engines interleaved round by round.
     memory       N idle `run -d ... sleep` containers: the rise of the host's used memory
                  (MemTotal - MemAvailable) divided by N, and the summed PSS of the engine's own
                  host processes (jupybox: its service and the containers' PID 1s; podman: conmon;
-                 docker: containerd-shim) divided by N
+                 docker: containerd-shim) divided by N; jupybox's service already running (as
+                 dockerd and containerd are for docker)
+    memory-cold  the same, jupybox's service stopped before the batch: the rise includes the
+                 service's own start (podman has no daemon: its numbers are the same scenario)
     run-d        one `run -d` from the shell, returned at the command's exec (docker's semantics)
     concurrent   N `run -d` started by `xargs -P 10`: the wall time of the whole batch
     stop         `stop` of N running containers in one command
@@ -44,7 +47,7 @@ from jupybox.testing.leaks import cleanup_path, kill_processes_under  # noqa: E4
 
 IMAGE = "busybox:latest"
 SLEEPER = ["sh", "-c", 'trap "exit 0" TERM; sleep 600 & wait']
-SCENARIOS = ["memory", "run-d", "concurrent", "stop", "rm"]
+SCENARIOS = ["memory", "memory-cold", "run-d", "concurrent", "stop", "rm"]
 
 
 def sh(argv, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
@@ -129,6 +132,9 @@ class Engine:
     def settle(self) -> None:
         pass
 
+    def daemon(self, up: bool) -> None:
+        """Its daemon running (or not) before a measurement; engines without one: nothing."""
+
 
 def _quote(s: str) -> str:
     import shlex
@@ -164,6 +170,22 @@ class Jupybox(Engine):
         # the containers' PID 1s: jupybox-init, exec'ed from a memfd (its argv[0] names it)
         pids += processes(lambda argv: argv[0] == b"jupybox-init")
         return pids
+
+    def daemon(self, up: bool) -> None:
+        from jupybox.service import address
+
+        if up:
+            sh(self._cli + ["ps"], env=self.env)  # starts the service: it stays while containers run
+            return
+        sh(self._cli + ["system", "shutdown"], env=self.env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sock = address.connect(self.root)
+            if sock is None:
+                return
+            sock.close()
+            time.sleep(0.1)
+        raise RuntimeError("the jupybox service did not stop")
 
 
 class Podman(Engine):
@@ -213,19 +235,26 @@ class Docker(Engine):
 
 
 # -- scenarios: each returns {metric: value} for one engine, one round ---------------------------
-def scenario_memory(e: Engine, n: int) -> dict:
+def scenario_memory(e: Engine, n: int, daemon_up: bool = True) -> dict:
     e.settle()
     time.sleep(1.0)
+    e.daemon(daemon_up)
     before = mem_used()
     ids = e.run_many(n)
     try:
-        time.sleep(2.0)  # the last ones settled (a shim's or a service's late allocations counted)
+        time.sleep(3.0)  # idle: late allocations counted (a shim's, a service's) and jupybox's heap trim (2 s quiet) done
         rise = mem_used() - before
         own = pss(e.host_processes())
     finally:
         e.rm_f(ids)
         e.settle()
-    return {"memory per container (MiB)": rise / n / 2**20, "own processes' PSS per container (MiB)": own / n / 2**20}
+    how = "" if daemon_up else ", service started by the batch"
+    return {f"memory per container{how} (MiB)": rise / n / 2**20,
+            f"own processes' PSS per container{how} (MiB)": own / n / 2**20}
+
+
+def scenario_memory_cold(e: Engine, n: int) -> dict:
+    return scenario_memory(e, n, daemon_up=False)
 
 
 def scenario_run_d(e: Engine, n: int) -> dict:
@@ -272,7 +301,7 @@ def scenario_rm(e: Engine, n: int) -> dict:
     return {f"rm -f {n} (s)": wall}
 
 
-SCENARIO_FUNCS = {"memory": scenario_memory, "run-d": scenario_run_d, "concurrent": scenario_concurrent,
+SCENARIO_FUNCS = {"memory": scenario_memory, "memory-cold": scenario_memory_cold, "run-d": scenario_run_d, "concurrent": scenario_concurrent,
                   "stop": scenario_stop, "rm": scenario_rm}
 
 

@@ -152,8 +152,12 @@ def connect_or_spawn(root) -> socket.socket:
             except ChildProcessError:
                 continue
             if done:
-                sock = connect(root)  # it left: another one won the name, or it failed
-                if sock is None:
+                sock = connect(root)
+                if sock is None and os.waitstatus_to_exitcode(status) == 0:
+                    # it lost the store's lock to another service: one that has not bound its
+                    # socket yet, or one on its way out; try again until one answers
+                    pid = spawn(root)
+                elif sock is None:
                     raise RuntimeFailure(f"the jupybox service exited at start (see {log_path(root)})")
     return sock
 

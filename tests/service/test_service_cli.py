@@ -147,3 +147,34 @@ def test_another_user_cannot_use_the_service(store):
         out = user.python(probe)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(("answer None", "refused")), out.stdout  # hung up on, never answered
+
+
+def test_a_client_whose_service_lost_the_lock_race_waits_for_the_winner(store):
+    # two clients start services at once: the loser of the store's lock exits 0 while the winner
+    # may not have bound its socket yet; the client must not report "exited at start"
+    import fcntl
+    import threading
+
+    lock = os.open(os.path.join(address.run_dir(store), address.name(str(store)) + ".lock"),
+                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a "winner" that has not bound its socket yet
+    got: dict = {}
+
+    def client():
+        try:
+            got["sock"] = address.connect_or_spawn(store)
+        except Exception as e:  # noqa: BLE001 - shown below
+            got["error"] = e
+
+    t = threading.Thread(target=client)
+    t.start()
+    log = address.log_path(store)
+    deadline = time.monotonic() + 20
+    # a service was spawned (its log opened) and has left again, beaten to the lock
+    while not (os.path.exists(log) and not daemons(store)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    os.close(lock)
+    t.join(30)
+    assert "error" not in got, got
+    got["sock"].close()
