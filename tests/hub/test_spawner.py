@@ -61,10 +61,13 @@ def test_a_server_runs_limited_in_its_container_and_its_stop_leaves_nothing_but_
     assert seen["home"] == seen["cwd"] == "/home/jovyan"
     hubs.exec_python("jupyterhub-alice", "open('/home/jovyan/kept.txt', 'w').write('still here')")
     cid = info["Id"]
+    namespace = netns_inode(info["State"]["Pid"])
 
     hub.stop_server("alice")
     assert hubs.container_names() == []
-    assert hubs.eventually(lambda: not hubs.left_links([cid]))  # no bridge, no veth (they go with the netns)
+    # no bridge, the veth down, nothing holding the server's network namespace (see the ten users)
+    assert hubs.eventually(lambda: not netns_holders({namespace})), netns_holders({namespace})
+    assert hubs.eventually(lambda: not hubs.unplugged([cid])), hubs.unplugged([cid])
     assert not [t for t in hubs.nft_tables() if "jupyboxhub_" in t]
     assert hubs.eventually(lambda: not [c for c in cgroups() if cid in c]), "the server's cgroup is left"
     assert "jupyterhub-user-alice" in hubs.jb("volume", "ls", "-q").stdout.split()
