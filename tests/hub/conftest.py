@@ -8,6 +8,7 @@ started, then the namespace goes (and with it the bridge and the nftables tables
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -65,6 +66,16 @@ class Hubs:
         may keep prewarmed sandboxes with veths of their own: not these containers')."""
         return [ln for ln in self.links() if ln.startswith("jbx-") or any(ln.startswith(f"jv{i[:8]}") for i in ids)]
 
+    def unplugged(self, ids: list[str]) -> list[str]:
+        """Links of these containers, or any bridge, still in the namespace and still in use: up or
+        on a bridge. A container's veth that is down and on no bridge is what its exit leaves until
+        the kernel frees its network namespace, which an orphaned TCP socket (a FIN the downed veth
+        never delivers) keeps for ~100 s of retransmissions: see netns_holders for jupybox's part."""
+        links = json.loads(self.ns.run(["ip", "-j", "link", "show"]).stdout or "[]")
+        return [f"{ln['ifname']} {ln['flags']} master={ln.get('master')}" for ln in links
+                if ln["ifname"] in self.left_links(ids) and ("UP" in ln["flags"] or ln.get("master")
+                                                             or ln["ifname"].startswith("jbx-"))]
+
     def nft_tables(self) -> list[str]:
         return [ln.strip() for ln in self.ns.run(["nft", "list", "tables"]).stdout.splitlines() if ln.strip()]
 
@@ -88,6 +99,35 @@ class Hubs:
         names = self.jb("ps", "-a", "-q", check=False).stdout.split()
         if names:
             self.jb("rm", "-f", *names, check=False)
+
+
+def netns_inode(pid: int | str) -> int:
+    return os.stat(f"/proc/{pid}/ns/net").st_ino
+
+
+def netns_holders(inodes: set[int]) -> list[str]:
+    """What of user space keeps one of these network namespaces alive: a thread in it, a descriptor
+    of it, a mount of it (in any mount namespace). Nothing, once a container is gone: the kernel then
+    frees the namespace, and the veth with it, when its last socket is done."""
+    found, seen_mnt = [], set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                if netns_inode(f"{pid}/task/{tid}") in inodes:
+                    found.append(f"thread {tid} of {pid} is in it")
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("net:[") and int(link[5:-1]) in inodes:
+                    found.append(f"{pid} holds {link} as fd {fd}")
+            mnt = os.stat(f"/proc/{pid}/ns/mnt").st_ino
+            if mnt not in seen_mnt:
+                seen_mnt.add(mnt)
+                with open(f"/proc/{pid}/mountinfo") as f:
+                    found += [f"mounted in {pid}'s mount namespace: {line.split()[4]}" for line in f
+                              if any(line.split()[3] == f"net:[{i}]" for i in inodes)]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return found
 
 
 def _users_with_servers(hub) -> list[str]:

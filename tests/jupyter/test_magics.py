@@ -238,6 +238,37 @@ def test_oom_kill_raises_container_oom_error_with_limit_and_peak(ip):
     assert "memory limit 64MiB" in str(e) and "peak" in str(e)
 
 
+def _summary(cap) -> str:
+    lines = [o.data["text/plain"] for o in cap.outputs if " · wall " in o.data.get("text/plain", "")]
+    assert len(lines) == 1, [o.data for o in cap.outputs]
+    return lines[0]
+
+
+def test_the_limit_the_peak_and_the_oom_kill_reach_the_result_and_the_summary(ip):
+    """What the cgroup driver reads of a run (its memory limit, its peak, an OOM kill) reaches the
+    cell's result, its exception and its one-line summary. The v2 guest runs this one: these values
+    come from memory.max, memory.peak and memory.events there, from the v1 files here."""
+    ip._jupybox_magics.summary = True
+    with capture_output() as cap:  # 48 MiB touched under a 128 MiB limit
+        ip.run_cell_magic("container", "-m 128m", "b = bytearray(48 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n")
+    res = ip._jupybox_magics.last.result
+    assert res["exit_code"] == 0 and not res["oom_killed"], res
+    assert res["extra"]["memory_limit"] == 128 << 20
+    assert 48 << 20 <= res["extra"]["memory_peak"] <= 128 << 20, res
+    summary = _summary(cap)
+    assert "exited 0" in summary and "/ 128MiB (" in summary, summary
+
+    with capture_output() as cap, pytest.raises(errors.ContainerOOMError) as info:
+        ip.run_cell_magic("container", "-m 64m", "b = b'x' * (200 << 20)\nprint('survived')\n")
+    e = info.value
+    assert (e.exit_code, e.limit) == (137, 64 << 20) and 32 << 20 <= e.peak <= 64 << 20, (e.exit_code, e.limit, e.peak)
+    res = ip._jupybox_magics.last.result
+    assert res["oom_killed"] and res["exit_code"] == 137, res
+    assert "survived" not in cap.stdout
+    summary = _summary(cap)
+    assert "OOM-killed (exit 137)" in summary and "/ 64MiB (" in summary, summary
+
+
 def test_unknown_flag_is_a_usage_error_and_the_shell_lives(ip, monkeypatch):
     res = ip.run_cell("%%container --no-such-flag\nprint(1)\n")
     assert isinstance(res.error_in_exec, IPythonUsageError)
