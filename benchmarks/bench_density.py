@@ -7,8 +7,10 @@ Docker 20.10 on a private dockerd; the engines interleaved round by round.
     memory       N idle `run -d ... sleep` containers: the rise of the host's used memory
                  (MemTotal - MemAvailable) divided by N, and the summed PSS of the engine's own
                  host processes (jupybox: its service and the containers' PID 1s; podman: conmon;
-                 docker: containerd-shim) divided by N; jupybox's service already running (as
-                 dockerd and containerd are for docker)
+                 docker: containerd-shim) divided by N, and the rise of the memory that processes
+                 and the kernel hold (anon, shmem, unreclaimable slab, kernel stacks, page tables:
+                 steadier than MemAvailable, which moves with the page cache) divided by N;
+                 jupybox's service already running (as dockerd and containerd are for docker)
     memory-cold  the same, jupybox's service stopped before the batch: the rise includes the
                  service's own start (podman has no daemon: its numbers are the same scenario)
     run-d        one `run -d` from the shell, returned at the command's exec (docker's semantics)
@@ -57,13 +59,26 @@ def sh(argv, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
     return r
 
 
-def mem_used() -> int:
+def meminfo() -> dict[str, int]:
     info = {}
     with open("/proc/meminfo") as f:
         for line in f:
             key, value = line.split(":", 1)
             info[key] = int(value.split()[0]) * 1024
+    return info
+
+
+def mem_used() -> int:
+    info = meminfo()
     return info["MemTotal"] - info["MemAvailable"]
+
+
+def mem_held() -> int:
+    """What processes and the kernel hold and cannot give back: anonymous and shared memory,
+    unreclaimable slab, kernel stacks, page tables. Unlike MemAvailable it does not move with the
+    page cache (files written and deleted meanwhile, another process's reads)."""
+    info = meminfo()
+    return sum(info[k] for k in ("AnonPages", "Shmem", "SUnreclaim", "KernelStack", "PageTables"))
 
 
 def pss(pids) -> int:
@@ -239,17 +254,19 @@ def scenario_memory(e: Engine, n: int, daemon_up: bool = True) -> dict:
     e.settle()
     time.sleep(1.0)
     e.daemon(daemon_up)
-    before = mem_used()
+    before, before_held = mem_used(), mem_held()
     ids = e.run_many(n)
     try:
         time.sleep(3.0)  # idle: late allocations counted (a shim's, a service's) and jupybox's heap trim (2 s quiet) done
         rise = mem_used() - before
+        held = mem_held() - before_held
         own = pss(e.host_processes())
     finally:
         e.rm_f(ids)
         e.settle()
     how = "" if daemon_up else ", service started by the batch"
     return {f"memory per container{how} (MiB)": rise / n / 2**20,
+            f"anon + kernel memory per container{how} (MiB)": held / n / 2**20,
             f"own processes' PSS per container{how} (MiB)": own / n / 2**20}
 
 
