@@ -1127,6 +1127,16 @@ static int parse_id(const char *s, long long *out, const char *what)
     return 0;
 }
 
+/* Not `*to = *from`: that writes all of groups[] (256 KiB), pages PID 1 would keep for good */
+static void copy_user(struct user *to, const struct user *from)
+{
+    to->uid = from->uid;
+    to->gid = from->gid;
+    to->ngroups = from->ngroups;
+    memcpy(to->groups, from->groups, from->ngroups * sizeof *to->groups);
+    memcpy(to->home, from->home, strlen(from->home) + 1);
+}
+
 static int resolve_user(const char *spec, int code, struct user *u)
 {
     char namebuf[1024];
@@ -1414,6 +1424,22 @@ static void __attribute__((noreturn)) finish(int code, int linger)
     _exit(code);
 }
 
+/* The stack pages below this frame go back to the kernel. The setup's path buffers touched
+ * 80-100 KiB of stack (host paths among what they held), and a page once touched stays for the
+ * process's life: PID 1 lives as long as the container. Nothing lives below the stack pointer,
+ * and the kernel leaves a gap of at least 128 MiB between the stack and any other mapping, so the
+ * range holds only stack pages (its unmapped part makes madvise say ENOMEM: ignored). */
+static void __attribute__((noinline)) release_stack(void)
+{
+    volatile char here = 0;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t top = ((uintptr_t)&here - page) & ~(page - 1); /* this frame and the ones above stay */
+    size_t len = 512 * 1024;
+    if (top > len)
+        madvise((void *)(top - len), len, MADV_DONTNEED);
+    (void)here;
+}
+
 static void __attribute__((noreturn)) run_init(struct plan *pl, struct user *u, int *stdio, int dumpable)
 {
     struct job j;
@@ -1451,6 +1477,7 @@ static void __attribute__((noreturn)) run_init(struct plan *pl, struct user *u, 
         if (plan_msgs[i])
             free_msg(plan_msgs[i]);
     }
+    release_stack();
     sigset_t set;
     forwarded_set(&set);
     int code = 0;
@@ -1565,7 +1592,7 @@ static void __attribute__((noreturn)) pid1(int new_netns, int dumpable)
             parse_plan(&m, &go);
             pl = armed;
             pl.linger = go.linger;
-            user = armed_user;
+            copy_user(&user, &armed_user);
         } else {
             parse_plan(&m, &pl);
             if (rootfs_done && !pl.rootfs_ready)
