@@ -173,32 +173,24 @@ class Jupybox(Engine):
         return self._cli + ["run", "-d", "--network", "none", IMAGE, *SLEEPER]
 
     def host_processes(self) -> list[int]:
-        from jupybox.service import address
-
-        sock = address.connect(self.root)
-        pids = []
-        if sock is not None:
-            from jupybox.service import wire
-
-            pids.append(wire.peer_cred(sock)[0])
-            sock.close()
+        # the store's service, found by its command line (the service the CLI started is named for
+        # the CLI's interpreter, which need not be this one: address.connect would miss it)
+        root = str(self.root).encode()
+        pids = processes(lambda argv: b"jupybox.service" in argv and root in argv)
         # the containers' PID 1s: jupybox-init, exec'ed from a memfd (its argv[0] names it)
         pids += processes(lambda argv: argv[0] == b"jupybox-init")
         return pids
 
     def daemon(self, up: bool) -> None:
-        from jupybox.service import address
-
         if up:
             sh(self._cli + ["ps"], env=self.env)  # starts the service: it stays while containers run
             return
         sh(self._cli + ["system", "shutdown"], env=self.env)
+        root = str(self.root).encode()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            sock = address.connect(self.root)
-            if sock is None:
+            if not processes(lambda argv: b"jupybox.service" in argv and root in argv):
                 return
-            sock.close()
             time.sleep(0.1)
         raise RuntimeError("the jupybox service did not stop")
 
