@@ -1,8 +1,14 @@
-"""The v2 guest's boots, each run once per session when its first test needs it, and their wall times
-in the terminal summary."""
+"""The v2 guest's boots, each run once per session, and their wall times in the terminal summary.
+
+When the session runs other tests too, the boots start as soon as the tests are collected and run
+beside the rest of the suite: the guest is CPU-bound emulation, and on a 2-vCPU VM about half of
+the suite's CPU time is idle (it waits on containers, kernels, servers), so most of the guest's
+1.5-2.5 minutes leave the suite's wall time. Its tests, at the end of the suite, then read the
+results. ``JUPYBOX_V2GUEST_EARLY=0`` boots when the first guest test needs it instead."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import shutil
@@ -10,10 +16,63 @@ from pathlib import Path
 
 import pytest
 
-from tests.v2guest import vm
+from tests.v2guest import selection, vm
 from tests.v2guest.initramfs import REPO
 
 _outcomes: dict[str, vm.Outcome] = {}
+_early: dict[str, concurrent.futures.Future] = {}
+
+
+class _Qemus(list):
+    """The boots' qemu processes: killed if the session ends before they do (an interrupted or
+    -x session must not wait minutes for a guest nobody reads), also one started after the end."""
+
+    closed = False
+
+    def append(self, proc) -> None:
+        super().append(proc)
+        if self.closed:
+            proc.kill()
+
+    def close(self) -> None:
+        self.closed = True
+        for proc in list(self):
+            if proc.poll() is None:
+                proc.kill()
+
+
+_qemus = _Qemus()
+
+
+def _boot(boot: vm.Boot) -> vm.Outcome:
+    out = _out_dir(boot.name)
+    shutil.rmtree(out, ignore_errors=True)
+    return vm.run(boot, out, started=_qemus)
+
+
+def pytest_collection_finish(session):
+    if os.environ.get("JUPYBOX_V2GUEST_EARLY", "1") == "0" or vm.unavailable() is not None:
+        return
+    names, others = set(), False
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if not item.nodeid.startswith("tests/v2guest/"):
+            others = True
+        elif callspec is not None and "boot" in callspec.params:
+            names.add(callspec.params["boot"])
+    if not names or not others:
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="v2guest")
+    for boot in selection.BOOTS:
+        if boot.name in names:
+            _early[boot.name] = pool.submit(_boot, boot)
+    pool.shutdown(wait=False)
+
+
+def pytest_sessionfinish(session):
+    for early in _early.values():
+        early.cancel()  # (one not started yet)
+    _qemus.close()
 
 
 def _out_dir(boot: str) -> Path:
@@ -28,9 +87,8 @@ def guest():
 
     def get(boot: vm.Boot) -> vm.Outcome:
         if boot.name not in _outcomes:
-            out = _out_dir(boot.name)
-            shutil.rmtree(out, ignore_errors=True)
-            _outcomes[boot.name] = vm.run(boot, out)
+            early = _early.get(boot.name)
+            _outcomes[boot.name] = early.result() if early is not None else _boot(boot)
         return _outcomes[boot.name]
 
     return get

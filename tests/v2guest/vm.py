@@ -187,8 +187,9 @@ def qemu_argv(kernel: Kernel, initrd: Path, boot: Boot, out: Path, disk: Path) -
     return argv
 
 
-def run(boot: Boot, out: Path, timeout: float | None = None) -> Outcome:
-    """Boot the guest once, run ``boot``'s tests in it, and read what it wrote to ``out``."""
+def run(boot: Boot, out: Path, timeout: float | None = None, started: list | None = None) -> Outcome:
+    """Boot the guest once, run ``boot``'s tests in it, and read what it wrote to ``out``.
+    ``started``: qemu's Popen is appended to it (for a caller that may have to kill it)."""
     if timeout is None:
         timeout = float(os.environ.get("JUPYBOX_V2GUEST_TIMEOUT", DEFAULT_TIMEOUT))
     kernel = find_kernel()
@@ -208,6 +209,8 @@ def run(boot: Boot, out: Path, timeout: float | None = None) -> Outcome:
     t0 = time.monotonic()
     proc = subprocess.Popen(qemu_argv(kernel, initrd, boot, out, disk), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if started is not None:
+        started.append(proc)
     try:
         qemu_out, _ = proc.communicate(timeout=timeout)
         returncode: int | None = proc.returncode
