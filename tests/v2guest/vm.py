@@ -187,9 +187,21 @@ def qemu_argv(kernel: Kernel, initrd: Path, boot: Boot, out: Path, disk: Path) -
     return argv
 
 
-def run(boot: Boot, out: Path, timeout: float | None = None, started: list | None = None) -> Outcome:
-    """Boot the guest once, run ``boot``'s tests in it, and read what it wrote to ``out``.
-    ``started``: qemu's Popen is appended to it (for a caller that may have to kill it)."""
+@dataclass
+class Booting:
+    """A guest on its way (``start``): its qemu process and what ``finish`` needs."""
+
+    boot: Boot
+    out: Path
+    proc: subprocess.Popen
+    disk: Path
+    t0: float
+    timeout: float
+
+
+def start(boot: Boot, out: Path, timeout: float | None = None) -> Booting:
+    """Make the guest's files and start qemu; ``finish`` waits for it. qemu's output goes to
+    ``out/qemu.log`` (no pipe: a caller's process holds nothing of it but the child)."""
     if timeout is None:
         timeout = float(os.environ.get("JUPYBOX_V2GUEST_TIMEOUT", DEFAULT_TIMEOUT))
     kernel = find_kernel()
@@ -206,23 +218,32 @@ def run(boot: Boot, out: Path, timeout: float | None = None, started: list | Non
         f.truncate(_size(SCRATCH_SIZE))
     # no journal: the disk is thrown away after the boot
     subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", str(disk)], check=True, capture_output=True)
-    t0 = time.monotonic()
-    proc = subprocess.Popen(qemu_argv(kernel, initrd, boot, out, disk), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if started is not None:
-        started.append(proc)
+    with open(out / "qemu.log", "wb") as log:
+        proc = subprocess.Popen(qemu_argv(kernel, initrd, boot, out, disk), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT)
+    return Booting(boot, out, proc, disk, time.monotonic(), timeout)
+
+
+def finish(booting: Booting) -> Outcome:
+    """Wait for the guest (killed at its timeout) and read what it wrote."""
+    proc = booting.proc
     try:
-        qemu_out, _ = proc.communicate(timeout=timeout)
+        proc.wait(timeout=max(0.0, booting.timeout - (time.monotonic() - booting.t0)))
         returncode: int | None = proc.returncode
     except subprocess.TimeoutExpired:
         proc.kill()
-        qemu_out, _ = proc.communicate()
+        proc.wait()
         returncode = None
     finally:
-        disk.unlink(missing_ok=True)
-    wall = time.monotonic() - t0
-    (out / "qemu.log").write_bytes(qemu_out or b"")
-    return Outcome(boot, out, returncode, wall, _results(out / "results.jsonl"), _json(out / "result.json"))
+        booting.disk.unlink(missing_ok=True)
+    wall = time.monotonic() - booting.t0
+    out = booting.out
+    return Outcome(booting.boot, out, returncode, wall, _results(out / "results.jsonl"), _json(out / "result.json"))
+
+
+def run(boot: Boot, out: Path, timeout: float | None = None) -> Outcome:
+    """Boot the guest once, run ``boot``'s tests in it, and read what it wrote to ``out``."""
+    return finish(start(boot, out, timeout))
 
 
 def _size(text: str) -> int:
