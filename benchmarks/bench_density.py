@@ -172,11 +172,14 @@ class Jupybox(Engine):
     def run_d_argv(self) -> list[str]:
         return self._cli + ["run", "-d", "--network", "none", IMAGE, *SLEEPER]
 
-    def host_processes(self) -> list[int]:
-        # the store's service, found by its command line (the service the CLI started is named for
-        # the CLI's interpreter, which need not be this one: address.connect would miss it)
+    def service_pids(self) -> list[int]:
+        """The store's service, found by its command line (the service the CLI started is named
+        for the CLI's interpreter, which need not be this one: address.connect would miss it)."""
         root = str(self.root).encode()
-        pids = processes(lambda argv: b"jupybox.service" in argv and root in argv)
+        return processes(lambda argv: b"jupybox.service" in argv and root in argv)
+
+    def host_processes(self) -> list[int]:
+        pids = self.service_pids()
         # the containers' PID 1s: jupybox-init, exec'ed from a memfd (its argv[0] names it)
         pids += processes(lambda argv: argv[0] == b"jupybox-init")
         return pids
@@ -186,10 +189,9 @@ class Jupybox(Engine):
             sh(self._cli + ["ps"], env=self.env)  # starts the service: it stays while containers run
             return
         sh(self._cli + ["system", "shutdown"], env=self.env)
-        root = str(self.root).encode()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if not processes(lambda argv: b"jupybox.service" in argv and root in argv):
+            if not self.service_pids():
                 return
             time.sleep(0.1)
         raise RuntimeError("the jupybox service did not stop")

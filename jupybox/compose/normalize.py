@@ -19,6 +19,7 @@ import posixpath
 import re
 import shlex
 
+from ..units import parse_duration as go_parse_duration
 from . import envfile
 from .errors import ComposeError
 from .interpolation import dotted
@@ -27,8 +28,6 @@ from .merge import _scalar_text
 # -- units ----------------------------------------------------------------------------------------
 def parse_duration(text) -> int:
     """Go's time.ParseDuration, plus d and w (str2duration, which compose-go uses) -> nanoseconds."""
-    from ..units import parse_duration as go_parse_duration
-
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return int(text * 10**9)  # a bare number: seconds (compose-go: a unitless "0" only)
     try:

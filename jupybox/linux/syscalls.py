@@ -304,9 +304,8 @@ def malloc_trim() -> bool:
     """Give the C heap's free pages back to the system (glibc's malloc_trim(0)); False where the
     libc has no such call (musl). A long-lived Python process keeps the peak of its heap otherwise:
     freed objects leave holes that only this returns."""
-    trim = getattr(libc, "malloc_trim", None)
-    if trim is None:
+    try:
+        trim = _fn("malloc_trim", _c_int, ctypes.c_size_t)
+    except AttributeError:
         return False
-    trim.restype = _c_int
-    trim.argtypes = [ctypes.c_size_t]
     return bool(trim(0))

@@ -95,6 +95,25 @@ def _attrs(data: bytes, off: int) -> dict[int, bytes]:
     return out
 
 
+def _messages(data: bytes):
+    """(type, seq, payload) of each whole netlink message in one datagram from the kernel; a
+    truncated or lying header ends the walk."""
+    off = 0
+    while off + _HDR.size <= len(data):
+        length, mtype, _flags, mseq, _pid = _HDR.unpack_from(data, off)
+        if length < _HDR.size or off + length > len(data):
+            return
+        yield mtype, mseq, data[off + _HDR.size:off + length]
+        off += (length + 3) & ~3
+
+
+def _raise_if_error(payload: bytes, what: str) -> None:
+    """An NLMSG_ERROR's payload: its negative errno as OSError (0 is an acknowledgement)."""
+    (err,) = struct.unpack_from("=i", payload)
+    if err:
+        raise OSError(-err, f"{what}: {os.strerror(-err)}")
+
+
 def _cstr(value: bytes | None) -> str:
     return value.split(b"\0", 1)[0].decode(errors="replace") if value else ""
 
@@ -155,18 +174,9 @@ class Rtnl:
             msgs.append(_HDR.pack(_HDR.size + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK, self._seq, 0) + body)
         self.sock.send(b"".join(msgs))
         while pending:
-            data = self.sock.recv(65536)
-            off = 0
-            while off + _HDR.size <= len(data):
-                length, mtype, _flags, mseq, _pid = _HDR.unpack_from(data, off)
+            for mtype, mseq, payload in _messages(self.sock.recv(65536)):
                 if mtype == NLMSG_ERROR and mseq in pending:
-                    (err,) = struct.unpack_from("=i", data, off + _HDR.size)
-                    what = pending.pop(mseq)
-                    if err:
-                        raise OSError(-err, f"{what}: {os.strerror(-err)}")
-                if length < _HDR.size:
-                    break
-                off += (length + 3) & ~3
+                    _raise_if_error(payload, pending.pop(mseq))
 
     def dump(self, kind: int, body: bytes, what: str) -> list[bytes]:
         """The payloads of every message a dump request answers with (a multi-part reply, read to
@@ -180,19 +190,15 @@ class Rtnl:
             total += len(data)
             if total > MAX_DUMP:
                 raise OSError(errno.EMSGSIZE, f"{what}: the kernel's answer is over {MAX_DUMP >> 20} MiB")
-            off = 0
-            while off + _HDR.size <= len(data):
-                length, mtype, _flags, mseq, _pid = _HDR.unpack_from(data, off)
-                if length < _HDR.size or off + length > len(data):
-                    break
-                if mseq == seq:
-                    if mtype == NLMSG_DONE:
-                        return out
-                    if mtype == NLMSG_ERROR:
-                        (err,) = struct.unpack_from("=i", data, off + _HDR.size)
-                        raise OSError(-err, f"{what}: {os.strerror(-err)}")
-                    out.append(data[off + _HDR.size:off + length])
-                off += (length + 3) & ~3
+            for mtype, mseq, payload in _messages(data):
+                if mseq != seq:
+                    continue
+                if mtype == NLMSG_DONE:
+                    return out
+                if mtype == NLMSG_ERROR:
+                    _raise_if_error(payload, what)
+                else:
+                    out.append(payload)
 
     # -- links ---------------------------------------------------------------------------------
     def links(self) -> list[dict]:
