@@ -18,12 +18,13 @@ DEMO_STAMP := $(VENV)/.jupybox-demo-installed
 
 # jupybox itself (the C parts' compiler, seccomp, the bridge's nftables, rootless' id maps and
 # fuse-overlayfs); then what the tests and benchmarks use: images and fixtures, the tools jupybox is
-# compared with, the browser, the v2 guest's kernel under qemu
+# compared with, the browser, the v2 guest's kernels under qemu (kmod's depmod indexes Debian 11's
+# kernel, which `make test-fixtures` fetches)
 APT_CORE     := python3 python3-venv python3-dev gcc libseccomp2 iproute2 nftables uidmap passwd \
 	util-linux acl fuse-overlayfs slirp4netns
 APT_PACKAGES := $(APT_CORE) busybox-static crun runc podman skopeo umoci docker-registry mmdebstrap \
 	hyperfine jq apache2-utils zstd buildah chromium docker.io docker-compose qemu-system-x86 \
-	linux-image-amd64 cpio nodejs npm
+	linux-image-amd64 cpio kmod nodejs npm
 
 # PYTEST_OPTS adds to the defaults (a later --timeout wins): make test TESTS=tests/network PYTEST_OPTS='-x -k bridge'
 PYTEST_DEFAULTS := -q -p no:cacheprovider --timeout 300 -rs --durations=15

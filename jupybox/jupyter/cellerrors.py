@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .. import errors
 from .cellstatus import one_line
+from .chart import run_peak
 from .chartsession import container_name
 from .richoutput import with_traceback
 from .transfer import TransferError
@@ -48,7 +49,7 @@ def oom_error(run, c, res: dict) -> errors.ContainerOOMError:
     extra = res.get("extra") or {}
     code = res.get("exit_code")
     limit = extra.get("memory_limit") or run.options_limit("memory")
-    peak = extra.get("memory_peak") or (run.series.mem_peak if run.series else None)
+    peak = run_peak(extra, run.series, True, limit)
     loading = run.channel.loading() if run.channel is not None else None
     if loading is not None:
         size = run.input_sizes.get(loading)

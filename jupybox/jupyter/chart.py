@@ -69,6 +69,16 @@ class Series:
         return len(self.t)
 
 
+def run_peak(extra: dict, series: Series | None, oom_killed: bool, limit: int | None) -> int | None:
+    """A run's peak memory: the kernel's (v1's max_usage_in_bytes, v2's memory.peak), else what the
+    chart's samples of memory.current saw (cgroup v2 before Linux 5.19 has no peak file); an OOM kill
+    under a limit means the limit was reached. None when nothing was measured."""
+    peak = extra.get("memory_peak") or (series.mem_peak if series is not None else 0) or None
+    if oom_killed and limit and extra.get("memory_peak") is None:
+        peak = max(peak or 0, limit)
+    return peak
+
+
 def _decimate(xs: list, n: int = MAX_POINTS) -> list:
     if len(xs) <= n:
         return xs

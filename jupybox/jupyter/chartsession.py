@@ -135,7 +135,7 @@ class ChartSession:
         from IPython.display import display
 
         from .cellstatus import status_text
-        from .chart import ChartImage, ChartLimits, render_png
+        from .chart import ChartImage, ChartLimits, render_png, run_peak
         from .display import Summary
 
         result = result or {}
@@ -147,11 +147,12 @@ class ChartSession:
             limits = ChartLimits.from_stats(self.recorder.first, self.limits)
         cpu_ns = extra.get("cpu_usage_ns") or (series.cpu_ns if series else None)
         name = container_name(self.c) if self.c is not None else (self.name or "cell")
+        memory_limit = extra.get("memory_limit") or limits.memory
         summary = Summary(
             name, status=text, ok=ok, wall=wall,
             cpu_seconds=cpu_ns / 1e9 if cpu_ns is not None else None,
-            memory_peak=extra.get("memory_peak") or (series.mem_peak if series else None),
-            memory_limit=extra.get("memory_limit") or limits.memory,
+            memory_peak=run_peak(extra, series, bool(result.get("oom_killed")), memory_limit),
+            memory_limit=memory_limit,
             pids_peak=series.pids_peak if series else None, cpus=limits.cpus, image=self.image)
         self.summary_obj = summary
         image = None

@@ -906,7 +906,7 @@ static int fuse_overlayfs(const char *options, const char *target)
             dup2(err, 2);
         /* the daemon outlives this moment: it must hold none of our pipes (the service would wait
          * for their EOF for ever) */
-        syscall(SYS_close_range, 3, ~0U, 0);
+        job_cloexec_from(3);
         char *const argv[] = {"unshare", "--mount", "--propagation", "unchanged", "--", "fuse-overlayfs",
                               "-o", opts, (char *)target, NULL};
         char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
@@ -1710,7 +1710,7 @@ static void run_mappers(pid_t pid, struct config *c, char *err, size_t errsz)
         if (child == 0) {
             dup2(out[1], 1);
             dup2(out[1], 2);
-            syscall(SYS_close_range, 3, ~0U, 0);
+            job_cloexec_from(3);
             char *const envp[] = {"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL=C", NULL};
             execvpe(tools[t].tool, args.v, envp);
             dprintf(2, "%s: %s\n", tools[t].tool, strerror(errno));

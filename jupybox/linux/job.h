@@ -112,18 +112,25 @@ static int job_apply_caps(struct job *j)
     return 0;
 }
 
-static int job_cloexec_above_stdio(void)
+/* Every descriptor from `first` up closes at the next exec. CLOSE_RANGE_CLOEXEC is Linux 5.11's
+ * (EINVAL before it, ENOSYS before close_range itself, 5.9): older kernels (Debian 11's 5.10, tested
+ * in the v2 guest's second boot) get one fcntl per possible descriptor. */
+static int job_cloexec_from(int first)
 {
-    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+    if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
         return 0;
-    /* kernels before 5.11 */
     long max = sysconf(_SC_OPEN_MAX);
-    for (long fd = 3; fd < max; fd++) {
+    for (long fd = first; fd < max; fd++) {
         int flags = fcntl((int)fd, F_GETFD);
         if (flags >= 0 && !(flags & FD_CLOEXEC) && fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC) != 0)
             return -1;
     }
     return 0;
+}
+
+static int job_cloexec_above_stdio(void)
+{
+    return job_cloexec_from(3);
 }
 
 /* The kernel's struct sigaction (glibc's wrapper refuses its own signals 32 and 33, which a

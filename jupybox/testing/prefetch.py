@@ -12,6 +12,7 @@ import sys
 import time
 
 from . import cache_dir
+from .kernels import debian_kernel
 from .rootfs import busybox_tarball, debian_tarball
 
 # (what, how): each returns a path, or None when its tool is missing (the tests then skip)
@@ -22,6 +23,7 @@ FIXTURES = [
     ("Debian + redis-server", lambda c: debian_tarball(c, include=("redis-server",))),
     ("Debian + python3-pip", lambda c: debian_tarball(c, include=("python3", "python3-pip"))),
     ("wheels of the environments' package index", lambda c: _env_wheels(c)),
+    ("Debian 11's kernel for the v2 guest's second boot", lambda c: debian_kernel(c)),
 ]
 
 

@@ -66,6 +66,8 @@ stage2() {
     $BB mkdir -p /dev/pts /dev/shm
     $BB mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts /dev/pts
     $BB mount -t tmpfs -o mode=1777 shm /dev/shm
+    # no udev here: /dev/fuse as Debian's udev rule leaves it (rootless fuse-overlayfs needs it)
+    [ -e /dev/fuse ] && $BB chmod 0666 /dev/fuse
     $BB hostname v2guest
     $BB ip link set lo up
     . /out/plan.sh

@@ -114,7 +114,7 @@ def test_line_verbs_need_a_project(jupybox_root):
 
 
 SCRIPT = textwrap.dedent("""\
-    import json, subprocess
+    import json, subprocess, time
     from IPython.testing.globalipapp import start_ipython
     from IPython.utils.capture import capture_output
     ip = start_ipython()
@@ -133,8 +133,13 @@ SCRIPT = textwrap.dedent("""\
     with capture_output() as cap:
         ip.run_cell_magic("compose", "-p addr -o urls", cell)
     urls = ip.user_ns["urls"]
-    page = subprocess.run(["busybox", "wget", "-q", "-O-", "http://" + urls["web"] + "/"], capture_output=True,
-                          text=True).stdout
+    deadline = time.monotonic() + 30  # up returns once httpd is exec'ed, maybe before it listens
+    while True:
+        page = subprocess.run(["busybox", "wget", "-q", "-O-", "http://" + urls["web"] + "/"],
+                              capture_output=True, text=True).stdout
+        if page or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     final = [o.data["text/html"] for o in cap.outputs if "text/html" in o.data][-1]
     with capture_output():
         ip.run_line_magic("compose", "down")

@@ -20,6 +20,7 @@ from jupybox.jupyter.chart import (  # noqa: E402
     Recorder,
     Series,
     render_png,
+    run_peak,
 )
 from jupybox.jupyter.display import JSONView, Summary, Table  # noqa: E402
 
@@ -148,3 +149,16 @@ def test_recorder_reads_the_containers_cgroup(jupybox_root, tmp_path):
     assert s.oom_at is None and rec.error is None
     assert len(frames) == len(s) and len(set(frames)) > 1
     live.close()
+
+
+def test_run_peak_is_the_kernels_else_the_samples_and_an_oom_kill_reached_the_limit():
+    """cgroup v2 before Linux 5.19 has no memory.peak: the chart's samples stand in, and an OOM kill
+    under memory.max means usage reached the limit (the v2 guest's 5.10 boot runs the real case)."""
+    sampled = Series(mem_peak=10 * MiB)
+    assert run_peak({"memory_peak": 50 * MiB}, sampled, False, 64 * MiB) == 50 * MiB
+    assert run_peak({"memory_peak": 50 * MiB}, sampled, True, 64 * MiB) == 50 * MiB  # the kernel's wins
+    assert run_peak({"memory_peak": None}, sampled, False, 64 * MiB) == 10 * MiB
+    assert run_peak({}, Series(), False, 64 * MiB) is None  # nothing measured: no "peak 0B"
+    assert run_peak({}, None, False, None) is None
+    assert run_peak({"memory_peak": None}, sampled, True, 64 * MiB) == 64 * MiB
+    assert run_peak({}, None, True, None) is None

@@ -48,7 +48,7 @@ def pytest_collection_finish(session):
     # and after, never as a process a test left behind; a thread waits for it
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="v2guest")
     for boot in selection.BOOTS:
-        if boot.name in names:
+        if boot.name in names and vm.boot_unavailable(boot) is None:
             _early[boot.name] = pool.submit(vm.finish, _boot(boot))
     pool.shutdown(wait=False)
 

@@ -54,6 +54,19 @@ def find_kernel() -> Kernel | None:
     return max(found, key=key) if found else None
 
 
+def old_kernel() -> Kernel | None:
+    """Debian 11's kernel (5.10) as ``make test-fixtures`` fetched it under the test cache
+    (jupybox.testing.kernels), or None if it was not fetched."""
+    from jupybox.testing import cache_dir
+    from jupybox.testing.kernels import cached_kernel
+
+    found = cached_kernel(cache_dir(create=False))
+    if found is None:
+        return None
+    version, image, modules = found
+    return Kernel(version, str(image), str(modules))
+
+
 def module_order(modules_dir: str, wanted=MODULES) -> list[tuple[str, str]]:
     """[(name, path relative to modules_dir)] of ``wanted`` and their dependencies, dependencies first
     (modules.dep lists each module's full set; builtin ones are not in it and need no loading)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from tests.v2guest import selection, vm
-from tests.v2guest.initramfs import find_kernel
 
 WHY_NOT = vm.unavailable()
 BOOTS = {b.name: b for b in selection.BOOTS}
@@ -55,9 +54,16 @@ def _booted(outcome: vm.Outcome) -> vm.Outcome:
     return outcome
 
 
+def _available(boot: str) -> None:
+    why = vm.boot_unavailable(BOOTS[boot])
+    if why is not None:
+        pytest.skip(f"no {boot} boot: {why}")
+
+
 def test_in_the_guest(request, boot, nodeid):
     if nodeid.startswith("collection failed: "):  # no boot for nothing
         pytest.fail(nodeid, pytrace=False)
+    _available(boot)
     outcome = request.getfixturevalue("outcome")
     rec = outcome.results.get(nodeid)
     if rec is None:
@@ -71,13 +77,15 @@ def test_in_the_guest(request, boot, nodeid):
                     pytrace=False)
 
 
-def test_the_guest_kernel_is_pure_v2(outcome):
-    s = _booted(outcome).summary
+def test_the_guest_kernel_is_pure_v2(request, boot):
+    _available(boot)
+    s = _booted(request.getfixturevalue("outcome")).summary
     # cgroup.controllers exists only at a cgroup2 root: /sys/fs/cgroup is one, with controllers
     assert {"cpu", "memory", "pids"} <= set(s["controllers"]), s
-    assert s["kernel"] == find_kernel().version
+    assert s["kernel"] == vm.boot_kernel(BOOTS[boot]).version
 
 
-def test_nothing_left_in_the_guest_cgroup_tree(outcome):
-    left = _booted(outcome).summary["left"]
+def test_nothing_left_in_the_guest_cgroup_tree(request, boot):
+    _available(boot)
+    left = _booted(request.getfixturevalue("outcome")).summary["left"]
     assert left == {}, f"cgroups left after the tests (with their processes): {left}"

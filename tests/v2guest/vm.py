@@ -25,7 +25,7 @@ from pathlib import Path
 from jupybox.image.host import host_binds, host_symlinks
 from jupybox.testing import cache_dir
 
-from tests.v2guest.initramfs import REPO, Kernel, find_kernel, initramfs
+from tests.v2guest.initramfs import REPO, Kernel, find_kernel, initramfs, old_kernel
 
 QEMU = "qemu-system-x86_64"
 GUEST_RUN = REPO / "tests" / "v2guest" / "guest_run.py"
@@ -50,6 +50,20 @@ def unavailable() -> str | None:
     if find_kernel() is None:
         return "no kernel with modules in /boot and /lib/modules (apt: linux-image-amd64)"
     return None
+
+
+def boot_unavailable(boot: "Boot") -> str | None:
+    """Why this boot cannot run here (a skip reason), or None."""
+    why = unavailable()
+    if why is None and boot_kernel(boot) is None:
+        why = ("Debian 11's kernel is not in the test cache (`make test-fixtures` fetches it: "
+               "jupybox.testing.kernels)")
+    return why
+
+
+def boot_kernel(boot: "Boot") -> Kernel | None:
+    """The kernel a boot runs: the host's Debian kernel package, or Debian 11's (``old``)."""
+    return old_kernel() if boot.kernel == "old" else find_kernel()
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,7 @@ class Boot:
     name: str
     nodeids: list[str]
     kernel_args: str = ""
+    kernel: str = "host"  # "host": /boot's linux-image-amd64; "old": Debian 11's 5.10 (boot_kernel)
     pytest_args: list[str] = field(default_factory=lambda: ["--timeout", "300"])
 
 
@@ -204,9 +219,9 @@ def start(boot: Boot, out: Path, timeout: float | None = None) -> Booting:
     ``out/qemu.log`` (no pipe: a caller's process holds nothing of it but the child)."""
     if timeout is None:
         timeout = float(os.environ.get("JUPYBOX_V2GUEST_TIMEOUT", DEFAULT_TIMEOUT))
-    kernel = find_kernel()
+    kernel = boot_kernel(boot)
     if kernel is None:
-        raise RuntimeError("no kernel (apt: linux-image-amd64)")
+        raise RuntimeError(f"no kernel for the {boot.name} boot: {boot_unavailable(boot)}")
     initrd = initramfs(kernel, cache_dir())
     out.mkdir(parents=True, exist_ok=True)
     job = {"nodeids": boot.nodeids, "pytest_args": boot.pytest_args, "results": "/out/results.jsonl",
