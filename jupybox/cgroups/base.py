@@ -188,6 +188,8 @@ class Cgroup(abc.ABC):
 
     def remove(self) -> None:
         """Kill leftovers, then rmdir in every hierarchy (sub-cgroups first); missing dirs are fine."""
+        if self._rmdir_if_empty():
+            return
         if not self.exists():
             return
         self.kill()
@@ -196,6 +198,21 @@ class Cgroup(abc.ABC):
             subdirs = [s for s, _, _ in os.walk(d, topdown=False)]  # deepest first, d itself last
             for sub in subdirs:
                 self._rmdir(sub, deadline)
+
+    def _rmdir_if_empty(self) -> bool:
+        """One rmdir per hierarchy: True when each went (or was gone). The usual case, a container
+        whose processes have all exited, costs no walk of the tree and no read of its process
+        lists (on v1 that is ~20 system calls fewer per container). A cgroup with a process or a
+        sub-cgroup refuses (EBUSY), and the full path takes over: a process is in our cgroup in
+        every hierarchy it was put in, so the hierarchies already removed held none."""
+        for d in self.dirs:
+            try:
+                _fs.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return False
+        return True
 
     def _rmdir(self, path: str, deadline: float) -> None:
         delay = 0.0005

@@ -26,9 +26,11 @@ from .rootfs import _locked
 
 OLD_SUITE = "bullseye"  # Debian 11, Linux 5.10
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-# deb.debian.org keeps a release until it is archived; then archive.debian.org has it (its Release
-# files are past their Valid-Until date, which apt then must be told to accept)
+# the host's own Debian mirror first (a machine may reach only its local one), then deb.debian.org,
+# which keeps a release until it is archived; then archive.debian.org has it (its Release files
+# are past their Valid-Until date, which apt then must be told to accept)
 MIRRORS = ("http://deb.debian.org/debian", "http://archive.debian.org/debian")
+SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 TOOLS = ("apt-get", "apt-cache", "dpkg-deb", "depmod")
 
 
@@ -69,7 +71,7 @@ def debian_kernel(cache: str | os.PathLike, suite: str = OLD_SUITE, timeout: flo
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{suite}-", dir=base.parent))
         try:
             errors = []
-            for mirror in MIRRORS:
+            for mirror in dict.fromkeys([*host_mirrors(), *MIRRORS]):
                 try:
                     deb, version = _download(tmp, mirror, suite, timeout)
                     break
@@ -87,6 +89,34 @@ def debian_kernel(cache: str | os.PathLike, suite: str = OLD_SUITE, timeout: flo
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return base
+
+
+def host_mirrors() -> list[str]:
+    """The Debian archive URIs the host's apt uses (one-line and deb822 sources; not the security
+    archive, which has no kernel of an old release's own)."""
+    files = []
+    for path in SOURCES:
+        if os.path.isdir(path):
+            files += sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith((".list", ".sources")))
+        elif os.path.isfile(path):
+            files.append(path)
+    found = []
+    for path in files:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if words[:1] == ["deb"]:
+                words = [w for w in words[1:] if not w.startswith("[") and not w.endswith("]")]
+                uris = words[:1]
+            elif words[:1] == ["URIs:"]:
+                uris = words[1:]
+            else:
+                continue
+            found += [u.rstrip("/") for u in uris if u.startswith("http") and "security" not in u]
+    return list(dict.fromkeys(found))
 
 
 def _download(tmp: Path, mirror: str, suite: str, timeout: float) -> tuple[Path, str]:

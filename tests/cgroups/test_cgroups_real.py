@@ -146,6 +146,38 @@ def test_remove_kills_and_removes_every_dir(real_driver, children):
     assert not any(os.path.exists(p) for p in real_driver.parent_dirs())
 
 
+def test_remove_of_an_emptied_cgroup_is_one_rmdir_per_hierarchy(real_driver, children, monkeypatch):
+    """The usual case (every process exited) neither walks the tree nor reads a process list; a
+    process in a sub-cgroup the container made still gets the full path: killed, then removed."""
+    from jupybox.cgroups import _fs
+
+    empty = real_driver.create("test-rm-empty")
+    with monkeypatch.context() as m:
+        def refused(*a, **k):
+            raise AssertionError("the tree was walked or read")
+
+        m.setattr(_fs, "read", refused)
+        m.setattr(_fs, "read_opt", refused)
+        m.setattr(os, "walk", refused)
+        empty.remove()
+    assert not any(os.path.exists(d) for d in empty.dirs)
+
+    nested = real_driver.create("test-rm-nested")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    children.append(sleeper)
+    nested.attach(sleeper.pid)
+    # in the last hierarchy in a sub-cgroup; in the others out of the container's cgroup (to its
+    # parent): their rmdirs succeed, the last one's is refused
+    inner = os.path.join(nested.dirs[-1], "inner")
+    _fs.mkdir(inner)
+    _fs.write(os.path.join(inner, "cgroup.procs"), str(sleeper.pid))
+    for d in nested.dirs[:-1]:
+        _fs.write(os.path.join(os.path.dirname(d), "cgroup.procs"), str(sleeper.pid))
+    nested.remove()
+    assert sleeper.wait(timeout=10) == -9
+    assert not any(os.path.exists(d) for d in nested.dirs)
+
+
 def test_create_twice_and_bad_names(real_driver):
     real_driver.create("test-dup")
     with pytest.raises(CgroupError, match="already exists"):

@@ -1,10 +1,10 @@
 """The v2 guest's boots, each run once per session, and their wall times in the terminal summary.
 
 When the session runs other tests too, the boots start as soon as the tests are collected and run
-beside the rest of the suite: the guest is CPU-bound emulation, and on a 2-vCPU VM about half of
-the suite's CPU time is idle (it waits on containers, kernels, servers), so most of the guest's
-1.5-2.5 minutes leave the suite's wall time. Its tests, at the end of the suite, then read the
-results. ``JUPYBOX_V2GUEST_EARLY=0`` boots when the first guest test needs it instead."""
+beside the rest of the suite: a guest is CPU-bound emulation, and on a 2-vCPU VM about half of
+the suite's CPU time is idle (it waits on containers, kernels, servers); qemu runs at the lowest
+priority (vm.NICE), so the guests take that idle time rather than the suite's. Their tests, at
+the end of the suite, then read the results. ``JUPYBOX_V2GUEST_EARLY=0`` boots when the first guest test needs it instead."""
 
 from __future__ import annotations
 

@@ -42,7 +42,9 @@ OLD_KERNEL = [
     _DELEGATED + "test_the_user_driver_is_the_delegation",
     _DELEGATED + "test_memory_limit_is_an_oom_kill",
     _DELEGATED + "test_pids_limit_holds_a_fork_bomb",
-    *CONTAINERS,
+    # the chart's sampler is left to the first boot: without memory.peak it reads what it reads
+    # there (memory.current), and its peak stands in for the kernel's (the magics' test checks it)
+    *(c for c in CONTAINERS if not c.startswith("tests/jupyter/test_chart.py")),
     # every mount nodev without mount_setattr: binds, volumes, tmpfs; an image's layers; rootless
     _DEVICES + "test_a_device_node_made_anywhere_cannot_be_opened",
     _DEVICES + "test_a_device_node_carried_by_an_image_cannot_be_opened",
