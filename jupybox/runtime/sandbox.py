@@ -65,8 +65,17 @@ def init_fd() -> int:
 _ERRORS = {126: CommandNotExecutable, 127: CommandNotFound}
 
 
+def _with_hint(msg: str) -> str:
+    """What the init's one line cannot know: fuse-overlayfs (a rootless root filesystem before
+    Linux 5.11) fails with "cannot mount: Permission denied" when /dev/fuse is closed to the user."""
+    if "fuse-overlayfs" in msg and "Permission denied" in msg and not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return (f"{msg} (/dev/fuse is not open to this user: Debian's udev rule makes it 0666; "
+                f"kernels before 5.11 need it for a rootless container's root filesystem)")
+    return msg
+
+
 def raise_failure(code: int, msg: str):
-    exc = _ERRORS.get(code, RuntimeFailure)(msg)
+    exc = _ERRORS.get(code, RuntimeFailure)(_with_hint(msg))
     exc.exit_code = code
     raise exc
 

@@ -286,6 +286,31 @@ def test_fuse_overlayfs_fallback(full_user, fuse_for_users):
     assert full_user.processes() == [], _cmdlines(full_user.processes())
 
 
+@pytest.fixture
+def fuse_for_root_only():
+    """/dev/fuse 0600, as on a machine without udev's rule. Put back as it was afterwards."""
+    st = os.stat("/dev/fuse")
+    os.chmod("/dev/fuse", 0o600)
+    try:
+        yield
+    finally:
+        os.chmod("/dev/fuse", st.st_mode & 0o7777)
+
+
+def test_fuse_overlayfs_without_dev_fuse_says_why(full_user, fuse_for_root_only):
+    """Seen in the v2 guest's 5.10 boot (no udev there): the failure names /dev/fuse, and leaves nothing."""
+    env = {"JUPYBOX_OVERLAY": "fuse-overlayfs"}
+    out = jb(full_user, "run", "--rm", "busybox", "true", env=env)
+    assert out.returncode == 125, out
+    assert "fuse-overlayfs" in out.stderr and "/dev/fuse is not open to this user" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert ok(jb(full_user, "ps", "-a", "-q", env=env)) == ""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and full_user.processes():
+        time.sleep(0.05)
+    assert full_user.processes() == [], _cmdlines(full_user.processes())
+
+
 def test_run_rm_through_the_users_own_service(user):
     """The store's service for a user: it runs as that user, in the user's store, and leaves when
     idle (after JUPYBOX_SERVICE_LINGER seconds, 0.5 for test users)."""
