@@ -247,9 +247,9 @@ def _summary(cap) -> str:
 def _kernel_has_a_peak() -> bool:
     """v1's memory.max_usage_in_bytes always; v2's memory.peak since Linux 5.19 (the v2 guest's
     second boot runs 5.10)."""
-    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        return True
-    return tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2]) >= (5, 19)
+    from jupybox.runtime.mode import kernel_at_least
+
+    return not os.path.exists("/sys/fs/cgroup/cgroup.controllers") or kernel_at_least(5, 19)
 
 
 def test_the_limit_the_peak_and_the_oom_kill_reach_the_result_and_the_summary(ip):

@@ -259,16 +259,20 @@ def test_build_and_run(user):
     ok(jb(user, "rmi", "rl-built"))
 
 
-@pytest.fixture
-def fuse_for_users():
-    """/dev/fuse usable by users, as Debian's udev rule makes it (0666); some machines have it 0600.
-    Put back as it was afterwards."""
+def _dev_fuse_mode(mode: int):
+    """/dev/fuse with ``mode`` for the test, put back as it was afterwards."""
     st = os.stat("/dev/fuse")
-    os.chmod("/dev/fuse", 0o666)
+    os.chmod("/dev/fuse", mode)
     try:
         yield
     finally:
         os.chmod("/dev/fuse", st.st_mode & 0o7777)
+
+
+@pytest.fixture
+def fuse_for_users():
+    """/dev/fuse usable by users, as Debian's udev rule makes it (0666); some machines have it 0600."""
+    yield from _dev_fuse_mode(0o666)
 
 
 def test_fuse_overlayfs_fallback(full_user, fuse_for_users):
@@ -288,13 +292,8 @@ def test_fuse_overlayfs_fallback(full_user, fuse_for_users):
 
 @pytest.fixture
 def fuse_for_root_only():
-    """/dev/fuse 0600, as on a machine without udev's rule. Put back as it was afterwards."""
-    st = os.stat("/dev/fuse")
-    os.chmod("/dev/fuse", 0o600)
-    try:
-        yield
-    finally:
-        os.chmod("/dev/fuse", st.st_mode & 0o7777)
+    """/dev/fuse 0600, as on a machine without udev's rule."""
+    yield from _dev_fuse_mode(0o600)
 
 
 def test_fuse_overlayfs_without_dev_fuse_says_why(full_user, fuse_for_root_only):

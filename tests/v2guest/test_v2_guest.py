@@ -54,8 +54,13 @@ def _booted(outcome: vm.Outcome) -> vm.Outcome:
     return outcome
 
 
+_WHY_NOT_BOOT: dict[str, str | None] = {}
+
+
 def _available(boot: str) -> None:
-    why = vm.boot_unavailable(BOOTS[boot])
+    if boot not in _WHY_NOT_BOOT:  # once per boot, not once per test
+        _WHY_NOT_BOOT[boot] = vm.boot_unavailable(BOOTS[boot])
+    why = _WHY_NOT_BOOT[boot]
     if why is not None:
         pytest.skip(f"no {boot} boot: {why}")
 
